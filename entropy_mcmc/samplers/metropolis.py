@@ -1,0 +1,137 @@
+"""The one Metropolis-Hastings path that every proposal kernel goes through (thesis eq. in section 1.3).
+
+A subclass implements `propose(state) -> Proposal`; `step` accepts with
+probability A = min(1, p(x') q(x|x') / (p(x) q(x'|x))), computed in log space as
+log A = U(x) - U(x') + log_correction. HMC passes the kinetic energy change as
+its correction. A non-finite log ratio or a non-finite candidate is a rejection
+flagged as divergent, never an exception.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Tuple
+
+import torch
+
+from ..targets.base import Target
+from .base import ChainState, Seed, StepInfo, TransitionKernel
+
+
+@dataclass
+class Proposal:
+    """A candidate state (energy, and gradient if the kernel needs it, evaluated) and its MH correction."""
+
+    state: ChainState
+    log_correction: torch.Tensor
+    num_grad_evals: int
+    extras: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _event_dims(x: torch.Tensor) -> Tuple[int, ...]:
+    return tuple(range(1, x.dim()))
+
+
+def select_chains(mask: torch.Tensor, new: ChainState, old: ChainState) -> ChainState:
+    """Per chain, the field of `new` where `mask` is true and of `old` elsewhere."""
+
+    def pick(a, b):
+        if a is None or b is None:
+            return None
+        m = mask.view(-1, *([1] * (a.dim() - 1)))
+        return torch.where(m, a, b)
+
+    return ChainState(pick(new.position, old.position), pick(new.energy, old.energy), pick(new.grad, old.grad))
+
+
+def broadcast_step_size(step_size: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A scalar or per-chain `[chains]` step size shaped to multiply `x` elementwise."""
+    s = torch.as_tensor(step_size).to(dtype=x.dtype, device=x.device)
+    if s.dim() == 0:
+        return s
+    if s.shape != x.shape[:1]:
+        raise ValueError(f"per-chain step size must have shape [{x.shape[0]}], got {list(s.shape)}")
+    return s.view(-1, *([1] * (x.dim() - 1)))
+
+
+class MetropolisHastingsKernel(TransitionKernel):
+    """Base of RWM, MALA, HMC and the learned sampler: a proposal plus the shared MH decision.
+
+    Args:
+        target: the `Target` to sample.
+        step_size: a float, or a `[chains]` tensor of per-chain step sizes.
+        seed: int or `torch.Generator` for reproducible draws.
+        divergence_threshold: an energy error -log A above this counts as a divergence.
+    """
+
+    needs_grad: bool = True
+
+    def __init__(self, target: Target, step_size=0.1, seed: Seed = None, divergence_threshold: float = 1000.0):
+        super().__init__(seed)
+        if not isinstance(target, Target):
+            raise ValueError(f"target must be an entropy_mcmc Target, got {type(target).__name__}")
+        self.target = target
+        self.step_size = step_size
+        self.divergence_threshold = divergence_threshold
+
+    @property
+    def step_size(self) -> torch.Tensor:
+        return self._step_size
+
+    @step_size.setter
+    def step_size(self, value) -> None:
+        s = torch.as_tensor(value, dtype=torch.float64) if not isinstance(value, torch.Tensor) else value.detach()
+        if s.dim() > 1 or not torch.all(torch.isfinite(s) & (s > 0)):
+            raise ValueError(f"step_size must be a positive finite scalar or a [chains] tensor, got {value!r}")
+        self._step_size = s
+
+    def evaluate(self, position: torch.Tensor) -> ChainState:
+        """A state at `position` with the energy (and gradient when `needs_grad`) evaluated."""
+        if self.needs_grad:
+            u, g = self.target.energy_and_grad(position)
+            return ChainState(position, u, g)
+        with torch.no_grad():
+            return ChainState(position, self.target.energy(position))
+
+    def init(self, position: torch.Tensor) -> ChainState:
+        self.target.validate(position)
+        if not torch.isfinite(position).all():
+            raise ValueError("initial position has non-finite entries")
+        self._ensure_generator(position)
+        state = self.evaluate(position.detach())
+        bad = ~torch.isfinite(state.energy)
+        if bad.any():
+            raise ValueError(f"initial energy is not finite for chains {bad.nonzero().flatten().tolist()[:10]}")
+        return state
+
+    def propose(self, state: ChainState) -> Proposal:
+        raise NotImplementedError
+
+    def step(self, state: ChainState) -> Tuple[ChainState, StepInfo]:
+        prop = self.propose(state)
+        cand = prop.state
+        log_ratio = state.energy - cand.energy + prop.log_correction
+        finite = torch.isfinite(log_ratio) & torch.isfinite(cand.position).flatten(1).all(1)
+        if cand.grad is not None:
+            finite &= torch.isfinite(cand.grad).flatten(1).all(1)
+        log_ratio = torch.where(finite, log_ratio, torch.full_like(log_ratio, -float("inf")))
+        accept_prob = torch.exp(torch.clamp(log_ratio, max=0.0))
+        u = self.rand(accept_prob.shape, accept_prob)
+        accepted = u < accept_prob
+        diverging = ~finite | (-log_ratio > self.divergence_threshold)
+        new_state = select_chains(accepted, cand, state)
+        info = StepInfo(accept_prob, accepted, diverging, prop.num_grad_evals, prop.extras)
+        return new_state, info
+
+
+def gaussian_log_density(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """log N(residual; 0, scale^2 I) summed over event dims, up to the constant -d/2 log 2pi."""
+    d = residual[0].numel()
+    return -0.5 * (residual / scale).pow(2).flatten(1).sum(1) - d * torch.log(scale).flatten()
+
+
+def sum_event(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).sum(1)
+
+
+__all__ = ["MetropolisHastingsKernel", "Proposal", "select_chains", "broadcast_step_size",
+           "gaussian_log_density", "sum_event"]

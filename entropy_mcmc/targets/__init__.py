@@ -1,0 +1,49 @@
+"""Targets: U(x) = -log p(x) over `[chains, *event]`, and a registry by name."""
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict
+
+from .base import Target
+from .funnel import Funnel
+from .gaussian import Gaussian, GaussianMixture, ill_conditioned_gaussian, strongly_correlated_gaussian
+from .logistic_regression import DATASETS, LogisticRegression, load_dataset
+
+
+def _mixture2():
+    import torch
+
+    return GaussianMixture(torch.tensor([[-2.0, 0.0], [2.0, 0.0]]), 0.5, name="mog2")
+
+
+_REGISTRY: Dict[str, Callable[[], Target]] = {
+    "icg50": lambda: ill_conditioned_gaussian(50),
+    "scg2": strongly_correlated_gaussian,
+    "funnel1-100": lambda: Funnel(100, 1.0),
+    "funnel3-20": lambda: Funnel(20, 3.0),
+    "mog2": _mixture2,
+    **{name: (lambda n=name: LogisticRegression.from_dataset(n)) for name in DATASETS},
+}
+
+
+def target_names():
+    """Names `get_target` accepts (plus the patterns `icg<d>` and `funnel<sigma>-<d>`)."""
+    return sorted(_REGISTRY)
+
+
+def get_target(name: str) -> Target:
+    """A target by registry name: icg50, scg2, funnel1-100, funnel3-20, mog2, german, australian, heart."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]()
+    m = re.fullmatch(r"funnel(\d+(?:\.\d+)?)-(\d+)", name)
+    if m:
+        return Funnel(int(m.group(2)), float(m.group(1)))
+    m = re.fullmatch(r"icg(\d+)", name)
+    if m:
+        return ill_conditioned_gaussian(int(m.group(1)))
+    raise ValueError(f"unknown target {name!r}; known targets: {', '.join(target_names())}, "
+                     "or the patterns icg<d> and funnel<sigma>-<d>")
+
+
+__all__ = ["Target", "Gaussian", "GaussianMixture", "Funnel", "LogisticRegression", "load_dataset",
+           "ill_conditioned_gaussian", "strongly_correlated_gaussian", "get_target", "target_names"]

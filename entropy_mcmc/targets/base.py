@@ -1,0 +1,78 @@
+"""The `Target` protocol: an energy U(x) = -log p(x) + const over a batch of chains."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+
+class Target:
+    """An unnormalized density p(x) ∝ exp(-U(x)) on positions of shape `[chains, *event_shape]`.
+
+    Subclasses implement `energy`; `energy_and_grad` uses autograd unless a
+    subclass supplies an analytic gradient. `mean` and `std`, when known, are
+    tensors of shape `event_shape` used by tests and benchmarks.
+    """
+
+    name: str = "target"
+
+    def __init__(self, event_shape: Sequence[int], mean: Optional[torch.Tensor] = None,
+                 std: Optional[torch.Tensor] = None):
+        self.event_shape = torch.Size(event_shape)
+        self.mean = mean
+        self.std = std
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.event_shape)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def energy_and_grad(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """U(x) of shape `[chains]` and dU/dx of the shape of x, by autograd."""
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            u = self.energy(x)
+            (g,) = torch.autograd.grad(u.sum(), x)
+        return u.detach(), g
+
+    def validate(self, x: torch.Tensor) -> torch.Tensor:
+        """Raise a `ValueError` naming the expected layout unless x is `[chains, *event_shape]` floating."""
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{self.name}: expected a torch.Tensor of shape [chains, {_fmt(self.event_shape)}], "
+                             f"got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"{self.name}: expected a float32 or float64 tensor, got dtype {x.dtype}")
+        if x.dim() != 1 + len(self.event_shape) or x.shape[1:] != self.event_shape:
+            raise ValueError(f"{self.name}: expected shape [chains, {_fmt(self.event_shape)}], got {list(x.shape)}")
+        return x
+
+    def sample(self, num: int, generator: Optional[torch.Generator] = None,
+               dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        """Exact samples, where the target has a sampler of its own."""
+        raise NotImplementedError(f"{self.name} has no exact sampler")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, event_shape={tuple(self.event_shape)})"
+
+
+def _fmt(shape) -> str:
+    return ", ".join(str(s) for s in shape)
+
+
+class CastCache:
+    """Holds a target's constant tensors and hands them out in the dtype and device of a query."""
+
+    def __init__(self, **tensors: torch.Tensor):
+        self._base = tensors
+        self._cache = {}
+
+    def get(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        key = (name, like.dtype, like.device)
+        t = self._cache.get(key)
+        if t is None:
+            t = self._base[name].to(dtype=like.dtype, device=like.device)
+            self._cache[key] = t
+        return t
