@@ -1,0 +1,82 @@
+"""Effective sample size and friends through ArviZ, and the efficiency figures the benchmarks report.
+
+All array inputs are draws `[chains, draws, *event]` (torch or numpy).
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import torch
+
+
+def _np(draws) -> np.ndarray:
+    if isinstance(draws, torch.Tensor):
+        draws = draws.detach().cpu().numpy()
+    draws = np.asarray(draws)
+    if draws.ndim < 2:
+        raise ValueError(f"expected draws [chains, draws, *event], got shape {draws.shape}")
+    if draws.ndim == 2:
+        draws = draws[..., None]
+    return draws.reshape(draws.shape[0], draws.shape[1], -1)
+
+
+def _per_dim(fn, draws, **kwargs) -> np.ndarray:
+    import arviz as az
+
+    x = _np(draws)
+    ds = az.convert_to_dataset({"x": x})
+    return np.asarray(fn(ds, **kwargs)["x"].values, dtype=np.float64).reshape(-1)
+
+
+def ess(draws, method: str = "bulk") -> np.ndarray:
+    """ESS per dimension (ArviZ; `method` is 'bulk', 'tail', 'mean', ...), flattened over the event."""
+    import arviz as az
+
+    return _per_dim(az.ess, draws, method=method)
+
+
+def rhat(draws) -> np.ndarray:
+    """Rank-normalized split R-hat per dimension (ArviZ)."""
+    import arviz as az
+
+    return _per_dim(az.rhat, draws)
+
+
+def mcse(draws, method: str = "mean") -> np.ndarray:
+    """Monte Carlo standard error per dimension (ArviZ)."""
+    import arviz as az
+
+    return _per_dim(az.mcse, draws, method=method)
+
+
+def expected_squared_jump(draws) -> float:
+    """Mean of |x_{t+1} - x_t|^2 over chains and steps."""
+    x = _np(draws)
+    return float(np.mean(np.sum(np.diff(x, axis=1) ** 2, axis=-1)))
+
+
+def efficiency(result, draws=None) -> Dict[str, float]:
+    """Min-over-dimensions ESS (bulk and tail) and its rates for a `SampleResult`.
+
+    ESS/MH divides by every MH step taken while sampling (chains x steps), ESS/grad by
+    every gradient evaluation while sampling, ESS/s by sampling time and, for `ess_per_s_total`,
+    by warmup plus sampling.
+    """
+    x = result.draws if draws is None else draws
+    bulk, tail = ess(x, "bulk"), ess(x, "tail")
+    min_bulk, min_tail = float(np.min(bulk)), float(np.min(tail))
+    steps = result.num_steps * result.num_chains
+    grads = result.num_grad_evals * result.num_chains
+    return {
+        "min_ess_bulk": min_bulk,
+        "min_ess_tail": min_tail,
+        "ess_per_mh": min_bulk / steps,
+        "ess_per_grad": min_bulk / grads if grads else float("nan"),
+        "ess_per_s": min_bulk / result.sampling_time,
+        "ess_per_s_total": min_bulk / result.total_time,
+        "max_rhat": float(np.max(rhat(x))),
+        "acceptance": result.acceptance_rate,
+        "esjd": expected_squared_jump(x),
+        "divergences": result.num_divergences,
+    }
