@@ -83,10 +83,14 @@ class StepSizeAdaptation(TransitionKernel):
         target_accept: the acceptance rate to reach (Stan's delta).
         per_chain: one step size per chain instead of one shared step size.
         adapt_mass_matrix: also adapt a diagonal `inv_mass` (kernels that have one, i.e. HMC).
+        gamma: dual-averaging shrinkage; default 0.05 (Stan) for a shared step size and 0.2 per
+            chain, where the single-chain acceptance is noisy and the fluctuating iterate would
+            otherwise average to a step size that overshoots the target acceptance.
     """
 
     def __init__(self, kernel: TransitionKernel, target_accept: float = 0.8, per_chain: bool = False,
-                 adapt_mass_matrix: bool = False, gamma: float = 0.05, t0: float = 10.0, kappa: float = 0.75):
+                 adapt_mass_matrix: bool = False, gamma: Optional[float] = None, t0: float = 10.0,
+                 kappa: float = 0.75):
         super().__init__()
         if not hasattr(kernel, "step_size"):
             raise ValueError(f"{type(kernel).__name__} has no step_size to adapt")
@@ -98,6 +102,7 @@ class StepSizeAdaptation(TransitionKernel):
         self.target_accept = target_accept
         self.per_chain = per_chain
         self.adapt_mass_matrix = adapt_mass_matrix
+        gamma = (0.2 if per_chain else 0.05) if gamma is None else gamma
         self._da_args = dict(gamma=gamma, t0=t0, kappa=kappa)
         self.adapting = True
         self._da: Optional[DualAveraging] = None

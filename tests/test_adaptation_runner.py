@@ -1,0 +1,150 @@
+"""Step-size adaptation, mass matrix, gradient counts, seeds, dtypes and the runner's outputs."""
+import numpy as np
+import pytest
+import torch
+
+from entropy_mcmc.samplers import HMC, MALA, RandomWalkMetropolis, StepSizeAdaptation, sample
+from entropy_mcmc.samplers.adaptation import mass_matrix_windows
+from entropy_mcmc.targets import Gaussian, ill_conditioned_gaussian
+
+
+def icg10():
+    return ill_conditioned_gaussian(10, 1e-1, 1e1)
+
+
+def spread_gaussian():
+    """Variances in [0.5, 2]: HMC's acceptance is monotone in the step size here (on icg10 it is not,
+    fixed-length leapfrog resonates with some of its scales)."""
+    return Gaussian(torch.zeros(10), torch.diag(torch.linspace(0.5, 2, 10)))
+
+
+@pytest.mark.parametrize("make,target_accept,per_chain,make_target", [
+    (lambda t: RandomWalkMetropolis(t, 1.0), 0.3, False, icg10),
+    (lambda t: MALA(t, 1.0), 0.574, False, icg10),
+    (lambda t: MALA(t, 0.01), 0.7, True, icg10),
+    (lambda t: HMC(t, 0.05, 5), 0.8, False, spread_gaussian),
+    (lambda t: HMC(t, 0.05, 5), 0.65, True, spread_gaussian),
+])
+def test_adaptation_reaches_target_acceptance(make, target_accept, per_chain, make_target):
+    t = make_target()
+    k = StepSizeAdaptation(make(t), target_accept=target_accept, per_chain=per_chain)
+    res = sample(k, t.sample(128, torch.Generator().manual_seed(0)), 400, num_warmup=600, progress=False, seed=0)
+    assert abs(res.acceptance_rate - target_accept) < 0.05
+    s = k.step_size
+    assert s.shape == ((128,) if per_chain else ())
+    # frozen after warmup: the recorded step size is constant over draws
+    assert torch.all(res.stats["step_size"] == res.stats["step_size"][:, :1])
+    if per_chain:
+        per = res.stats["acceptance_prob"].mean(1)
+        assert per.std() < 0.1
+
+
+def test_mass_matrix_adaptation_learns_variances():
+    t = ill_conditioned_gaussian(6, 1e-2, 1e2)
+    k = StepSizeAdaptation(HMC(t, 0.01, 10), target_accept=0.8, adapt_mass_matrix=True)
+    sample(k, t.sample(64, torch.Generator().manual_seed(1)), 50, num_warmup=500, progress=False, seed=1)
+    ratio = k.kernel.inv_mass / t.std.pow(2)
+    assert torch.all((ratio > 0.7) & (ratio < 1.4)), ratio
+    # with a good mass matrix a much larger step size is found
+    assert float(k.step_size) > 0.5
+
+
+def test_mass_matrix_windows_follow_stan_schedule():
+    assert mass_matrix_windows(1000) == [(75, 100), (100, 150), (150, 250), (250, 450), (450, 950)]
+    w = mass_matrix_windows(100)
+    assert w[0][0] == 15 and w[-1][1] == 90
+    assert mass_matrix_windows(10) == []
+
+
+class CountingGaussian(Gaussian):
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.grad_calls = 0
+        self.energy_calls = 0
+
+    def energy_and_grad(self, x):
+        self.grad_calls += 1
+        return super().energy_and_grad(x)
+
+    def energy(self, x):
+        self.energy_calls += 1
+        return super().energy_and_grad(x)[0]
+
+
+@pytest.mark.parametrize("make,per_step", [(lambda t: RandomWalkMetropolis(t, 0.5), 0),
+                                          (lambda t: MALA(t, 0.5), 1), (lambda t: HMC(t, 0.3, 7), 7)])
+def test_gradient_counts_are_exact(make, per_step):
+    t = CountingGaussian(torch.zeros(2), torch.eye(2))
+    res = sample(make(t), torch.zeros(5, 2), 30, num_warmup=20, thin=2, progress=False)
+    assert res.num_grad_evals == per_step * 60 and res.num_grad_evals_warmup == per_step * 20
+    assert t.grad_calls == (per_step * 80 + 1 if per_step else 0)
+    if per_step == 0:
+        assert t.energy_calls == 81
+
+
+@pytest.mark.parametrize("make", [lambda t: RandomWalkMetropolis(t, 0.5), lambda t: MALA(t, 0.5),
+                                  lambda t: StepSizeAdaptation(HMC(t, 0.3, 3), adapt_mass_matrix=True)])
+def test_same_seed_same_draws_bitwise(make):
+    t = icg10()
+    x = torch.zeros(16, 10)
+    a = sample(make(t), x, 40, num_warmup=30, progress=False, seed=123)
+    b = sample(make(t), x, 40, num_warmup=30, progress=False, seed=123)
+    c = sample(make(t), x, 40, num_warmup=30, progress=False, seed=124)
+    assert torch.equal(a.draws, b.draws)
+    assert not torch.equal(a.draws, c.draws)
+
+
+def test_generator_and_seed_in_constructor():
+    t = icg10()
+    x = torch.zeros(4, 10)
+    a = sample(MALA(t, 0.3, seed=7), x, 20, progress=False)
+    b = sample(MALA(t, 0.3, seed=torch.Generator().manual_seed(7)), x, 20, progress=False)
+    assert torch.equal(a.draws, b.draws)
+
+
+def test_float64_end_to_end_and_result_shapes():
+    t = icg10()
+    res = sample(StepSizeAdaptation(MALA(t, 0.5)), torch.zeros(6, 10, dtype=torch.float64), 25, num_warmup=10,
+                 thin=3, progress=False, seed=0)
+    assert res.draws.dtype == torch.float64 and res.draws.shape == (6, 25, 10)
+    for name in ("acceptance_prob", "accepted", "diverging", "energy", "step_size"):
+        assert res.stats[name].shape == (6, 25)
+    assert res.num_steps == 75 and res.warmup_time > 0 and res.sampling_time > 0
+    assert res.kernel_name == "StepSizeAdaptation(MALA)"
+
+
+def test_to_arviz_and_summary():
+    t = icg10()
+    res = sample(HMC(t, 0.2, 5), t.sample(4, torch.Generator().manual_seed(0)), 50, progress=False, seed=0)
+    idata = res.to_arviz()
+    assert idata.posterior["x"].shape == (4, 50, 10)
+    for name in ("acceptance_rate", "step_size", "energy", "diverging", "lp"):
+        assert name in idata.sample_stats
+    # HMC reports the Hamiltonian as energy, lp is minus the potential
+    np.testing.assert_allclose(idata.sample_stats["lp"].values, -res.stats["potential_energy"].numpy())
+    table = res.summary()
+    assert list(table.index[:2]) == ["x[0]", "x[1]"] and "ess_bulk" in table and "r_hat" in table
+
+
+def test_bad_inputs_raise_clear_errors():
+    t = icg10()
+    with pytest.raises(ValueError, match=r"expected shape \[chains, 10\]"):
+        MALA(t, 0.1).init(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        MALA(t, 0.1).init(torch.zeros(4, 10, dtype=torch.int64))
+    with pytest.raises(ValueError, match="non-finite"):
+        MALA(t, 0.1).init(torch.full((4, 10), float("nan")))
+    with pytest.raises(ValueError, match="step_size"):
+        MALA(t, -1.0)
+    with pytest.raises(ValueError, match="per-chain step size"):
+        MALA(t, torch.ones(3)).step(MALA(t, 0.1).init(torch.zeros(4, 10)))
+    with pytest.raises(ValueError, match="num_steps"):
+        HMC(t, 0.1, 0)
+    with pytest.raises(ValueError, match="inv_mass"):
+        HMC(t, 0.1, 3, inv_mass=torch.ones(3))
+    with pytest.raises(ValueError, match="target_accept"):
+        StepSizeAdaptation(MALA(t, 0.1), target_accept=1.5)
+    with pytest.raises(ValueError, match="num_draws"):
+        sample(MALA(t, 0.1), torch.zeros(2, 10), 0)
+    with pytest.raises(ValueError, match="Target"):
+        MALA(lambda x: x, 0.1)
