@@ -7,7 +7,10 @@ from .mala import MALA
 from .metropolis import MetropolisHastingsKernel, Proposal
 from .runner import SampleResult, sample
 from .rwm import RandomWalkMetropolis
+from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig, train_sampler
 
 __all__ = ["TransitionKernel", "ChainState", "StepInfo", "MetropolisHastingsKernel", "Proposal",
            "RandomWalkMetropolis", "MALA", "HMC", "UnadjustedLangevin", "StepSizeAdaptation", "DualAveraging",
            "sample", "SampleResult"]
+__all__ += ["LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "AdaptiveMALA", "TrainConfig",
+            "train_sampler"]

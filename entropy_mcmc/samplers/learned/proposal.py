@@ -1,0 +1,200 @@
+"""Proposal models with a tractable density both ways: the learned sampler of thesis section 4.3 and its ablations.
+
+A `ProposalModel` maps a base draw z0 ~ N(0, I) at x to a move x' and returns
+log q(x'|x); it evaluates log q(x|x') for the reverse move; and it reports
+log|dx'/dz0|, whose expectation plus the base entropy d/2 log(2 pi e) is the proposal
+entropy H(X'|X = x) (eq. 4.4). The same code serves sampling (detached target
+gradients, no autograd) and training (differentiable target gradients), so the
+density the sampler accepts with is the density the trainer optimizes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from .flow import CouplingFlow, GradFn, checkerboard_masks, random_masks
+from .networks import StepIndexedMLP, squash
+
+VARIANTS = ("full", "no_grad", "langevin")
+
+
+@dataclass
+class Move:
+    """A proposed move from x (all tensors have the batch as leading dim, positions flattened to `[B, d]`)."""
+
+    x_new: torch.Tensor
+    log_q: torch.Tensor          # log q(x_new | x), with all constants
+    log_det: torch.Tensor        # log |dx_new / dz0|: H(q(.|x)) = d/2 log(2 pi e) + E[log_det]
+    z0: torch.Tensor
+    num_grad_evals: int
+    aux: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def log_normal(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) per row, with the 2 pi constant."""
+    return -0.5 * (z * z).sum(1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
+
+
+def base_entropy(dim: int) -> float:
+    """Entropy of N(0, I_d) in nats."""
+    return 0.5 * dim * (1.0 + math.log(2 * math.pi))
+
+
+def _eps(eps, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """eps as a `[B, 1]`-broadcastable tensor and d log eps per chain `[B]`."""
+    e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
+    if e.dim() == 1:
+        if e.shape[0] != x.shape[0]:
+            raise ValueError(f"per-chain eps must have shape [{x.shape[0]}], got {list(e.shape)}")
+        e = e[:, None]
+    elif e.dim() > 1:
+        raise ValueError("eps must be a scalar or a [chains] tensor")
+    log_scale = (x.shape[1] * torch.log(e)).reshape(-1).expand(x.shape[0])
+    return e, log_scale
+
+
+class ProposalModel(nn.Module):
+    """Interface shared by `LearnedProposal` and `AdaptiveMALAProposal`.
+
+    `needs_grad_at_x`: whether the move uses dU(x) (and the reverse dU(x')); the kernel
+    then caches the gradient in its state, so it costs one evaluation per step.
+    `grad_evals(forward)`: target-gradient evaluations of one forward move (or one reverse density).
+    """
+
+    kind: str = "base"
+    needs_grad_at_x: bool = False
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    @property
+    def eps(self) -> float:
+        return self.config.eps
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def grad_evals(self) -> int:
+        raise NotImplementedError
+
+    def forward_move(self, x: torch.Tensor, grad_x: Optional[torch.Tensor], z0: torch.Tensor, eps,
+                     grad_fn: Optional[GradFn]) -> Move:
+        raise NotImplementedError
+
+    def log_density(self, x: torch.Tensor, grad_x: Optional[torch.Tensor], x_new: torch.Tensor, eps,
+                    grad_fn: Optional[GradFn], z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """log q(x_new | x); `z` optionally gives the exact displacement variable of the move."""
+        raise NotImplementedError
+
+    def reverse_log_density(self, move: Move, x: torch.Tensor, grad_x_new: Optional[torch.Tensor], eps,
+                            grad_fn: Optional[GradFn]) -> torch.Tensor:
+        """log q(x | x_new) for a move made by `forward_move` from x."""
+        return self.log_density(move.x_new, grad_x_new, x, eps, grad_fn)
+
+    def describe(self) -> Dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self.config)}
+
+
+@dataclass
+class LearnedProposalConfig:
+    """Architecture of the learned sampler (Table C.1 gives width and steps per target).
+
+    variant: "full" (eqs. 4.1-4.3), "no_grad" (appendix C.1 variant 1: target gradient off,
+        a RealNVP conditioned on x) or "langevin" (variant 2: Langevin with learned noise).
+    mask: "random" (one random half-mask per z-update step, drawn with `mask_seed`) or
+        "checkerboard" (fixed, for image-shaped event shapes).
+    """
+
+    dim: int
+    event_shape: Sequence[int] = ()
+    width: int = 128
+    num_steps: int = 1
+    depth: int = 5
+    eps: float = 0.1
+    variant: str = "full"
+    mask: str = "random"
+    mask_seed: int = 0
+    squash_inputs: bool = True
+
+    def __post_init__(self):
+        self.event_shape = tuple(int(s) for s in self.event_shape) or (int(self.dim),)
+        if math.prod(self.event_shape) != self.dim:
+            raise ValueError(f"event_shape {self.event_shape} does not have {self.dim} elements")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.mask not in ("random", "checkerboard"):
+            raise ValueError(f"mask must be 'random' or 'checkerboard', got {self.mask!r}")
+        if not self.eps > 0:
+            raise ValueError(f"eps must be positive, got {self.eps!r}")
+
+
+class LearnedProposal(ProposalModel):
+    """The proposal x' = x + eps z, z = f(z0; x, U) of thesis section 4.3, or one of its C.1 ablations.
+
+    log q(x'|x) = log N(z0) - log|dz^N/dz^0| - d log eps (change of variables, eqs. 4.3-4.4);
+    the reverse density inverts the coupling stack at x' on z_rev = -z. With every network
+    output at zero, "full" and "langevin" are exactly MALA with step eps, and "no_grad"
+    is a random walk with step eps.
+
+    Variant "langevin" (appendix C.1): x' = x + eps z - eps^2/2 dU(x) exp(S(x)) + T(x) with
+    z = f(z0; x) from the gradient-free flow and S, T an MLP of x.
+    """
+
+    kind = "learned"
+
+    def __init__(self, config: LearnedProposalConfig):
+        super().__init__(config)
+        c = config
+        if c.mask == "checkerboard":
+            masks = checkerboard_masks(c.event_shape, c.num_steps)
+        else:
+            masks = random_masks(c.dim, c.num_steps, torch.Generator().manual_seed(c.mask_seed))
+        self.flow = CouplingFlow(c.dim, c.num_steps, c.width, masks, c.depth, use_grad=c.variant == "full",
+                                 squash_inputs=c.squash_inputs)
+        self.drift = StepIndexedMLP(c.dim, 2 * c.dim, c.width, 1, c.depth) if c.variant == "langevin" else None
+        self.needs_grad_at_x = c.variant == "langevin"
+
+    def grad_evals(self) -> int:
+        # full: 2N per pass; langevin: dU(x) and dU(x') come from the kernel's cached states
+        return self.flow.grad_evals_per_pass
+
+    def _drift(self, x: torch.Tensor, grad_x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """-eps^2/2 dU(x) exp(S(x)) + T(x) (variant 2)."""
+        s, t = self.drift(squash(x) if self.config.squash_inputs else x).chunk(2, 1)
+        return -0.5 * eps * eps * grad_x * torch.exp(s) + t
+
+    def forward_move(self, x, grad_x, z0, eps, grad_fn) -> Move:
+        e, d_log_eps = _eps(eps, x)
+        eps_half = e / (2 * self.config.num_steps)
+        z, logdet = self.flow(z0, x, eps_half, grad_fn)
+        x_new = x + e * z
+        if self.drift is not None:
+            x_new = x_new + self._drift(x, grad_x, e)
+        log_det = logdet + d_log_eps
+        return Move(x_new, log_normal(z0) - log_det, log_det, z0, self.grad_evals(), {"z": z})
+
+    def log_density(self, x, grad_x, x_new, eps, grad_fn, z=None) -> torch.Tensor:
+        e, d_log_eps = _eps(eps, x)
+        if z is None:
+            delta = x_new - x
+            if self.drift is not None:
+                delta = delta - self._drift(x, grad_x, e)
+            z = delta / e
+        z0, logdet = self.flow.inverse(z, x, e / (2 * self.config.num_steps), grad_fn)
+        return log_normal(z0) - logdet - d_log_eps
+
+    def reverse_log_density(self, move, x, grad_x_new, eps, grad_fn) -> torch.Tensor:
+        # x = x' + eps * (-z) exactly in the full and no-gradient variants (thesis: f^{-1}(-z; x + z))
+        z = -move.aux["z"] if self.drift is None else None
+        return self.log_density(move.x_new, grad_x_new, x, eps, grad_fn, z=z)
+
+
+__all__ = ["ProposalModel", "LearnedProposal", "LearnedProposalConfig", "Move", "log_normal", "base_entropy",
+           "VARIANTS"]

@@ -1,0 +1,253 @@
+"""Training of a proposal model by the proposal-entropy objective (thesis eqs. 4.4-4.5, appendix C.2).
+
+For x from the target (exact samples where the target has them, else a bootstrap buffer
+that the sampler itself keeps updating) and one z0 ~ N(0, I) per x, maximize
+
+    L(x) = min(0, log A(x, x')) + beta * log|dz^N/dz^0|,
+    log A = U(x) - U(x') + log q(x|x') - log q(x'|x).
+
+The sign of the entropy term follows from eq. 4.4: H(X'|X = x) = H(z0) + E log|dz^N/dz^0|
+(+ d log eps), so maximizing acceptance times exp(beta H) adds +beta log|det| (the printed
+eq. 4.5 has a minus sign). beta is adapted multiplicatively toward a target acceptance
+rate (Titsias & Dellaportas 2019): log beta += beta_lr * (mean acceptance - target).
+Gradients flow through the target gradients inside the flow (no stop-gradient). Adam
+(0.9, 0.999), gradient clipping at L2 norm 10, cosine learning-rate schedule from `lr`
+to `min_lr`.
+
+`objective="l2"` maximizes the expected squared jump E[A(x, x') |x' - x|^2] instead
+(the L2HMC objective, for the contrast of Figure 4.1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import torch
+
+from ...targets.base import Target
+from ..adaptation import StepSizeAdaptation
+from ..mala import MALA
+from .kernel import LearnedSampler, TargetFunctions, propose_move, save_proposal
+from .proposal import LearnedProposal, LearnedProposalConfig, ProposalModel, base_entropy
+
+OBJECTIVES = ("entropy", "l2")
+
+
+@dataclass
+class TrainConfig:
+    """Optimization settings (Table C.1 gives lr, min_lr and target_accept per target).
+
+    sample_source: "exact" (fresh target samples each step), "bootstrap" (a buffer of
+        `buffer_size` chains moved by the sampler after every step; appendix C.2 uses a
+        buffer as large as the batch), or "auto" (exact when the target can sample).
+    buffer_init_steps: MALA steps (step size adapted to acceptance 0.6) that take the
+        bootstrap buffer from `init` to the typical set before training starts.
+    beta_init, beta_lr: starting beta and the log-space adaptation rate.
+    """
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    target_accept: float = 0.9
+    objective: str = "entropy"
+    beta_init: float = 0.01
+    beta_lr: float = 0.05
+    clip_norm: float = 10.0
+    adam_betas: tuple = (0.9, 0.999)
+    sample_source: str = "auto"
+    buffer_size: Optional[int] = None
+    buffer_init_steps: int = 500
+    stop_gradient: bool = False
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.sample_source not in ("auto", "exact", "bootstrap"):
+            raise ValueError(f"sample_source must be 'auto', 'exact' or 'bootstrap', got {self.sample_source!r}")
+        if not 0.0 < self.target_accept < 1.0:
+            raise ValueError(f"target_accept must lie in (0, 1), got {self.target_accept!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if not self.beta_init > 0:
+            raise ValueError("beta_init must be positive")
+        self.adam_betas = tuple(self.adam_betas)
+
+
+@dataclass
+class TrainResult:
+    """The trained model, its per-step history and timings; `kernel(target)` makes it a sampler."""
+
+    model: ProposalModel
+    config: TrainConfig
+    history: Dict[str, List[float]]
+    train_time: float
+    sample_source: str
+    skipped_steps: int = 0
+    target_name: str = ""
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    def kernel(self, target: Target, seed=None) -> LearnedSampler:
+        return LearnedSampler(target, self.model, seed=seed)
+
+    @property
+    def final(self) -> Dict[str, float]:
+        """Means over the last 10% of steps of acceptance, beta and proposal entropy."""
+        n = max(1, len(self.history["accept"]) // 10)
+        return {k: float(sum(v[-n:]) / n) for k, v in self.history.items() if k in ("accept", "beta", "entropy",
+                                                                                     "loss", "esjd")}
+
+    def save(self, path: Union[str, Path], **meta) -> None:
+        save_proposal(path, self.model, target=self.target_name, train_config=dataclasses.asdict(self.config),
+                      history=self.history, train_time=self.train_time, skipped_steps=self.skipped_steps,
+                      sample_source=self.sample_source, **meta)
+
+
+def _has_exact_sampler(target: Target) -> bool:
+    try:
+        target.sample(1, torch.Generator().manual_seed(0))
+        return True
+    except NotImplementedError:
+        return False
+
+
+def warm_buffer(target: Target, init: torch.Tensor, steps: int, seed: int = 0) -> torch.Tensor:
+    """Move `init` toward the typical set with `steps` MALA steps whose step size adapts to acceptance 0.6."""
+    if steps <= 0:
+        return init
+    kernel = StepSizeAdaptation(MALA(target, 0.01, seed=seed), target_accept=0.6, per_chain=True)
+    state = kernel.init(init)
+    kernel.start_warmup(steps)
+    for _ in range(steps):
+        state, _ = kernel.step(state)
+    return state.position
+
+
+def default_init(target: Target, num: int, generator: torch.Generator, dtype) -> torch.Tensor:
+    """Stan's default: uniform on [-2, 2] in every coordinate."""
+    shape = (num,) + tuple(target.event_shape)
+    return (4.0 * torch.rand(shape, generator=generator, dtype=torch.float64) - 2.0).to(dtype)
+
+
+def train_sampler(target: Target, model: Optional[ProposalModel] = None, config: Optional[TrainConfig] = None,
+                  model_config: Optional[LearnedProposalConfig] = None, seed: int = 0, progress: bool = True,
+                  init: Optional[torch.Tensor] = None,
+                  callback: Optional[Callable[[int, Dict[str, float], ProposalModel], None]] = None) -> TrainResult:
+    """Train a proposal model on `target` (eqs. 4.4-4.5) and return it with its history.
+
+    Args:
+        target: the target to train on.
+        model: a `ProposalModel` to train (e.g. `AdaptiveMALAProposal` for the linear
+            baseline); by default a `LearnedProposal` built from `model_config`.
+        config: a `TrainConfig` (defaults: ICG-like settings, see `presets.preset`).
+        seed: seeds the model's initial weights, the masks' draw is in `model_config.mask_seed`.
+        progress: a tqdm bar with acceptance, beta and proposal entropy (shown on terminals).
+        init: starting positions of the bootstrap buffer (default: uniform on [-2, 2]).
+        callback: called as `callback(step, record, model)` after every step.
+    """
+    cfg = config or TrainConfig()
+    dtype = getattr(torch, cfg.dtype)
+    if model is None:
+        mc = model_config or LearnedProposalConfig(target.dim, tuple(target.event_shape))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = LearnedProposal(mc)
+    if model.dim != target.dim:
+        raise ValueError(f"model dimension {model.dim} does not match the target's {target.dim}")
+    model.to(dtype).train().requires_grad_(True)
+    gen = torch.Generator().manual_seed(seed + 1)
+    fns = TargetFunctions(target, differentiable=True, stop_gradient=cfg.stop_gradient)
+    plain = TargetFunctions(target, differentiable=False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.adam_betas)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.min_lr)
+
+    source = cfg.sample_source
+    if source == "auto":
+        source = "exact" if _has_exact_sampler(target) else "bootstrap"
+    t_start = time.perf_counter()
+    buffer = None
+    if source == "bootstrap":
+        n = cfg.buffer_size or cfg.batch_size
+        start = init if init is not None else default_init(target, n, gen, dtype)
+        buffer = warm_buffer(target, start.to(dtype), cfg.buffer_init_steps, seed).reshape(n, -1)
+        if buffer.shape[0] != cfg.batch_size:
+            raise ValueError("the bootstrap buffer must hold batch_size chains (appendix C.2)")
+
+    d = target.dim
+    h0 = base_entropy(d)
+    log_beta = math.log(cfg.beta_init)
+    hist: Dict[str, List[float]] = {k: [] for k in ("accept", "beta", "entropy", "loss", "esjd", "grad_norm",
+                                                    "lr", "time")}
+    skipped = 0
+    bar = None
+    steps = range(cfg.steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(steps, desc=f"train {target.name}", disable=None, dynamic_ncols=True)
+        steps = bar
+    for step in steps:
+        if source == "exact":
+            x = target.sample(cfg.batch_size, gen, dtype=dtype).reshape(cfg.batch_size, -1)
+        else:
+            x = buffer
+        with torch.no_grad():
+            if model.needs_grad_at_x:
+                u_x, g_x = plain.energy_and_grad(x)
+            else:
+                u_x, g_x = plain.energy(x), None
+        z0 = torch.randn(x.shape, generator=gen, dtype=dtype)
+        r = propose_move(model, x, g_x, z0, model.eps, fns)
+        log_ratio = u_x - r.energy_new + r.log_correction
+        finite = torch.isfinite(log_ratio) & torch.isfinite(r.move.log_det)
+        log_a = torch.clamp(log_ratio, max=0.0)
+        jump = (r.move.x_new - x).pow(2).sum(1)
+        if cfg.objective == "entropy":
+            per_x = log_a + math.exp(log_beta) * r.move.log_det
+        else:
+            per_x = torch.exp(log_a) * jump
+        n_ok = int(finite.sum())
+        objective = torch.where(finite, per_x, torch.zeros_like(per_x)).sum() / max(n_ok, 1)
+        opt.zero_grad(set_to_none=True)
+        (-objective).backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+        if n_ok > 0 and torch.isfinite(grad_norm):
+            opt.step()
+        else:
+            skipped += 1
+        sched.step()
+
+        with torch.no_grad():
+            acc = torch.where(finite, torch.exp(log_a), torch.zeros_like(log_a))
+            acc_mean = float(acc.mean())
+            if cfg.objective == "entropy":
+                log_beta += cfg.beta_lr * (acc_mean - cfg.target_accept)
+            if buffer is not None:
+                take = torch.rand(acc.shape, generator=gen, dtype=dtype) < acc
+                buffer = torch.where(take[:, None], r.move.x_new.detach(), buffer)
+            ld = r.move.log_det.detach()
+            entropy = h0 + float(ld[torch.isfinite(ld)].mean()) if torch.isfinite(ld).any() else float("nan")
+            rec = {"accept": acc_mean, "beta": math.exp(log_beta), "entropy": entropy, "loss": -float(objective),
+                   "esjd": float((acc * jump.detach().nan_to_num(0.0, 0.0, 0.0)).mean()),
+                   "grad_norm": float(grad_norm), "lr": sched.get_last_lr()[0],
+                   "time": time.perf_counter() - t_start}
+        for k, v in rec.items():
+            hist[k].append(v)
+        if callback is not None:
+            callback(step, rec, model)
+        if bar is not None and step % 10 == 0:
+            bar.set_postfix(acc=f"{acc_mean:.3f}", beta=f"{rec['beta']:.3g}", H=f"{entropy:.2f}", refresh=False)
+    if bar is not None:
+        bar.close()
+    model.eval().requires_grad_(False)
+    return TrainResult(model, cfg, hist, time.perf_counter() - t_start, source, skipped, target.name,
+                       {"buffer": buffer})
+
+
+__all__ = ["TrainConfig", "TrainResult", "train_sampler", "warm_buffer", "OBJECTIVES"]
