@@ -104,7 +104,8 @@ class PyroKernel(MCMCKernel):
         **kernel_options: passed to the kernel (`step_size`, `num_steps`, `inv_mass`, ... or, for
             `learned`, `sampler=path` and training options).
 
-    `diagnostics()` gives Pyro's `divergences` (draw indices) and `acceptance rate`, the final
+    `sampler` is the kernel of the current (after the run: the last) chain run in this process,
+    wrapped in `StepSizeAdaptation` when it adapts. `diagnostics()` gives Pyro's `divergences` (draw indices) and `acceptance rate`, the final
     `step size`, and per-draw `sample_stats` (acceptance_rate, is_accepted, diverging, energy,
     lp, step_size) that `entropy_mcmc.pyro.from_pyro` adds to ArviZ's `sample_stats`.
     """
@@ -140,6 +141,7 @@ class PyroKernel(MCMCKernel):
         self._initial_params = None
         self.potential_fn = None
         self.target: Optional[PotentialTarget] = None
+        self.sampler: Optional[TransitionKernel] = None
         self._reset()
 
     # -- Pyro's MCMCKernel interface ------------------------------------------------------------
@@ -154,7 +156,6 @@ class PyroKernel(MCMCKernel):
     def _reset(self) -> None:
         self._t = 0
         self._warmup_steps = 0
-        self._kernel: Optional[TransitionKernel] = None
         self._state = None
         self._last_params = None
         self._accept_cnt = 0
@@ -164,6 +165,7 @@ class PyroKernel(MCMCKernel):
 
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
         self._reset()
+        self.sampler = None
         self._warmup_steps = int(warmup_steps)
         self._model_args, self._model_kwargs = args, kwargs
         init, potential_fn, transforms, _ = initialize_model(
@@ -180,6 +182,7 @@ class PyroKernel(MCMCKernel):
         self.target = PotentialTarget(potential_fn, self.layout, dtype, getattr(self.model, "__name__", "pyro_model"))
 
     def cleanup(self) -> None:
+        """Forget the chain (the next `setup` starts a new one); `sampler` stays for inspection."""
         self._reset()
         self._initial_params = None
 
@@ -199,21 +202,21 @@ class PyroKernel(MCMCKernel):
             kernel = StepSizeAdaptation(kernel, self._target_accept, adapt_mass_matrix=mass)
             state = kernel.init(position)
         kernel.start_warmup(self._warmup_steps)
-        self._kernel, self._state = kernel, state
+        self.sampler, self._state = kernel, state
 
     def sample(self, params: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        if self._kernel is None:
+        if self.sampler is None or self._state is None:
             self._build(params)
         elif params is not self._last_params:  # the caller moved the chain: start from its params
-            self._state = self._kernel.init(self.layout.flatten(params)[None])
-        state, info = self._kernel.step(self._state)
+            self._state = self.sampler.init(self.layout.flatten(params)[None])
+        state, info = self.sampler.step(self._state)
         self._state = state
         self._t += 1
         accept_prob = float(info.acceptance_prob[0])
         if self._t <= self._warmup_steps:
             n = self._t
             if self._t == self._warmup_steps:
-                self._kernel.end_warmup()
+                self.sampler.end_warmup()
         else:
             n = self._t - self._warmup_steps
             self._record(state, info, accept_prob, n - 1)
@@ -237,7 +240,7 @@ class PyroKernel(MCMCKernel):
 
     @property
     def step_size(self) -> float:
-        s = getattr(self._kernel, "step_size", None) if self._kernel is not None else None
+        s = getattr(self.sampler, "step_size", None) if self.sampler is not None else None
         return float("nan") if s is None else float(torch.as_tensor(s).reshape(-1)[0])
 
     def logging(self):
