@@ -65,6 +65,19 @@ def test_adapter_matches_pyro_nuts(name, nuts_draws):
     assert z.max() < Z_MAX, z
 
 
+def test_learned_sampler_trained_during_pyros_warmup_matches_pyro_nuts(nuts_draws):
+    kernel = PyroKernel(hierarchical_normal_model, "learned", train=dict(steps=150, batch_size=32),
+                        jit_compile=True, ignore_jit_warnings=True)
+    mcmc = run_mcmc(kernel, 500, 100, seed=2)
+    assert kernel.train_result is not None and len(kernel.train_result.history["accept"]) == 150
+    ours = stack_sites(mcmc.get_samples(group_by_chain=True))
+    z = z_scores(ours, nuts_draws)
+    print("learned", np.round(z, 2))
+    assert z.max() < Z_MAX, z
+    rates = mcmc.diagnostics()["acceptance rate"]
+    assert all(0.3 < r < 1.0 for r in rates.values()), rates
+
+
 class MALADroppedReverse(MALA):
     """Deliberately broken: treats the Langevin proposal as symmetric."""
 

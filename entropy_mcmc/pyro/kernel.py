@@ -45,7 +45,7 @@ KernelSpec = Union[str, Callable[[Target], TransitionKernel]]
 
 
 def make_kernel(spec: KernelSpec, target: Target, **options) -> TransitionKernel:
-    """One of our kernels on `target`: by name (`rwm`, `mala`, `hmc`, `learned`) or from a callable `target -> kernel`."""
+    """One of our kernels on `target`: by name (`rwm`, `mala`, `hmc`, `learned`) or a callable `target -> kernel`."""
     if callable(spec):
         kernel = spec(target, **options)
         if not isinstance(kernel, TransitionKernel):
@@ -93,7 +93,8 @@ class PyroKernel(MCMCKernel):
     Args:
         model: a Pyro model; `MCMC.run(*args, **kwargs)` passes its arguments.
         kernel: `rwm`, `mala`, `hmc`, `learned`, or a callable taking a `Target` and returning a kernel.
-        adapt_step_size: run our dual-averaging `StepSizeAdaptation` during Pyro's warmup.
+        adapt_step_size: run our dual-averaging `StepSizeAdaptation` during Pyro's warmup (default:
+            yes, except for `learned`, whose step size is the eps it was trained with).
         target_accept: its target acceptance (default per kernel: RWM 0.234, MALA 0.574, HMC 0.8).
         adapt_mass_matrix: also adapt a diagonal mass matrix (default: True for kernels with an
             `inv_mass`, i.e. HMC).
@@ -102,15 +103,21 @@ class PyroKernel(MCMCKernel):
             as for Pyro's HMC, passed to `initialize_model` (`jit_compile=True` traces the potential
             with the PyTorch JIT, which roughly halves Pyro's per-evaluation overhead).
         **kernel_options: passed to the kernel (`step_size`, `num_steps`, `inv_mass`, ... or, for
-            `learned`, `sampler=path` and training options).
+            `learned`, `sampler=path` or the training options of `make_learned_kernel`: `train`,
+            `model_config`, `warmup_steps`, `save_to`).
+
+    `learned` trains, at the first warmup iteration, on the chain-vectorized `PyroTarget` of the
+    same model and arguments (so the model must vectorize, or pass `sampler=path`); the following
+    chains of the same run reuse the trained sampler, available as `train_result`.
 
     `sampler` is the kernel of the current (after the run: the last) chain run in this process,
-    wrapped in `StepSizeAdaptation` when it adapts. `diagnostics()` gives Pyro's `divergences` (draw indices) and `acceptance rate`, the final
-    `step size`, and per-draw `sample_stats` (acceptance_rate, is_accepted, diverging, energy,
-    lp, step_size) that `entropy_mcmc.pyro.from_pyro` adds to ArviZ's `sample_stats`.
+    wrapped in `StepSizeAdaptation` when it adapts. `diagnostics()` gives Pyro's `divergences` (draw
+    indices) and `acceptance rate`, the final `step size`, and per-draw `sample_stats`
+    (acceptance_rate, is_accepted, diverging, energy, lp, step_size) that
+    `entropy_mcmc.pyro.from_pyro` adds to ArviZ's `sample_stats`.
     """
 
-    def __init__(self, model: Callable, kernel: KernelSpec = "mala", *, adapt_step_size: bool = True,
+    def __init__(self, model: Callable, kernel: KernelSpec = "mala", *, adapt_step_size: Optional[bool] = None,
                  target_accept: Optional[float] = None, adapt_mass_matrix: Optional[bool] = None,
                  find_step_size: bool = True, transforms: Optional[Dict] = None,
                  max_plate_nesting: Optional[int] = None, jit_compile: bool = False,
@@ -142,6 +149,8 @@ class PyroKernel(MCMCKernel):
         self.potential_fn = None
         self.target: Optional[PotentialTarget] = None
         self.sampler: Optional[TransitionKernel] = None
+        self.train_result = None
+        self._trained = None
         self._reset()
 
     # -- Pyro's MCMCKernel interface ------------------------------------------------------------
@@ -188,21 +197,51 @@ class PyroKernel(MCMCKernel):
 
     def _build(self, params: Dict[str, torch.Tensor]) -> None:
         """The kernel for this chain (trained first, for `learned`), its first state, and its adaptation."""
-        kernel = make_kernel(self.kernel_spec, self.target, **self.kernel_options)
+        learned = self.kernel_spec == "learned"
+        kernel = self._learned_kernel() if learned else make_kernel(self.kernel_spec, self.target,
+                                                                      **self.kernel_options)
         seed = int(torch.randint(0, 2 ** 62, ()))  # from torch's global generator: pyro.set_rng_seed applies
         position = self.layout.flatten(params)[None]
         kernel.reseed(seed, position.device)
         state = kernel.init(position)
         has_step = hasattr(kernel, "step_size") and getattr(kernel, "step_size", None) is not None
-        if has_step and self.find_step_size and "step_size" not in self.kernel_options:
+        if has_step and self.find_step_size and "step_size" not in self.kernel_options and not learned:
             kernel.step_size = find_reasonable_step_size(kernel, state)
         self._target_accept = self.target_accept or default_target_accept(kernel)
-        if self._warmup_steps > 0 and self.adapt_step_size and has_step:
+        adapt = (not learned) if self.adapt_step_size is None else self.adapt_step_size
+        if self._warmup_steps > 0 and adapt and has_step:
             mass = hasattr(kernel, "inv_mass") if self.adapt_mass_matrix is None else self.adapt_mass_matrix
             kernel = StepSizeAdaptation(kernel, self._target_accept, adapt_mass_matrix=mass)
             state = kernel.init(position)
         kernel.start_warmup(self._warmup_steps)
         self.sampler, self._state = kernel, state
+
+    def _learned_kernel(self) -> TransitionKernel:
+        """The learned sampler: loaded (`sampler=`), reused from an earlier chain of this run, or trained now."""
+        from .learned import make_learned_kernel
+        from .target import PyroTarget
+
+        options = dict(self.kernel_options)
+        if options.get("sampler") is not None:
+            return make_learned_kernel(self.target, **options)
+        # Pyro's MCMC.run hands every chain of one run the same argument objects
+        key = (tuple(id(a) for a in self._model_args),
+               tuple(sorted((k, id(v)) for k, v in self._model_kwargs.items())))
+        if self._trained is not None and self._trained[0] == key:
+            options["sampler"] = self._trained[1]
+            options = {k: v for k, v in options.items() if k in ("sampler", "step_size")}
+            return make_learned_kernel(self.target, **options)
+        try:
+            train_target = PyroTarget(self.model, self._model_args, self._model_kwargs,
+                                      transforms=self._user_transforms, max_plate_nesting=self._max_plate_nesting)
+        except ValueError as e:
+            raise ValueError(f"kernel='learned' trains on the chain-vectorized target of the model, which failed: {e} "
+                             "Alternatively pass sampler=path with a sampler trained elsewhere.") from e
+        options.setdefault("seed", int(torch.randint(0, 2 ** 31, ())))
+        kernel = make_learned_kernel(self.target, train_target=train_target, **options)
+        self.train_result = kernel.train_result
+        self._trained = (key, kernel.train_result)
+        return kernel
 
     def sample(self, params: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         if self.sampler is None or self._state is None:
