@@ -121,11 +121,22 @@ def test_hmc_adapts_a_diagonal_mass_matrix_during_warmup():
     assert not kernel.sampler.adapting
 
 
+def test_step_size_jitter_redraws_the_step_size_around_the_adapted_one_after_warmup():
+    kernel = PyroKernel(hierarchical_normal_model, "hmc", num_steps=2, step_size_jitter=0.5)
+    mcmc = run(kernel, num_samples=40, warmup_steps=30, num_chains=1)
+    used = mcmc.diagnostics()["sample_stats"]["chain 0"]["step_size"]
+    nominal = float(kernel.sampler.step_size_value)
+    assert len(set(used.tolist())) == 40
+    assert float(used.min()) >= 0.5 * nominal and float(used.max()) <= 1.5 * nominal
+
+
 def test_invalid_arguments_are_rejected():
     with pytest.raises(ValueError, match="unknown kernel 'nuts'"):
         PyroKernel(hierarchical_normal_model, "nuts")
     with pytest.raises(ValueError, match="target_accept"):
         PyroKernel(hierarchical_normal_model, "mala", target_accept=1.5)
+    with pytest.raises(ValueError, match="step_size_jitter"):
+        PyroKernel(hierarchical_normal_model, "hmc", step_size_jitter=1.0)
     bad = PyroKernel(hierarchical_normal_model, lambda target: "not a kernel")
     with pytest.raises(ValueError, match="must return an entropy_mcmc TransitionKernel"):
         run(bad, num_samples=2, warmup_steps=0, num_chains=1)

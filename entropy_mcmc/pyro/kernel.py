@@ -87,6 +87,14 @@ def find_reasonable_step_size(kernel: TransitionKernel, state, max_doublings: in
     return torch.tensor(s, dtype=torch.float64)
 
 
+def _step_size_jitter(kernel: TransitionKernel, jitter: float) -> TransitionKernel:
+    try:
+        from ..samplers import StepSizeJitter
+    except ImportError:  # the wrapper still lives with the command line
+        from ..cli import StepSizeJitter
+    return StepSizeJitter(kernel, jitter)
+
+
 class PyroKernel(MCMCKernel):
     """Our kernels inside `pyro.infer.MCMC`: `MCMC(PyroKernel(model, "mala"), num_samples, warmup_steps).run(data)`.
 
@@ -99,6 +107,8 @@ class PyroKernel(MCMCKernel):
         adapt_mass_matrix: also adapt a diagonal mass matrix (default: True for kernels with an
             `inv_mass`, i.e. HMC).
         find_step_size: when no `step_size` is given, start from Hoffman & Gelman's heuristic.
+        step_size_jitter: after warmup, redraw the step size uniformly in [s (1 - j), s (1 + j)]
+            before every step (Stan's `stepsize_jitter`; breaks HMC's fixed-path-length resonance).
         transforms, max_plate_nesting, jit_compile, ignore_jit_warnings, jit_options, init_strategy:
             as for Pyro's HMC, passed to `initialize_model` (`jit_compile=True` traces the potential
             with the PyTorch JIT, which roughly halves Pyro's per-evaluation overhead).
@@ -119,7 +129,7 @@ class PyroKernel(MCMCKernel):
 
     def __init__(self, model: Callable, kernel: KernelSpec = "mala", *, adapt_step_size: Optional[bool] = None,
                  target_accept: Optional[float] = None, adapt_mass_matrix: Optional[bool] = None,
-                 find_step_size: bool = True, transforms: Optional[Dict] = None,
+                 find_step_size: bool = True, step_size_jitter: float = 0.0, transforms: Optional[Dict] = None,
                  max_plate_nesting: Optional[int] = None, jit_compile: bool = False,
                  ignore_jit_warnings: bool = False, jit_options: Optional[Dict] = None,
                  init_strategy: Callable = init_to_uniform, **kernel_options):
@@ -131,6 +141,8 @@ class PyroKernel(MCMCKernel):
             raise ValueError(f"kernel must be a name or a callable, got {type(kernel).__name__}")
         if target_accept is not None and not 0.0 < target_accept < 1.0:
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
+        if not 0.0 <= step_size_jitter < 1.0:
+            raise ValueError(f"step_size_jitter must lie in [0, 1), got {step_size_jitter!r}")
         self.model = model
         self.kernel_spec = kernel
         self.kernel_options = kernel_options
@@ -138,6 +150,7 @@ class PyroKernel(MCMCKernel):
         self.target_accept = target_accept
         self.adapt_mass_matrix = adapt_mass_matrix
         self.find_step_size = find_step_size
+        self.step_size_jitter = float(step_size_jitter)
         self._user_transforms = transforms
         self.transforms = transforms
         self._max_plate_nesting = max_plate_nesting
@@ -213,7 +226,11 @@ class PyroKernel(MCMCKernel):
             mass = hasattr(kernel, "inv_mass") if self.adapt_mass_matrix is None else self.adapt_mass_matrix
             kernel = StepSizeAdaptation(kernel, self._target_accept, adapt_mass_matrix=mass)
             state = kernel.init(position)
+        if self.step_size_jitter > 0 and has_step:
+            kernel = _step_size_jitter(kernel, self.step_size_jitter)
         kernel.start_warmup(self._warmup_steps)
+        if self._warmup_steps == 0:
+            kernel.end_warmup()
         self.sampler, self._state = kernel, state
 
     def _learned_kernel(self) -> TransitionKernel:
