@@ -214,6 +214,27 @@ def _target_name(text: str) -> str:
                                      "or the patterns icg<d> and funnel<sigma>-<d>")
 
 
+def _target_names():
+    from .targets import target_names
+
+    return target_names()
+
+
+def _name_list(kind: str, allowed: Callable[[], tuple]):
+    """An argparse type for a comma-separated list of names out of `allowed()`."""
+
+    def parse(text: str) -> List[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        known = list(allowed())
+        for n in names or [text]:
+            if n not in known:
+                raise argparse.ArgumentTypeError(f"unknown benchmark {kind} {n!r}; expected some of "
+                                                 f"{', '.join(known)}")
+        return names
+
+    return parse
+
+
 def _device(text: str) -> str:
     try:
         torch.empty(0, device=text)
@@ -312,7 +333,8 @@ def build_kernel(args, target):
     return StepSizeJitter(kernel, jitter) if jitter > 0 else kernel
 
 
-def run_sample(args) -> int:
+def run_chains(args):
+    """Build target and kernel from parsed `sample` arguments and run them; returns `(result, kernel, target)`."""
     from .samplers import sample
     from .targets import get_target
 
@@ -323,15 +345,41 @@ def run_sample(args) -> int:
     kernel = build_kernel(args, target)
     init_seed, kernel_seed = spawn_seeds(args.seed, 2)
     init = initial_positions(target, args.chains, init_seed, dtype, args.device, args.init_scale)
-    print(f"entropy-mcmc sample: {args.kernel} on {args.target} ({target.dim} dims), {args.chains} chains, "
-          f"{args.warmup} warmup + {args.draws} draws, {args.dtype} on {args.device}, seed {args.seed}", flush=True)
     result = sample(kernel, init, num_draws=args.draws, num_warmup=args.warmup, thin=args.thin,
                     progress=not args.no_progress, seed=kernel_seed)
     result.attrs.update(target=args.target, kernel_name=args.kernel, seed=args.seed, dtype=args.dtype,
                         step_size_jitter=float(getattr(kernel, "jitter", 0.0)),
                         target_accept=float(getattr(kernel, "target_accept", float("nan"))))
+    return result, kernel, target
+
+
+def sample_args(target: str, kernel: str, **options) -> argparse.Namespace:
+    """The namespace `entropy-mcmc sample --target T --kernel K` parses to, with `options` replacing defaults
+    (`sample_args("german", "hmc", chains=256, leapfrog_steps=5, no_progress=True)`)."""
+    args = build_parser().parse_args(["sample", "--target", target, "--kernel", kernel])
+    for key, value in options.items():
+        if not hasattr(args, key):
+            raise ValueError(f"entropy-mcmc sample has no option --{key.replace('_', '-')}")
+        setattr(args, key, value)
+    return args
+
+
+def run_sample(args) -> int:
+    print(f"entropy-mcmc sample: {args.kernel} on {args.target}, {args.chains} chains, "
+          f"{args.warmup} warmup + {args.draws} draws, {args.dtype} on {args.device}, seed {args.seed}", flush=True)
+    result, kernel, target = run_chains(args)
     idata = result.to_arviz()
-    summary = _summary_while_writing(idata, args.out)
+    # run metadata on the posterior group (ArviZ's from_dict does not keep the `attrs` the runner passes)
+    idata.posterior.attrs.update(
+        {k: v for k, v in result.attrs.items() if isinstance(v, (int, float, str))},
+        kernel=result.kernel_name, chains=args.chains, warmup=args.warmup, draws=args.draws, thin=args.thin,
+        warmup_time=result.warmup_time, sampling_time=result.sampling_time,
+        num_grad_evals=result.num_grad_evals, num_grad_evals_warmup=result.num_grad_evals_warmup,
+        command="entropy-mcmc " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("entropy-mcmc")
+        else "entropy_mcmc.cli.main")
+    from .benchmarks.summary import summary_while_writing
+
+    summary = summary_while_writing(idata, args.out)
 
     if not args.no_summary:
         import pandas as pd
@@ -354,37 +402,6 @@ def run_sample(args) -> int:
     return 0
 
 
-def _summary_while_writing(idata, out: Optional[str]):
-    """`az.summary(idata)`, with the NetCDF file written meanwhile on a second thread (both take seconds)."""
-    import threading
-    from pathlib import Path
-
-    import arviz as az
-
-    error: List[BaseException] = []
-    writer = None
-    if out:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        def write():
-            try:
-                idata.to_netcdf(str(path))
-            except BaseException as err:  # re-raised on the main thread
-                error.append(err)
-
-        writer = threading.Thread(target=write, name="netcdf-writer")
-        writer.start()
-    try:
-        summary = az.summary(idata, round_to="none")
-    finally:
-        if writer is not None:
-            writer.join()
-    if error:
-        raise error[0]
-    return summary
-
-
 # --------------------------------------------------------------------------- bench
 
 
@@ -395,9 +412,14 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default results/bench)")
     parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--no-peers", action="store_true", help="skip Pyro and BlackJAX")
-    parser.add_argument("--targets", default=None, metavar="NAMES",
-                        help="comma-separated subset of the benchmark targets")
+    parser.add_argument("--peers", default=None, metavar="NAMES",
+                        type=_name_list("peer", lambda: ("pyro", "blackjax")),
+                        help="comma-separated subset of pyro,blackjax (default: both)")
+    parser.add_argument("--targets", default=None, metavar="NAMES", type=_name_list("target", _target_names),
+                        help="comma-separated subset of the benchmark targets "
+                             "(default icg50,scg2,funnel1-100,german,australian,heart)")
     parser.add_argument("--kernels", default=None, metavar="NAMES",
+                        type=_name_list("kernel", lambda: ("rwm", "mala", "hmc")),
                         help="comma-separated subset of rwm,mala,hmc")
     # tiny settings for the test suite only
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
@@ -407,9 +429,8 @@ def run_bench(args) -> int:
     from .benchmarks import run_benchmark
 
     run_benchmark(mode="tiny" if args.tiny else "quick" if args.quick else "full", out_dir=args.out,
-                  seed=args.seed, peers=not args.no_peers,
-                  targets=args.targets.split(",") if args.targets else None,
-                  kernels=args.kernels.split(",") if args.kernels else None)
+                  seed=args.seed, peers=False if args.no_peers else args.peers or True,
+                  targets=args.targets, kernels=args.kernels)
     return 0
 
 

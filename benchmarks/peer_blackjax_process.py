@@ -1,0 +1,64 @@
+"""BlackJAX HMC as one whole process, for the time-to-result comparison with `entropy-mcmc sample`.
+
+    /usr/bin/time -v .venv/bin/python benchmarks/peer_blackjax_process.py \
+        --chains 256 --warmup 500 --draws 1000 --leapfrog-steps 10 --seed 0 --out results/bj.nc
+
+Imports (JAX, BlackJAX, NumPy, ArviZ; never torch), JIT compilation, BlackJAX's
+Stan-style window adaptation per chain (vmap) for `--warmup` steps, `--draws`
+vectorized HMC steps, then the same post-processing `entropy-mcmc sample` does:
+the ArviZ summary (printed unless `--no-summary`) and, with `--out`, the NetCDF file.
+`--algorithm nuts` runs NUTS instead. The last line reports min bulk ESS and the
+time since the interpreter started this script.
+"""
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="german")
+    ap.add_argument("--algorithm", choices=("hmc", "nuts"), default="hmc")
+    ap.add_argument("--chains", type=int, default=256)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--leapfrog-steps", type=int, default=10)
+    ap.add_argument("--target-accept", type=float, default=0.8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--no-summary", action="store_true")
+    args = ap.parse_args()
+
+    import arviz as az
+    import numpy as np
+
+    from entropy_mcmc.benchmarks.peers import blackjax_run
+    from entropy_mcmc.benchmarks.summary import summary_while_writing
+
+    t_imports = time.perf_counter()
+    r = blackjax_run(args.dataset, args.algorithm, args.chains, args.warmup, args.draws, args.leapfrog_steps,
+                     seed=args.seed, dtype=args.dtype, target_accept=args.target_accept)
+    idata = az.from_dict(posterior={"x": r.draws.astype(args.dtype)},
+                         attrs={"sampler": f"blackjax {r.kernel}", **{k: str(v) for k, v in r.settings.items()}})
+    summary = summary_while_writing(idata, args.out)
+    if not args.no_summary:
+        print(summary.round(4).to_string())
+    t_end = time.perf_counter()
+    min_ess = float(summary["ess_bulk"].min())
+    print(f"blackjax {r.kernel}: {args.chains} chains, {args.warmup} warmup + {args.draws} draws; imports "
+          f"{t_imports - T_START:.2f} s, compile {r.compile_time:.2f} s, warmup {r.warmup_time:.2f} s, sampling "
+          f"{r.sampling_time:.2f} s; acceptance {r.acceptance:.3f}, step size {r.step_size:.4g}, divergences "
+          f"{r.divergences}")
+    print(f"min ESS bulk {min_ess:.0f}, min ESS tail {float(summary['ess_tail'].min()):.0f}, max R-hat "
+          f"{float(summary['r_hat'].max()):.4f}, min ESS/s {min_ess / r.sampling_time:.1f} (sampling), "
+          f"{min_ess / (t_end - T_START):.1f} (whole script after interpreter start, "
+          f"{t_end - T_START:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

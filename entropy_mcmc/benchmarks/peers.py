@@ -1,0 +1,238 @@
+"""Peer samplers on the same Bayesian logistic regression posteriors: Pyro NUTS and BlackJAX HMC/NUTS.
+
+Importing this module needs only NumPy (and the dataset files): torch, Pyro, JAX and
+BlackJAX are imported inside the runners, so a process that times BlackJAX
+(`benchmarks/peer_blackjax_process.py`) never pays for importing torch.
+
+Every runner returns a `PeerResult`: draws `[chains, draws, dim]` (NumPy) and the time
+split into compilation (JAX), warmup (adaptation) and sampling, with gradient counts,
+so the benchmark computes the same min-ESS rates for peers as for our kernels.
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+
+@dataclass
+class PeerResult:
+    system: str
+    kernel: str
+    draws: np.ndarray
+    warmup_time: float
+    sampling_time: float
+    compile_time: float = 0.0
+    num_grad_evals: int = 0  # all chains, sampling phase
+    num_grad_evals_warmup: int = 0
+    acceptance: float = float("nan")
+    divergences: int = 0
+    step_size: float = float("nan")
+    settings: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def num_chains(self) -> int:
+        return self.draws.shape[0]
+
+    @property
+    def num_draws(self) -> int:
+        return self.draws.shape[1]
+
+    @property
+    def total_time(self) -> float:
+        return self.compile_time + self.warmup_time + self.sampling_time
+
+
+def blr_design(name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Design matrix and labels exactly as `entropy_mcmc.targets.load_dataset` builds them, without torch.
+
+    (Standardized columns with an intercept column first; `tests/test_cli.py` checks the two agree.)
+    """
+    spec = importlib.util.find_spec("entropy_mcmc")
+    folder = Path(spec.origin).parent / "targets" / "data" / name
+    if not folder.is_dir():
+        raise ValueError(f"unknown logistic regression dataset {name!r} (no folder {folder})")
+    x = np.load(folder / "data.npy").astype(np.float64)
+    y = np.load(folder / "labels.npy").astype(np.float64).reshape(-1)
+    sd = x.std(0)
+    x = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+    return np.concatenate([np.ones((x.shape[0], 1)), x], 1), y
+
+
+def available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def blackjax_available() -> bool:
+    return available("jax") and available("blackjax")
+
+
+# --------------------------------------------------------------------------- Pyro
+
+
+def pyro_nuts(dataset: str = "german", num_warmup: int = 1000, num_draws: int = 2000, num_chains: int = 1,
+              seed: int = 0, dtype: str = "float32", target_accept: float = 0.8) -> PeerResult:
+    """Pyro's NUTS on the BLR model written the usual Pyro way (Bernoulli likelihood in a plate).
+
+    Chains run one after another in this process (Pyro's multi-chain mode spawns processes).
+    Gradient evaluations are counted by wrapping the kernel's potential function.
+    """
+    import pyro
+    import pyro.distributions as dist
+    import torch
+    from pyro.infer import MCMC, NUTS
+
+    tdtype = getattr(torch, dtype)
+    xnp, ynp = blr_design(dataset)
+    x, y = torch.tensor(xnp, dtype=tdtype), torch.tensor(ynp, dtype=tdtype)
+    dim = x.shape[1]
+
+    def model(x, y):
+        w = pyro.sample("w", dist.Normal(torch.zeros(dim, dtype=tdtype), torch.ones(dim, dtype=tdtype)).to_event(1))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("y", dist.Bernoulli(logits=x @ w), obs=y)
+
+    counter = {"n": 0}
+
+    class CountingNUTS(NUTS):
+        def setup(self, warmup_steps, *args, **kwargs):
+            super().setup(warmup_steps, *args, **kwargs)
+            inner = self.potential_fn
+
+            def counted(params):
+                counter["n"] += 1
+                return inner(params)
+
+            self.potential_fn = counted
+
+    draws, warm_t, samp_t, grads_w, grads_s, acc = [], 0.0, 0.0, 0, 0, []
+    step_sizes = []
+    for c in range(num_chains):
+        pyro.set_rng_seed(seed + c)
+        kernel = CountingNUTS(model, target_accept_prob=target_accept)
+        marks = {}
+
+        def hook(kernel_, samples, stage, i):
+            if stage == "Sample" and "sample" not in marks:
+                marks["sample"] = time.perf_counter()
+                marks["grads"] = counter["n"]
+
+        counter["n"] = 0
+        mcmc = MCMC(kernel, num_samples=num_draws, warmup_steps=num_warmup, hook_fn=hook, disable_progbar=True,
+                    initial_params={"w": 0.1 * torch.randn(dim, dtype=tdtype)})
+        t0 = time.perf_counter()
+        mcmc.run(x, y)
+        t2 = time.perf_counter()
+        t1 = marks.get("sample", t2)
+        warm_t += t1 - t0
+        samp_t += t2 - t1
+        grads_w += marks.get("grads", counter["n"])
+        grads_s += counter["n"] - marks.get("grads", counter["n"])
+        draws.append(mcmc.get_samples()["w"].detach().cpu().numpy())
+        step_sizes.append(float(kernel.step_size))
+        diag = mcmc.diagnostics()
+        acc.append(float(np.mean(diag.get("acceptance rate", {}).get("chain 0", np.nan))))
+    return PeerResult("pyro", "NUTS", np.stack(draws, 0), warm_t, samp_t, 0.0, grads_s, grads_w,
+                      acceptance=float(np.nanmean(acc)) if acc else float("nan"),
+                      step_size=float(np.mean(step_sizes)),
+                      settings=dict(chains=num_chains, warmup=num_warmup, draws=num_draws, dtype=dtype,
+                                    target_accept=target_accept, version=pyro.__version__))
+
+
+# --------------------------------------------------------------------------- BlackJAX
+
+
+def _jax_logdensity(dataset: str, dtype: str):
+    import jax
+    import jax.numpy as jnp
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    xnp, ynp = blr_design(dataset)
+    x, y = jnp.asarray(xnp, dtype=dtype), jnp.asarray(ynp, dtype=dtype)
+
+    def logdensity(w):
+        logits = x @ w
+        return jnp.sum(y * logits - jax.nn.softplus(logits)) - 0.5 * jnp.sum(w * w)
+
+    return logdensity, x.shape[1]
+
+
+def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: int = 256, num_warmup: int = 500,
+                 num_draws: int = 1000, num_integration_steps: int = 10, seed: int = 0, dtype: str = "float32",
+                 target_accept: float = 0.8, init_scale: float = 0.1) -> PeerResult:
+    """BlackJAX HMC (fixed `num_integration_steps`) or NUTS, vectorized over chains with `jax.vmap`.
+
+    Each chain runs BlackJAX's Stan-style `window_adaptation` (step size and diagonal inverse
+    mass matrix, per chain) for `num_warmup` steps, then `num_draws` steps with the adapted
+    parameters. Warmup and sampling are compiled ahead of time (`jit(...).lower(...).compile()`),
+    so `compile_time` is reported apart from the two run times.
+    """
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    logdensity, dim = _jax_logdensity(dataset, dtype)
+    if algorithm == "hmc":
+        algo, extra = blackjax.hmc, {"num_integration_steps": num_integration_steps}
+    elif algorithm == "nuts":
+        algo, extra = blackjax.nuts, {}
+    else:
+        raise ValueError(f"algorithm must be 'hmc' or 'nuts', got {algorithm!r}")
+
+    def warmup_one(key, position):
+        warmup = blackjax.window_adaptation(algo, logdensity, target_acceptance_rate=target_accept,
+                                            adaptation_info_fn=get_filter_adapt_info_fn(), **extra)
+        (state, params), _ = warmup.run(key, position, num_steps=num_warmup)
+        return state, params
+
+    def sample_one(key, state, params):
+        kernel = algo(logdensity, **{**extra, **params})
+
+        def one(st, k):
+            st, info = kernel.step(k, st)
+            steps = info.num_integration_steps if algorithm == "nuts" else num_integration_steps
+            return st, (st.position, info.acceptance_rate, info.is_divergent, steps)
+
+        _, out = jax.lax.scan(one, state, jax.random.split(key, num_draws))
+        return out
+
+    key = jax.random.PRNGKey(seed)
+    k_init, k_warm, k_samp = jax.random.split(key, 3)
+    init = init_scale * jax.random.normal(k_init, (num_chains, dim), dtype=dtype)
+    warm_keys = jax.random.split(k_warm, num_chains)
+    samp_keys = jax.random.split(k_samp, num_chains)
+
+    t0 = time.perf_counter()
+    warm_c = jax.jit(jax.vmap(warmup_one)).lower(warm_keys, init).compile()
+    t1 = time.perf_counter()
+    states, params = warm_c(warm_keys, init)
+    jax.block_until_ready((states, params))
+    t2 = time.perf_counter()
+    samp_c = jax.jit(jax.vmap(sample_one)).lower(samp_keys, states, params).compile()
+    t3 = time.perf_counter()
+    positions, accept, divergent, steps = samp_c(samp_keys, states, params)
+    jax.block_until_ready(positions)
+    t4 = time.perf_counter()
+
+    steps = np.asarray(steps)
+    # warmup gradient count: fixed for HMC; for NUTS not returned by the filtered adaptation (left 0)
+    grads_w = num_chains * num_warmup * num_integration_steps if algorithm == "hmc" else 0
+    return PeerResult("blackjax", algorithm.upper(), np.asarray(positions, dtype=np.float64),
+                      warmup_time=t2 - t1, sampling_time=t4 - t3, compile_time=(t1 - t0) + (t3 - t2),
+                      num_grad_evals=int(steps.sum()), num_grad_evals_warmup=grads_w,
+                      acceptance=float(np.mean(np.asarray(accept))), divergences=int(np.asarray(divergent).sum()),
+                      step_size=float(np.mean(np.asarray(params["step_size"]))),
+                      settings=dict(chains=num_chains, warmup=num_warmup, draws=num_draws, dtype=dtype,
+                                    target_accept=target_accept, adaptation="window_adaptation per chain (vmap)",
+                                    **({"num_integration_steps": num_integration_steps} if algorithm == "hmc"
+                                       else {}),
+                                    version=blackjax.__version__, jax=jax.__version__))
+
+
+__all__ = ["PeerResult", "blr_design", "pyro_nuts", "blackjax_run", "blackjax_available"]

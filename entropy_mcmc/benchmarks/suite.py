@@ -1,0 +1,300 @@
+"""`entropy-mcmc bench`: RWM, MALA and HMC on the standard targets, and peers on German BLR, in one run.
+
+Our kernels run exactly as `entropy-mcmc sample` runs them (same defaults, through
+`entropy_mcmc.cli.run_chains`). Every row reports min-over-dimensions bulk ESS and
+its rates: per MH step (chains x steps), per gradient evaluation, per second of
+sampling, and per second of warmup + sampling (+ JIT compilation for JAX peers),
+with max R-hat. Our German BLR rows are then divided by each peer's rates.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+TARGETS = ("icg50", "scg2", "funnel1-100", "german", "australian", "heart")
+KERNELS = ("rwm", "mala", "hmc")
+PEER_NAMES = ("pyro", "blackjax")
+HEADLINE = ("german", "hmc")  # the configuration of the performance goal
+
+
+@dataclass
+class Mode:
+    chains: int
+    warmup: int
+    draws: int
+    headline_chains: int  # German HMC, the configuration of the performance goal
+    headline_warmup: int
+    headline_draws: int
+    pyro_chains: int
+    pyro_warmup: int
+    pyro_draws: int
+    bj_hmc_chains: int
+    bj_warmup: int
+    bj_draws: int
+    bj_nuts_chains: int
+    bj_nuts_warmup: int
+    bj_nuts_draws: int
+
+
+MODES: Dict[str, Mode] = {
+    "full": Mode(64, 1000, 2000, 256, 500, 1000, 1, 1000, 2000, 256, 500, 1000, 4, 1000, 2000),
+    "quick": Mode(32, 300, 500, 256, 500, 1000, 1, 150, 200, 256, 500, 1000, 4, 300, 500),
+    "tiny": Mode(8, 30, 40, 16, 30, 40, 1, 10, 10, 8, 30, 40, 2, 30, 40),
+}
+
+
+def _machine() -> Dict[str, object]:
+    info: Dict[str, object] = {"platform": platform.platform(), "python": platform.python_version(),
+                               "cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
+
+
+def _versions() -> Dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("entropy-mcmc", "torch", "arviz", "pyro-ppl", "jax", "blackjax"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _metrics(draws, steps_per_chain: int, grads: int, warmup_s: float, sampling_s: float,
+             extra_s: float = 0.0) -> Dict[str, float]:
+    from ..diagnostics import ess, rhat
+
+    bulk, tail = ess(draws, "bulk"), ess(draws, "tail")
+    chains = draws.shape[0]
+    mb = float(np.min(bulk))
+    return {
+        "min_ess_bulk": mb,
+        "min_ess_tail": float(np.min(tail)),
+        "ess_per_mh": mb / (chains * steps_per_chain),
+        "ess_per_grad": mb / grads if grads else float("nan"),
+        "ess_per_s": mb / sampling_s,
+        "ess_per_s_total": mb / (warmup_s + sampling_s + extra_s),
+        "max_rhat": float(np.max(rhat(draws))),
+    }
+
+
+def _run_ours(target: str, kernel: str, chains: int, warmup: int, draws: int, seed: int) -> Dict[str, object]:
+    from ..cli import run_chains, sample_args
+
+    args = sample_args(target, kernel, chains=chains, warmup=warmup, draws=draws, seed=seed, no_progress=True)
+    result, k, _ = run_chains(args)
+    row = {"system": "entropy-mcmc", "target": target, "kernel": kernel.upper(), "chains": chains,
+           "warmup": warmup, "draws": draws, "accept": result.acceptance_rate,
+           "step_size": float(result.stats["step_size"].float().mean()) if "step_size" in result.stats else None,
+           "divergences": result.num_divergences}
+    row.update(_metrics(result.draws.detach().cpu().numpy(), result.num_steps,
+                        result.num_grad_evals * result.num_chains, result.warmup_time, result.sampling_time))
+    row.update(warmup_s=result.warmup_time, sampling_s=result.sampling_time, compile_s=0.0)
+    if kernel == "hmc":
+        row["kernel"] = f"HMC L={args.leapfrog_steps}"
+    return row
+
+
+def _peer_row(peer, target: str) -> Dict[str, object]:
+    row = {"system": peer.system, "target": target,
+           "kernel": peer.kernel + (f" L={peer.settings['num_integration_steps']}"
+                                    if "num_integration_steps" in peer.settings else ""),
+           "chains": peer.num_chains, "warmup": peer.settings.get("warmup"), "draws": peer.num_draws,
+           "accept": peer.acceptance, "step_size": peer.step_size, "divergences": peer.divergences}
+    row.update(_metrics(peer.draws, peer.num_draws, peer.num_grad_evals, peer.warmup_time, peer.sampling_time,
+                        peer.compile_time))
+    row.update(warmup_s=peer.warmup_time, sampling_s=peer.sampling_time, compile_s=peer.compile_time)
+    return row
+
+
+def _markdown(df) -> str:
+    try:
+        return df.to_markdown(index=False, floatfmt=".4g")
+    except ImportError:  # tabulate missing: a fixed-width table in a code block
+        return "```\n" + df.to_string(index=False) + "\n```"
+
+
+def _plot(df, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.target} · {r.kernel}" + ("" if r.system == "entropy-mcmc" else f" ({r.system})")
+              for r in df.itertuples()]
+    colors = ["tab:blue" if s == "entropy-mcmc" else "tab:orange" if s == "pyro" else "tab:green"
+              for s in df["system"]]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.32 * len(df) + 1.5), sharey=True)
+    y = np.arange(len(df))
+    for ax, col, title in ((axes[0], "ess_per_s", "min ESS / s (sampling)"),
+                           (axes[1], "ess_per_s_total", "min ESS / s (warmup + sampling [+ compile])")):
+        vals = df[col].astype(float).clip(lower=1e-3).to_numpy()
+        ax.barh(y, vals, color=colors)
+        ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels(labels, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle("entropy-mcmc bench (blue: ours, orange: Pyro, green: BlackJAX)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int = 0, peers=True,
+                  targets: Optional[List[str]] = None, kernels: Optional[List[str]] = None):
+    """Run the benchmark, print the tables, and write `bench.csv`, `bench.md`, `ratios.csv`, `bench.json`,
+    `bench.png` under `out_dir`. `peers` is True (all), False, or a list of names ("pyro", "blackjax").
+    Returns `(table, ratios)` as pandas DataFrames."""
+    import pandas as pd
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    m = MODES[mode]
+    targets = list(targets or TARGETS)
+    kernels = [k.lower() for k in (kernels or KERNELS)]
+    from ..targets import target_names
+
+    for t in targets:
+        if t not in target_names():
+            raise ValueError(f"unknown benchmark target {t!r}; known: {', '.join(target_names())}")
+    for k in kernels:
+        if k not in KERNELS:
+            raise ValueError(f"unknown benchmark kernel {k!r}; expected some of {', '.join(KERNELS)}")
+    peer_list = list(PEER_NAMES) if peers is True else [] if not peers else list(peers)
+    for p in peer_list:
+        if p not in PEER_NAMES:
+            raise ValueError(f"unknown peer {p!r}; expected some of {', '.join(PEER_NAMES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    machine = _machine()
+    print(f"entropy-mcmc bench ({mode}): {len(targets)} targets x {len(kernels)} kernels"
+          + (f", peers on German BLR: {', '.join(peer_list)}" if peer_list else ", no peers")
+          + f"; {machine.get('cpu_model', '?')}, {machine.get('cpus')} CPUs", flush=True)
+
+    jobs = [(t, k) for t in targets for k in kernels]
+    rows: List[Dict[str, object]] = []
+    for i, (t, k) in enumerate(jobs, 1):
+        if (t, k) == HEADLINE:
+            chains, warmup, draws = m.headline_chains, m.headline_warmup, m.headline_draws
+        else:
+            chains, warmup, draws = m.chains, m.warmup, m.draws
+        t0 = time.perf_counter()
+        row = _run_ours(t, k, chains, warmup, draws, seed)
+        rows.append(row)
+        print(f"[{i}/{len(jobs)}] {t:<12} {row['kernel']:<9} {chains} chains x {warmup}+{draws}: "
+              f"accept {row['accept']:.2f}, min ESS {row['min_ess_bulk']:.0f}, ESS/s {row['ess_per_s']:.1f}, "
+              f"R-hat {row['max_rhat']:.3f} ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+    notes: List[str] = []
+    peer_rows: List[Dict[str, object]] = []
+    if peer_list:
+        from . import peers as P
+
+        if "pyro" in peer_list:
+            t0 = time.perf_counter()
+            print(f"[peer] Pyro NUTS on german: {m.pyro_chains} chain(s) x {m.pyro_warmup}+{m.pyro_draws} ...",
+                  flush=True)
+            r = P.pyro_nuts("german", m.pyro_warmup, m.pyro_draws, m.pyro_chains, seed=seed)
+            peer_rows.append(_peer_row(r, "german"))
+            print(f"       min ESS {peer_rows[-1]['min_ess_bulk']:.0f}, ESS/s {peer_rows[-1]['ess_per_s']:.2f} "
+                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        if "blackjax" in peer_list:
+            if not P.blackjax_available():
+                note = "BlackJAX skipped: jax/blackjax are not installed (pip install 'entropy-mcmc[peers]')"
+                notes.append(note)
+                print(f"[peer] {note}", flush=True)
+            else:
+                hmc_l = sample_leapfrog_default()
+                for algo, chains, warmup, draws in (("hmc", m.bj_hmc_chains, m.bj_warmup, m.bj_draws),
+                                                    ("nuts", m.bj_nuts_chains, m.bj_nuts_warmup, m.bj_nuts_draws)):
+                    t0 = time.perf_counter()
+                    print(f"[peer] BlackJAX {algo.upper()} on german: {chains} chains x {warmup}+{draws} ...",
+                          flush=True)
+                    r = P.blackjax_run("german", algo, chains, warmup, draws, hmc_l, seed=seed)
+                    peer_rows.append(_peer_row(r, "german"))
+                    print(f"       compile {r.compile_time:.1f} s, min ESS {peer_rows[-1]['min_ess_bulk']:.0f}, "
+                          f"ESS/s {peer_rows[-1]['ess_per_s']:.1f} ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+    table = pd.DataFrame(rows + peer_rows)
+    cols = ["system", "target", "kernel", "chains", "warmup", "draws", "accept", "step_size", "min_ess_bulk",
+            "min_ess_tail", "ess_per_mh", "ess_per_grad", "ess_per_s", "ess_per_s_total", "max_rhat",
+            "divergences", "warmup_s", "sampling_s", "compile_s"]
+    table = table[cols]
+
+    ratio_rows = []
+    ours_german = [r for r in rows if r["target"] == "german"]
+    for r in ours_german:
+        for p in peer_rows:
+            ratio_rows.append({"ours": r["kernel"], "peer": f"{p['system']} {p['kernel']}",
+                               "ess_per_s_ratio": r["ess_per_s"] / p["ess_per_s"],
+                               "ess_per_s_total_ratio": r["ess_per_s_total"] / p["ess_per_s_total"],
+                               "ess_per_grad_ratio": r["ess_per_grad"] / p["ess_per_grad"]})
+    ratios = pd.DataFrame(ratio_rows, columns=["ours", "peer", "ess_per_s_ratio", "ess_per_s_total_ratio",
+                                               "ess_per_grad_ratio"])
+
+    import pandas as pd  # noqa: F811 (display options)
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print("\nmin-over-dimensions bulk ESS and its rates (ESS/MH: per chain-step; ESS/s total includes warmup and,"
+              " for JAX, compilation)")
+        print(table.drop(columns=["warmup_s", "sampling_s", "compile_s"]).to_string(index=False))
+        if len(ratios):
+            print("\nour German BLR kernels / peers (min-ESS per second, same run)")
+            print(ratios.to_string(index=False))
+    for note in notes:
+        print(note)
+
+    elapsed = time.perf_counter() - started
+    table.to_csv(out / "bench.csv", index=False)
+    ratios.to_csv(out / "ratios.csv", index=False)
+    when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    md = [f"# entropy-mcmc bench ({mode})", "",
+          f"{when}; {machine.get('cpu_model', '?')}, {machine.get('cpus')} CPUs; {elapsed:.0f} s in all.", "",
+          _markdown(table), ""]
+    if len(ratios):
+        md += ["## Our German BLR kernels / peers (min-ESS rates, same run)", "", _markdown(ratios), ""]
+    md += [f"- {n}" for n in notes]
+    (out / "bench.md").write_text("\n".join(md) + "\n")
+    record = {"mode": mode, "date": when, "seed": seed, "elapsed_s": elapsed, "machine": machine,
+              "versions": _versions(), "torch_threads": _torch_threads(), "settings": vars(m), "notes": notes,
+              "rows": table.to_dict(orient="records"), "ratios": ratios.to_dict(orient="records")}
+    (out / "bench.json").write_text(json.dumps(record, indent=1, default=float))
+    _plot(table, out / "bench.png")
+    print(f"\nwrote {out}/bench.csv, bench.md, ratios.csv, bench.json, bench.png ({elapsed:.0f} s)")
+    return table, ratios
+
+
+def sample_leapfrog_default() -> int:
+    from ..cli import sample_args
+
+    return sample_args("german", "hmc").leapfrog_steps
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

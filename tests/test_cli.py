@@ -1,0 +1,171 @@
+"""The `entropy-mcmc` command: `sample` end to end, argument errors, the kernel registry, `bench` on tiny settings."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from entropy_mcmc import cli
+from entropy_mcmc.benchmarks import peers
+from entropy_mcmc.samplers import StepSizeAdaptation
+
+arviz = pytest.importorskip("arviz")
+
+
+def _sample(tmp_path, *extra, name="draws.nc"):
+    out = tmp_path / name
+    code = cli.main(["sample", "--target", "german", "--kernel", "hmc", "--chains", "8", "--warmup", "30",
+                     "--draws", "40", "--seed", "0", "--leapfrog-steps", "3", "--out", str(out), "--no-progress",
+                     *extra])
+    assert code == 0
+    return out
+
+
+def test_sample_writes_inference_data_with_sample_stats(tmp_path, capsys):
+    out = _sample(tmp_path)
+    text = capsys.readouterr().out
+    assert "ess_bulk" in text and "r_hat" in text and "x[24]" in text  # the ArviZ summary
+    assert "min ESS bulk" in text
+    idata = arviz.from_netcdf(out)
+    assert idata.posterior["x"].shape == (8, 40, 25)
+    for stat in ("acceptance_rate", "step_size", "energy", "diverging"):
+        assert idata.sample_stats[stat].shape == (8, 40), stat
+    acc = idata.sample_stats["acceptance_rate"].values
+    assert np.all((acc >= 0) & (acc <= 1))
+    assert idata.sample_stats["diverging"].dtype == bool
+    assert np.isfinite(idata.sample_stats["energy"].values).all()
+    assert idata.posterior.attrs["kernel_name"] == "hmc" and idata.posterior.attrs["target"] == "german"
+
+
+def test_sample_same_seed_same_draws(tmp_path, capsys):
+    a = arviz.from_netcdf(_sample(tmp_path, "--no-summary", name="a.nc")).posterior["x"].values
+    b = arviz.from_netcdf(_sample(tmp_path, "--no-summary", name="b.nc")).posterior["x"].values
+    c = arviz.from_netcdf(_sample(tmp_path, "--no-summary", "--seed", "1", name="c.nc")).posterior["x"].values
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("kernel", ["rwm", "mala"])
+def test_sample_other_kernels_float64(tmp_path, capsys, kernel):
+    out = tmp_path / f"{kernel}.nc"
+    assert cli.main(["sample", "--target", "scg2", "--kernel", kernel, "--chains", "4", "--warmup", "20",
+                     "--draws", "10", "--dtype", "float64", "--target-accept", "0.5", "--step-size", "0.3",
+                     "--out", str(out), "--no-progress", "--no-summary"]) == 0
+    idata = arviz.from_netcdf(out)
+    assert idata.posterior["x"].dtype == np.float64
+    assert idata.posterior.attrs["target_accept"] == 0.5
+
+
+def test_console_script_exact_form(tmp_path):
+    """The installed `entropy-mcmc` entry point, in the form scripts outside the project use."""
+    exe = Path(sys.executable).parent / "entropy-mcmc"
+    if not exe.exists():
+        pytest.skip("console script not installed next to this interpreter")
+    proc = subprocess.run([str(exe), "sample", "--target", "heart", "--kernel", "hmc", "--chains", "4",
+                           "--warmup", "20", "--draws", "20", "--seed", "0", "--out", str(tmp_path / "d.nc")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "min ESS bulk" in proc.stdout
+    assert (tmp_path / "d.nc").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sample", "--target", "nope", "--kernel", "hmc"], "unknown target 'nope'"),
+    (["sample", "--target", "german", "--kernel", "nuts"], "invalid choice: 'nuts'"),
+    (["sample", "--target", "german", "--kernel", "hmc", "--target-accept", "1.5"], "(0, 1)"),
+    (["sample", "--target", "german", "--kernel", "hmc", "--chains", "0"], "positive integer"),
+    (["sample", "--target", "german", "--kernel", "hmc", "--dtype", "float16"], "invalid choice"),
+    (["sample", "--target", "german", "--kernel", "rwm", "--adapt-mass"], "--adapt-mass does not apply"),
+    (["sample", "--target", "german", "--kernel", "hmc", "--step-size-jitter", "1.5"], "[0, 1)"),
+    (["bench", "--tiny", "--targets", "nope"], "unknown benchmark target"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_kernel_defaults_follow_the_spec():
+    for name, accept in (("rwm", 0.234), ("mala", 0.574), ("hmc", 0.8)):
+        args = cli.sample_args("german", name)
+        kernel = cli.build_kernel(args, __import__("entropy_mcmc.targets").targets.get_target("german"))
+        adapt = kernel.kernel if isinstance(kernel, cli.StepSizeJitter) else kernel
+        assert isinstance(adapt, StepSizeAdaptation)
+        assert adapt.target_accept == accept
+        assert adapt.adapt_mass_matrix == (name == "hmc")
+        assert isinstance(kernel, cli.StepSizeJitter) == (name == "hmc")
+    assert cli.sample_args("german", "hmc").leapfrog_steps == 10
+
+
+def test_registered_kernel_is_selectable(tmp_path, capsys, monkeypatch):
+    """The extension point the learned sampler uses: a KernelSpec with its own options."""
+    from entropy_mcmc.samplers import MALA
+
+    seen = {}
+
+    def build(target, args):
+        seen["option"] = args.my_option
+        return MALA(target, step_size=args.step_size)
+
+    def add(parser):
+        parser.add_argument("--my-option", default="x")
+
+    monkeypatch.setitem(cli.KERNELS, "mine", cli.KernelSpec(build, 0.6, 0.05, "a test kernel", add_arguments=add))
+    assert cli.main(["sample", "--target", "scg2", "--kernel", "mine", "--my-option", "y", "--chains", "2",
+                     "--warmup", "5", "--draws", "5", "--no-progress", "--no-summary"]) == 0
+    assert seen["option"] == "y"
+
+
+def test_step_size_jitter_draws_per_chain_step_sizes_after_warmup():
+    from entropy_mcmc.samplers import HMC, sample
+    from entropy_mcmc.targets import get_target
+
+    t = get_target("scg2")
+    inner = HMC(t, 0.1, 3)
+    k = cli.StepSizeJitter(StepSizeAdaptation(inner, 0.8), 0.5)
+    res = sample(k, torch.zeros(16, 2), 5, num_warmup=20, progress=False, seed=0)
+    nominal = k.step_size_value
+    assert nominal.dim() == 0
+    assert torch.all(res.stats["step_size"] == nominal.item())
+    s = inner.step_size
+    assert s.shape == (16,) and s.std() > 0
+    assert torch.all((s >= 0.5 * nominal) & (s <= 1.5 * nominal))
+
+
+def test_peer_design_matrix_matches_the_target():
+    from entropy_mcmc.targets import load_dataset
+
+    for name in ("german", "australian", "heart"):
+        x, y = load_dataset(name)
+        px, py = peers.blr_design(name)
+        assert np.array_equal(x, px) and np.array_equal(y, py)
+
+
+def test_bench_tiny_writes_tables_and_plot(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(peers, "blackjax_available", lambda: False)
+    out = tmp_path / "bench"
+    assert cli.main(["bench", "--tiny", "--targets", "scg2,german", "--kernels", "mala,hmc", "--peers",
+                     "pyro,blackjax", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "[4/4] german" in text  # progress lines
+    assert "BlackJAX skipped" in text
+    for f in ("bench.csv", "bench.md", "ratios.csv", "bench.json", "bench.png"):
+        assert (out / f).stat().st_size > 0, f
+    import pandas as pd
+
+    table = pd.read_csv(out / "bench.csv")
+    assert list(table["system"]) == ["entropy-mcmc"] * 4 + ["pyro"]
+    assert {"ess_per_mh", "ess_per_grad", "ess_per_s", "ess_per_s_total", "max_rhat"} <= set(table.columns)
+    assert (table["min_ess_bulk"] > 0).all()
+    ratios = pd.read_csv(out / "ratios.csv")
+    assert list(ratios["ours"]) == ["MALA", "HMC L=10"] and set(ratios["peer"]) == {"pyro NUTS"}
+    german_hmc = table[(table["target"] == "german") & (table["kernel"] == "HMC L=10")].iloc[0]
+    pyro = table[table["system"] == "pyro"].iloc[0]
+    assert ratios["ess_per_s_ratio"].iloc[1] == pytest.approx(german_hmc["ess_per_s"] / pyro["ess_per_s"])
+    record = json.loads((out / "bench.json").read_text())
+    assert record["mode"] == "tiny" and record["notes"]
