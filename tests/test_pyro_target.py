@@ -47,6 +47,17 @@ def test_vectorized_energy_and_grad_equal_pyros_potential_per_chain():
         torch.testing.assert_close(g[i], gi)
 
 
+def test_jit_traced_energy_equals_the_plain_one_for_every_chain_count():
+    plain = PyroTarget(hierarchical_normal_model, hierarchical_normal_data())
+    traced = PyroTarget(hierarchical_normal_model, hierarchical_normal_data(), jit_compile=True)
+    gen = torch.Generator().manual_seed(9)
+    for chains in (5, 12, 5):
+        x = torch.randn(chains, 6, generator=gen, dtype=torch.float64)
+        for a, b in zip(traced.energy_and_grad(x), plain.energy_and_grad(x)):
+            torch.testing.assert_close(a, b)
+    assert sorted(k[0] for k in traced._jit_cache) == [5, 12]
+
+
 def test_energy_includes_the_log_jacobian_of_the_positive_scale():
     """U(u) = -log p(mu, exp(u_tau), eta, y) - u_tau: the HalfCauchy scale is sampled as log tau."""
     target = eight_schools()

@@ -250,7 +250,8 @@ class PyroKernel(MCMCKernel):
             return make_learned_kernel(self.target, **options)
         try:
             train_target = PyroTarget(self.model, self._model_args, self._model_kwargs,
-                                      transforms=self._user_transforms, max_plate_nesting=self._max_plate_nesting)
+                                      transforms=self._user_transforms, max_plate_nesting=self._max_plate_nesting,
+                                      jit_compile=self._jit_compile)
         except ValueError as e:
             raise ValueError(f"kernel='learned' trains on the chain-vectorized target of the model, which failed: {e} "
                              "Alternatively pass sampler=path with a sampler trained elsewhere.") from e
