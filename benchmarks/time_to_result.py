@@ -61,6 +61,9 @@ def main():
     ap.add_argument("--pyro-warmup", type=int, default=1000)
     ap.add_argument("--pyro-draws", type=int, default=2000)
     ap.add_argument("--ours-extra", default="", help="extra arguments for entropy-mcmc sample, e.g. '--threads 1'")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
+                    help="another entropy-mcmc sample run with extra arguments, e.g. "
+                         "'no-jitter=--step-size-jitter 0' (repeatable)")
     ap.add_argument("--out", default="results/ttr")
     args = ap.parse_args()
 
@@ -69,16 +72,22 @@ def main():
     bindir = Path(sys.executable).parent
     common = ["--chains", str(args.chains), "--warmup", str(args.warmup), "--draws", str(args.draws),
               "--seed", str(args.seed)]
-    ours = [str(bindir / "entropy-mcmc"), "sample", "--target", "german", "--kernel", "hmc", *common,
-            "--leapfrog-steps", str(args.leapfrog_steps), "--out", str(out / "draws.nc"), *args.ours_extra.split()]
+    ours_base = [str(bindir / "entropy-mcmc"), "sample", "--target", "german", "--kernel", "hmc", *common,
+                 "--leapfrog-steps", str(args.leapfrog_steps), *args.ours_extra.split()]
+    ours = ours_base + ["--out", str(out / "draws.nc")]
     bj = [sys.executable, "benchmarks/peer_blackjax_process.py", *common, "--leapfrog-steps",
           str(args.leapfrog_steps), "--out", str(out / "blackjax.nc")]
     pyro = [sys.executable, "benchmarks/peer_pyro_process.py", "--warmup", str(args.pyro_warmup), "--draws",
             str(args.pyro_draws), "--seed", str(args.seed), "--out", str(out / "pyro.nc")]
 
+    variants = []
+    for v in args.variant:
+        name, _, extra = v.partition("=")
+        variants.append((f"entropy-mcmc HMC {name}",
+                         ours_base + extra.split() + ["--out", str(out / f"draws_{name}.nc")]))
     runs = []
     for rep in range(args.repeats):
-        order = [("entropy-mcmc HMC", ours), ("blackjax HMC", bj)]
+        order = [("entropy-mcmc HMC", ours), *variants, ("blackjax HMC", bj)]
         if rep % 2:
             order.reverse()
         if args.pyro and rep == 0:
@@ -87,7 +96,7 @@ def main():
             r = run(name, cmd)
             r["repeat"] = rep
             runs.append(r)
-            print(f"[{rep}] {name:<18} wall {r['wall_s']:6.2f} s (user {r['user_s']:.1f}, sys {r['sys_s']:.1f}), "
+            print(f"[{rep}] {name:<28} wall {r['wall_s']:6.2f} s (user {r['user_s']:.1f}, sys {r['sys_s']:.1f}), "
                   f"min ESS {r['min_ess_bulk']:>8.0f}, ESS/s {r['ess_per_wall_s']:9.1f}, load {r['load_before']:.2f}",
                   flush=True)
 
@@ -99,21 +108,25 @@ def main():
                for name in dict.fromkeys(r["system"] for r in runs)}
     ratios = {}
     per_rep = {}
-    for peer in summary:
-        if peer == "entropy-mcmc HMC":
+    for mine in summary:
+        if not mine.startswith("entropy-mcmc"):
             continue
-        ratios[peer] = summary["entropy-mcmc HMC"]["ess_per_wall_s"] / summary[peer]["ess_per_wall_s"]
-        per_rep[peer] = [
-            next(r for r in runs if r["system"] == "entropy-mcmc HMC" and r["repeat"] == rep)["ess_per_wall_s"]
-            / r2["ess_per_wall_s"] for rep in range(args.repeats)
-            for r2 in runs if r2["system"] == peer and r2["repeat"] == rep]
+        for peer in summary:
+            if peer.startswith("entropy-mcmc"):
+                continue
+            key = f"{mine} / {peer}"
+            ratios[key] = summary[mine]["ess_per_wall_s"] / summary[peer]["ess_per_wall_s"]
+            per_rep[key] = [
+                next(r for r in runs if r["system"] == mine and r["repeat"] == rep)["ess_per_wall_s"]
+                / r2["ess_per_wall_s"] for rep in range(args.repeats)
+                for r2 in runs if r2["system"] == peer and r2["repeat"] == rep]
     print("\nmedians over repeats:")
     for name, s in summary.items():
-        print(f"  {name:<18} wall {s['wall_s']:6.2f} s, min ESS {s['min_ess_bulk']:8.0f}, "
+        print(f"  {name:<28} wall {s['wall_s']:6.2f} s, min ESS {s['min_ess_bulk']:8.0f}, "
               f"min ESS per wall second {s['ess_per_wall_s']:9.1f}")
-    for peer, ratio in ratios.items():
-        reps = ", ".join(f"{x:.2f}" for x in per_rep[peer])
-        print(f"  ours / {peer}: {ratio:.2f} (per repeat: {reps})")
+    for key, ratio in ratios.items():
+        reps = ", ".join(f"{x:.2f}" for x in per_rep[key])
+        print(f"  {key}: {ratio:.2f} (per repeat: {reps})")
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")

@@ -109,7 +109,7 @@ def pyro_nuts(dataset: str = "german", num_warmup: int = 1000, num_draws: int = 
 
             self.potential_fn = counted
 
-    draws, warm_t, samp_t, grads_w, grads_s, acc = [], 0.0, 0.0, 0, 0, []
+    draws, warm_t, samp_t, grads_w, grads_s, divergent = [], 0.0, 0.0, 0, 0, 0
     step_sizes = []
     for c in range(num_chains):
         pyro.set_rng_seed(seed + c)
@@ -134,11 +134,12 @@ def pyro_nuts(dataset: str = "german", num_warmup: int = 1000, num_draws: int = 
         grads_s += counter["n"] - marks.get("grads", counter["n"])
         draws.append(mcmc.get_samples()["w"].detach().cpu().numpy())
         step_sizes.append(float(kernel.step_size))
-        diag = mcmc.diagnostics()
-        acc.append(float(np.mean(diag.get("acceptance rate", {}).get("chain 0", np.nan))))
+        # Pyro lists the iterations (warmup included) that diverged
+        divergent += sum(1 for t in mcmc.diagnostics().get("divergences", {}).get("chain 0", []) if t >= num_warmup)
+    # Pyro's NUTS "acceptance rate" is the fraction of trees that moved, not a mean acceptance
+    # probability, so it is not reported next to ours
     return PeerResult("pyro", "NUTS", np.stack(draws, 0), warm_t, samp_t, 0.0, grads_s, grads_w,
-                      acceptance=float(np.nanmean(acc)) if acc else float("nan"),
-                      step_size=float(np.mean(step_sizes)),
+                      divergences=divergent, step_size=float(np.mean(step_sizes)),
                       settings=dict(chains=num_chains, warmup=num_warmup, draws=num_draws, dtype=dtype,
                                     target_accept=target_accept, version=pyro.__version__))
 
