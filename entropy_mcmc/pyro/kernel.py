@@ -118,7 +118,9 @@ class PyroKernel(MCMCKernel):
 
     `learned` trains, at the first warmup iteration, on the chain-vectorized `PyroTarget` of the
     same model and arguments (so the model must vectorize, or pass `sampler=path`); the following
-    chains of the same run reuse the trained sampler, available as `train_result`.
+    chains of the same run reuse the trained sampler, available as `train_result`. Each chain then
+    starts from a random one of the training's bootstrap chains, which training has brought to the
+    typical set, instead of Pyro's initial point.
 
     `sampler` is the kernel of the current (after the run: the last) chain run in this process,
     wrapped in `StepSizeAdaptation` when it adapts. `diagnostics()` gives Pyro's `divergences` (draw
@@ -215,6 +217,11 @@ class PyroKernel(MCMCKernel):
                                                                       **self.kernel_options)
         seed = int(torch.randint(0, 2 ** 62, ()))  # from torch's global generator: pyro.set_rng_seed applies
         position = self.layout.flatten(params)[None]
+        buffer = self._trained[1].extra.get("buffer") if learned and self._trained is not None else None
+        if buffer is not None and "sampler" not in self.kernel_options:
+            # start where training left its bootstrap chains (the typical set), not at Pyro's initial point
+            row = int(torch.randint(0, buffer.shape[0], ()))
+            position = buffer[row:row + 1].reshape(position.shape).to(position)
         kernel.reseed(seed, position.device)
         state = kernel.init(position)
         has_step = hasattr(kernel, "step_size") and getattr(kernel, "step_size", None) is not None

@@ -25,7 +25,7 @@ import torch
 from ..targets.logistic_regression import DATASETS, load_dataset, load_reference
 from .target import PyroTarget
 
-__all__ = ["logistic_regression_model", "load_blr_data", "blr_target", "eight_schools_model",
+__all__ = ["logistic_regression_model", "linear_predictor", "load_blr_data", "blr_target", "eight_schools_model",
            "EIGHT_SCHOOLS_Y", "EIGHT_SCHOOLS_SIGMA", "hierarchical_normal_model", "hierarchical_normal_data"]
 
 
@@ -33,12 +33,24 @@ def logistic_regression_model(x: torch.Tensor, y: Optional[torch.Tensor] = None,
     """Bayesian logistic regression over a design matrix `x` [n, d] and labels `y` [n] in {0, 1}."""
     d = x.shape[-1]
     w = pyro.sample("w", dist.Normal(torch.zeros(d, dtype=x.dtype, device=x.device), prior_scale).to_event(1))
-    # Under outer plates (a chain plate, Predictive's sample plate) w has batch shape [*outer, 1],
-    # the 1 sitting at the data plate's dim -1; the logits must be [*outer, n]. `w @ x.T` would give
-    # [*outer, 1, n] and `(x * w).sum(-1)` materializes [*outer, n, d], so drop that 1 explicitly.
-    logits = (w.reshape(-1, d) @ x.transpose(-1, -2)).reshape(w.shape[:-2] + (x.shape[-2],))
+    logits = linear_predictor(x, w)
     with pyro.plate("data", x.shape[-2], dim=-1):
         return pyro.sample("y", dist.Bernoulli(logits=logits), obs=y)
+
+
+def linear_predictor(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x @ w for weights w of shape [d], [*outer, 1, d] or [*outer, d]; returns [*outer, n].
+
+    Under outer plates (our chain plate, SVI's vectorized particles) Pyro gives a global w the
+    batch shape [*outer, 1], the 1 sitting at the data plate's dim -1, so w is [*outer, 1, d];
+    `Predictive` conditioning on posterior samples (ArviZ's log-likelihood) passes [*outer, d].
+    Either way the logits must be [*outer, n] (a plain `w @ x.T` would give [*outer, 1, n] in
+    the first case).
+    """
+    outer = w.shape[:-1]
+    if len(outer) and outer[-1] == 1:
+        outer = outer[:-1]
+    return (w.reshape(-1, w.shape[-1]) @ x.transpose(-1, -2)).reshape(outer + (x.shape[-2],))
 
 
 def load_blr_data(name: str, dtype: torch.dtype = torch.float64, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
