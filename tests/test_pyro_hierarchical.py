@@ -13,6 +13,16 @@ from entropy_mcmc.pyro import PyroKernel, PyroTarget, hierarchical_normal_data, 
 from entropy_mcmc.samplers import MALA, HMC, StepSizeAdaptation, sample
 from entropy_mcmc.samplers.metropolis import Proposal
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Pyro's per-step work is many tiny tensor ops: a second intra-op thread only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 DATA = hierarchical_normal_data()
 SITES = ("eta", "mu", "tau")
 Z_MAX = 4.5  # 12 statistics per comparison; a correct sampler exceeds 4.5 MCSE with probability < 1e-4

@@ -13,6 +13,16 @@ from entropy_mcmc.pyro.inference_data import SAMPLE_STAT_NAMES
 from entropy_mcmc.samplers import HMC, RandomWalkMetropolis, sample
 from entropy_mcmc.targets import Gaussian
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Pyro's per-step work is many tiny tensor ops: a second intra-op thread only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 DATA = hierarchical_normal_data()
 
 

@@ -12,6 +12,16 @@ from entropy_mcmc.pyro.learned import train_on_target
 from entropy_mcmc.samplers import sample
 from entropy_mcmc.samplers.learned import LearnedSampler
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Pyro's per-step work is many tiny tensor ops: a second intra-op thread only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 DATA = hierarchical_normal_data()
 TINY = dict(train=dict(steps=30, batch_size=16), model_config=dict(width=8), warmup_steps=50)
 

@@ -15,6 +15,15 @@ from entropy_mcmc.samplers import HMC, StepSizeAdaptation, sample
 from entropy_mcmc.targets import LogisticRegression
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Pyro's per-step work is many tiny tensor ops: a second intra-op thread only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def eight_schools():
     sigma = torch.tensor(EIGHT_SCHOOLS_SIGMA, dtype=torch.float64)
     return PyroTarget(eight_schools_model, (sigma, torch.tensor(EIGHT_SCHOOLS_Y, dtype=torch.float64)))
