@@ -17,7 +17,7 @@ Every MH kernel adapts per chain during warmup (dual averaging; HMC also a diago
 matrix, and a +-50% step-size jitter after warmup, as the CLI's default). The learned sampler
 is trained once on the Pyro target (inside Pyro's warmup of the first chain, as `PyroKernel`
 does it; the runner/pyro rows reuse it) and once on the native target, with the same settings;
-training time counts as warmup. ESS is ArviZ's bulk ESS, minimum over the 25 coordinates,
+training time counts as warmup, and its chains start from the training's bootstrap chains. ESS is ArviZ's bulk ESS, minimum over the 25 coordinates,
 pooled over chains; ESS/s divides by sampling time, "total" by warmup + training + sampling.
 """
 from __future__ import annotations
@@ -190,7 +190,10 @@ def main() -> None:
         if not args.no_learned:
             trained = trained_pyro if path == "runner/pyro" else trained_native
             train_s = trained.train_time if path == "runner/pyro" else trained_native_s
-            r, _ = run_runner(path, "learned", lambda t: LearnedSampler(t, trained.model), target, init,
+            # like PyroKernel, start from the training's bootstrap chains (already in the typical set)
+            buffer = trained.extra["buffer"]
+            start = buffer[torch.arange(args.chains) % buffer.shape[0]].to(init)
+            r, _ = run_runner(path, "learned", lambda t: LearnedSampler(t, trained.model), target, start,
                               args.warmup, args.draws, ref, args.seed, extra_warmup=train_s,
                            note="trained on this target" if path == "runner/native" else
                            "the adapter's trained sampler")
