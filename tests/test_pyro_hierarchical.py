@@ -23,6 +23,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def sequential_chains():
+    """Pyro runs chains in worker processes when it finds free cores; run them one after the other on every
+    machine, so the seeded results (and the warmup hooks, which run where the chain runs) are the same."""
+    import pyro.infer.mcmc.api as api
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(api.mp, "cpu_count", lambda: 1)
+        yield
+
+
 DATA = hierarchical_normal_data()
 SITES = ("eta", "mu", "tau")
 Z_MAX = 4.5  # 12 statistics per comparison; a correct sampler exceeds 4.5 MCSE with probability < 1e-4

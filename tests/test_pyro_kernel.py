@@ -23,6 +23,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def sequential_chains():
+    """Pyro runs chains in worker processes when it finds free cores; run them one after the other on every
+    machine, so the seeded results (and the warmup hooks, which run where the chain runs) are the same."""
+    import pyro.infer.mcmc.api as api
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(api.mp, "cpu_count", lambda: 1)
+        yield
+
+
 DATA = hierarchical_normal_data()
 
 
@@ -138,6 +149,22 @@ def test_step_size_jitter_redraws_the_step_size_around_the_adapted_one_after_war
     nominal = float(kernel.sampler.step_size_value)
     assert len(set(used.tolist())) == 40
     assert float(used.min()) >= 0.5 * nominal and float(used.max()) <= 1.5 * nominal
+
+
+def test_chains_in_worker_processes(monkeypatch):
+    """With free cores Pyro runs chains in worker processes: the kernel travels there and back."""
+    import pyro.infer.mcmc.api as api
+
+    monkeypatch.setattr(api.mp, "cpu_count", lambda: 4)
+    pyro.set_rng_seed(5)
+    mcmc = MCMC(PyroKernel(hierarchical_normal_model, "mala"), num_samples=30, warmup_steps=20, num_chains=2,
+                disable_progbar=True)
+    assert type(mcmc.sampler).__name__ == "_MultiSampler"
+    mcmc.run(*DATA)
+    mu = mcmc.get_samples(group_by_chain=True)["mu"]
+    assert mu.shape == (2, 30) and not torch.equal(mu[0], mu[1])
+    stats = from_pyro(mcmc).sample_stats
+    assert stats["acceptance_rate"].shape == (2, 30) and float(stats["step_size"].min()) > 0
 
 
 def test_invalid_arguments_are_rejected():

@@ -22,6 +22,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def sequential_chains():
+    """Pyro runs chains in worker processes when it finds free cores; run them one after the other on every
+    machine, so the seeded results (and the warmup hooks, which run where the chain runs) are the same."""
+    import pyro.infer.mcmc.api as api
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(api.mp, "cpu_count", lambda: 1)
+        yield
+
+
 DATA = hierarchical_normal_data()
 TINY = dict(train=dict(steps=30, batch_size=16), model_config=dict(width=8), warmup_steps=50)
 
