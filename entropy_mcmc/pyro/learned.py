@@ -15,7 +15,6 @@ first chain; the trained sampler is reused by the following chains of the same r
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -106,8 +105,3 @@ def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel,
     kernel.train_result = result
     return kernel
 
-
-def describe(result: TrainResult) -> Dict[str, object]:
-    """Training settings and final statistics, for reports."""
-    return {"config": dataclasses.asdict(result.config), "final": result.final, "train_time": result.train_time,
-            "model": result.model.describe()}
