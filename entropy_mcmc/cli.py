@@ -301,8 +301,10 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chains start at N(0, s^2 I) draws (default 0.1)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--device", type=_device, default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--threads", type=_nonneg_int, default=1,
+                        help="torch intra-op threads while sampling; 0: torch's default, one per core "
+                             "(default 1: the same draws on any load, and no stalls when other processes "
+                             "share the cores; see BENCHMARKS.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-summary", action="store_true", help="do not print the ArviZ summary table")
     for spec in KERNELS.values():
@@ -338,16 +340,21 @@ def run_chains(args):
     from .samplers import sample
     from .targets import get_target
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     target = get_target(args.target)
     kernel = build_kernel(args, target)
     init_seed, kernel_seed = spawn_seeds(args.seed, 2)
     init = initial_positions(target, args.chains, init_seed, dtype, args.device, args.init_scale)
-    result = sample(kernel, init, num_draws=args.draws, num_warmup=args.warmup, thin=args.thin,
-                    progress=not args.no_progress, seed=kernel_seed)
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        result = sample(kernel, init, num_draws=args.draws, num_warmup=args.warmup, thin=args.thin,
+                        progress=not args.no_progress, seed=kernel_seed)
+    finally:  # callers in the same process (bench, tests) keep their setting
+        torch.set_num_threads(threads)
     result.attrs.update(target=args.target, kernel_name=args.kernel, seed=args.seed, dtype=args.dtype,
+                        threads=args.threads or threads,
                         step_size_jitter=float(getattr(kernel, "jitter", 0.0)),
                         target_accept=float(getattr(kernel, "target_accept", float("nan"))))
     return result, kernel, target

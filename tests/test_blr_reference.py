@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from entropy_mcmc.cli import run_chains, sample_args
 from entropy_mcmc.diagnostics import mcse
@@ -53,19 +52,10 @@ def test_targets_carry_the_reference_moments():
         assert np.allclose(t.mean.numpy(), ref[name]["mean"]) and np.allclose(t.std.numpy(), ref[name]["std"])
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: these runs are small, and on a shared 2-core machine a second thread
-    that has to wait for a busy core slows every op down many times over."""
-    before = torch.get_num_threads()
-    yield 1
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", ["german", "australian", "heart"])
-def test_hmc_reproduces_reference_moments(name, one_thread):
+def test_hmc_reproduces_reference_moments(name):
     ref = _reference()["datasets"][name]
-    args = sample_args(name, "hmc", chains=128, warmup=300, draws=400, seed=11, no_progress=True, threads=one_thread)
+    args = sample_args(name, "hmc", chains=128, warmup=300, draws=400, seed=11, no_progress=True)
     result, _, _ = run_chains(args)
     draws = result.draws.double().numpy()
     flat = draws.reshape(-1, draws.shape[-1])

@@ -169,3 +169,11 @@ def test_bench_tiny_writes_tables_and_plot(tmp_path, capsys, monkeypatch):
     assert ratios["ess_per_s_ratio"].iloc[1] == pytest.approx(german_hmc["ess_per_s"] / pyro["ess_per_s"])
     record = json.loads((out / "bench.json").read_text())
     assert record["mode"] == "tiny" and record["notes"]
+
+
+def test_threads_option_leaves_the_callers_setting_alone():
+    before = torch.get_num_threads()
+    result, _, _ = cli.run_chains(cli.sample_args("scg2", "mala", chains=2, warmup=2, draws=2, no_progress=True,
+                                                  threads=1))
+    assert torch.get_num_threads() == before
+    assert result.attrs["threads"] == 1
