@@ -11,6 +11,7 @@ from .adaptive_mala import AdaptiveMALA, AdaptiveMALAConfig, AdaptiveMALAProposa
 from .flow import CouplingFlow, checkerboard_masks, random_masks
 from .kernel import LearnedSampler, TargetFunctions, load_proposal, propose_move, save_proposal
 from .networks import StepIndexedMLP
+from .presets import CPU_BUDGET, THESIS_BUDGET, THESIS_TABLE_C1, preset
 from .proposal import LearnedProposal, LearnedProposalConfig, ProposalModel
 from .registry import build_model
 from .training import TrainConfig, TrainResult, train_sampler
@@ -18,4 +19,5 @@ from .training import TrainConfig, TrainResult, train_sampler
 __all__ = ["LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "ProposalModel", "CouplingFlow",
            "StepIndexedMLP", "random_masks", "checkerboard_masks", "TargetFunctions", "propose_move",
            "save_proposal", "load_proposal", "build_model", "AdaptiveMALA", "AdaptiveMALAProposal",
-           "AdaptiveMALAConfig", "TrainConfig", "TrainResult", "train_sampler"]
+           "AdaptiveMALAConfig", "TrainConfig", "TrainResult", "train_sampler", "preset", "THESIS_TABLE_C1",
+           "THESIS_BUDGET", "CPU_BUDGET"]
