@@ -46,6 +46,8 @@ class KernelSpec:
     add_arguments: optional hook adding the kernel's own options to the `sample` parser.
     adapts_mass: whether `--adapt-mass` applies (the kernel has a diagonal `inv_mass`).
     step_size_jitter: default `--step-size-jitter` (HMC: 0.5, see BENCHMARKS.md).
+    adapts_step_size: whether warmup adapts the step size (False for a trained learned sampler,
+        whose eps is part of what was trained; `step_size` None then means the kernel's own).
     """
 
     build: Callable
@@ -55,6 +57,7 @@ class KernelSpec:
     add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None
     adapts_mass: bool = False
     step_size_jitter: float = 0.0
+    adapts_step_size: bool = True
 
 
 def _build_rwm(target, args):
@@ -80,11 +83,26 @@ def _hmc_arguments(parser: argparse.ArgumentParser) -> None:
                         help="HMC: leapfrog steps per transition (default 10)")
 
 
+def _build_learned(target, args):
+    from .samplers.learned.commands import build_learned
+
+    return build_learned(target, args)
+
+
+def _learned_arguments(parser: argparse.ArgumentParser) -> None:
+    from .samplers.learned.commands import sampler_arguments
+
+    sampler_arguments(parser)
+
+
 KERNELS: Dict[str, KernelSpec] = {
     "rwm": KernelSpec(_build_rwm, 0.234, 0.1, "random-walk Metropolis"),
     "mala": KernelSpec(_build_mala, 0.574, 0.1, "Metropolis-adjusted Langevin"),
     "hmc": KernelSpec(_build_hmc, 0.8, 0.1, "HMC, fixed number of leapfrog steps, diagonal mass matrix",
                       add_arguments=_hmc_arguments, adapts_mass=True, step_size_jitter=0.5),
+    "learned": KernelSpec(_build_learned, 0.7, None, "the trained entropy-maximizing sampler of --sampler PATH "
+                          "(thesis ch. 4); no step-size adaptation", add_arguments=_learned_arguments,
+                          adapts_step_size=False),
 }
 
 
@@ -328,7 +346,7 @@ def build_kernel(args, target):
         raise UsageError(f"--step-size-jitter must lie in [0, 1), got {jitter}")
     if not hasattr(kernel, "step_size"):
         return kernel
-    if args.warmup > 0:
+    if args.warmup > 0 and spec.adapts_step_size:
         target_accept = spec.target_accept if args.target_accept is None else args.target_accept
         kernel = StepSizeAdaptation(kernel, target_accept=target_accept, per_chain=args.per_chain_step_size,
                                     adapt_mass_matrix=adapt_mass)
@@ -451,9 +469,24 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
+def _train_sampler_arguments(parser: argparse.ArgumentParser) -> None:
+    from .samplers.learned.commands import train_arguments
+
+    train_arguments(parser)
+
+
+def _run_train_sampler(args) -> int:
+    from .samplers.learned.commands import run_train
+
+    return run_train(args)
+
+
 COMMANDS: Dict[str, Command] = {
     "sample": Command("sample a registry target with one kernel; print the ArviZ summary, write NetCDF",
                       _sample_arguments, run_sample),
+    "train-sampler": Command("train the learned sampler (thesis ch. 4) on a registry target with its Table C.1 "
+                             "settings scaled to a CPU; write it for `sample --kernel learned --sampler PATH`",
+                             _train_sampler_arguments, _run_train_sampler),
     "bench": Command("ESS/MH, ESS/grad, ESS/s and R-hat of RWM, MALA and HMC on the standard targets, "
                      "with Pyro and BlackJAX side by side", _bench_arguments, run_bench),
 }
