@@ -28,6 +28,9 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--leapfrog-steps", type=int, default=10)
     ap.add_argument("--target-accept", type=float, default=0.8)
+    ap.add_argument("--step-size-jitter", type=float, default=0.0,
+                    help="redraw each chain's step size in [s(1-J), s(1+J)] every sampling step (not a BlackJAX "
+                         "default; for a like-for-like comparison with entropy-mcmc's HMC)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--out", default=None)
@@ -42,7 +45,8 @@ def main() -> None:
 
     t_imports = time.perf_counter()
     r = blackjax_run(args.dataset, args.algorithm, args.chains, args.warmup, args.draws, args.leapfrog_steps,
-                     seed=args.seed, dtype=args.dtype, target_accept=args.target_accept)
+                     seed=args.seed, dtype=args.dtype, target_accept=args.target_accept,
+                     step_size_jitter=args.step_size_jitter)
     idata = az.from_dict(posterior={"x": r.draws.astype(args.dtype)},
                          attrs={"sampler": f"blackjax {r.kernel}", **{k: str(v) for k, v in r.settings.items()}})
     summary = summary_while_writing(idata, args.out)

@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                     help="another entropy-mcmc sample run with extra arguments, e.g. "
                          "'no-jitter=--step-size-jitter 0' (repeatable)")
+    ap.add_argument("--blackjax-variant", action="append", default=[], metavar="NAME=ARGS",
+                    help="another BlackJAX run with extra arguments, e.g. 'jitter=--step-size-jitter 0.5'")
     ap.add_argument("--out", default="results/ttr")
     args = ap.parse_args()
 
@@ -85,6 +87,9 @@ def main():
         name, _, extra = v.partition("=")
         variants.append((f"entropy-mcmc HMC {name}",
                          ours_base + extra.split() + ["--out", str(out / f"draws_{name}.nc")]))
+    for v in args.blackjax_variant:
+        name, _, extra = v.partition("=")
+        variants.append((f"blackjax HMC {name}", bj[:-2] + extra.split() + ["--out", str(out / f"bj_{name}.nc")]))
     runs = []
     for rep in range(args.repeats):
         order = [("entropy-mcmc HMC", ours), *variants, ("blackjax HMC", bj)]

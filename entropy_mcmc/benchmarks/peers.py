@@ -165,13 +165,15 @@ def _jax_logdensity(dataset: str, dtype: str):
 
 def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: int = 256, num_warmup: int = 500,
                  num_draws: int = 1000, num_integration_steps: int = 10, seed: int = 0, dtype: str = "float32",
-                 target_accept: float = 0.8, init_scale: float = 0.1) -> PeerResult:
+                 target_accept: float = 0.8, init_scale: float = 0.1, step_size_jitter: float = 0.0) -> PeerResult:
     """BlackJAX HMC (fixed `num_integration_steps`) or NUTS, vectorized over chains with `jax.vmap`.
 
     Each chain runs BlackJAX's Stan-style `window_adaptation` (step size and diagonal inverse
     mass matrix, per chain) for `num_warmup` steps, then `num_draws` steps with the adapted
     parameters. Warmup and sampling are compiled ahead of time (`jit(...).lower(...).compile()`),
-    so `compile_time` is reported apart from the two run times.
+    so `compile_time` is reported apart from the two run times. `step_size_jitter` j > 0 redraws
+    every chain's step size uniformly in [s (1 - j), s (1 + j)] at every sampling step, as
+    `entropy-mcmc sample` does for HMC (not a BlackJAX default; for like-for-like comparisons).
     """
     import blackjax
     import jax
@@ -196,7 +198,13 @@ def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: in
         kernel = algo(logdensity, **{**extra, **params})
 
         def one(st, k):
-            st, info = kernel.step(k, st)
+            if step_size_jitter > 0:
+                k, kj = jax.random.split(k)
+                u = jax.random.uniform(kj, dtype=params["step_size"].dtype)
+                jittered = {**params, "step_size": params["step_size"] * (1.0 + step_size_jitter * (2.0 * u - 1.0))}
+                st, info = algo(logdensity, **{**extra, **jittered}).step(k, st)
+            else:
+                st, info = kernel.step(k, st)
             steps = info.num_integration_steps if algorithm == "nuts" else num_integration_steps
             return st, (st.position, info.acceptance_rate, info.is_divergent, steps)
 
@@ -231,6 +239,7 @@ def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: in
                       step_size=float(np.mean(np.asarray(params["step_size"]))),
                       settings=dict(chains=num_chains, warmup=num_warmup, draws=num_draws, dtype=dtype,
                                     target_accept=target_accept, adaptation="window_adaptation per chain (vmap)",
+                                    step_size_jitter=step_size_jitter,
                                     **({"num_integration_steps": num_integration_steps} if algorithm == "hmc"
                                        else {}),
                                     version=blackjax.__version__, jax=jax.__version__))
