@@ -4,7 +4,9 @@
 
 Prints, for each torch thread count: milliseconds per HMC transition and per leapfrog
 step, the cost of the target's `grad` and `energy_and_grad` alone, and the torch.profiler
-table of the ops inside HMC transitions (self CPU time).
+table of the ops inside HMC transitions (self CPU time). `--baseline` adds the same
+figures for the formulation the BLR target had before (logits X w, softplus(l) - y l,
+(sigmoid(l) - y) X + w, fresh tensors, no gradient-only path), side by side in one run.
 """
 from __future__ import annotations
 
@@ -14,8 +16,23 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+import torch.nn.functional as F
+
 from entropy_mcmc.samplers import HMC
-from entropy_mcmc.targets import get_target
+from entropy_mcmc.targets import LogisticRegression, get_target, load_dataset
+
+
+class BaselineLogisticRegression(LogisticRegression):
+    """The BLR energy as first written (commit b8ebaa2): every leapfrog step pays for the energy too."""
+
+    grad = None  # HMC falls back to energy_and_grad for its inner steps
+
+    def energy_and_grad(self, w):
+        logits = w @ self._c.get("xt", w)
+        y = self._c.get("y", w)
+        u = (F.softplus(logits) - y * logits).sum(1) + 0.5 * (w * w).sum(1)
+        g = (torch.sigmoid(logits) - y) @ self._c.get("x", w) + w
+        return u, g
 
 
 def per_call(fn, n):
@@ -39,12 +56,15 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--no-table", action="store_true")
+    ap.add_argument("--baseline", action="store_true", help="also time the BLR target's original formulation")
     args = ap.parse_args()
 
-    target = get_target(args.target)
+    targets = [("current", get_target(args.target))]
+    if args.baseline:
+        targets.append(("baseline", BaselineLogisticRegression(*load_dataset(args.target))))
     dtype = getattr(torch, args.dtype)
-    x = 0.1 * torch.randn(args.chains, target.dim, generator=torch.Generator().manual_seed(0), dtype=dtype)
-    for threads in args.threads:
+    x = 0.1 * torch.randn(args.chains, targets[0][1].dim, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    for (label, target), threads in [(t, n) for n in args.threads for t in targets]:
         torch.set_num_threads(threads)
         kernel = HMC(target, step_size=0.05, num_steps=args.leapfrog_steps, seed=0)
         state = kernel.init(x)
@@ -54,9 +74,9 @@ def main():
             state, _ = kernel.step(state)
 
         t_step = per_call(step, args.steps)
-        t_grad = per_call(lambda: target.grad(state.position), 100) if hasattr(target, "grad") else float("nan")
         t_eg = per_call(lambda: target.energy_and_grad(state.position), 100)
-        print(f"threads {threads}: HMC transition {t_step * 1e3:.3f} ms = {t_step / args.leapfrog_steps * 1e3:.3f} ms "
+        t_grad = per_call(lambda: target.grad(state.position), 100) if target.grad is not None else t_eg
+        print(f"{label}, threads {threads}: HMC transition {t_step * 1e3:.3f} ms = {t_step / args.leapfrog_steps * 1e3:.3f} ms "
               f"per leapfrog step; target.grad {t_grad * 1e3:.3f} ms, energy_and_grad {t_eg * 1e3:.3f} ms; "
               f"overhead outside the target {(t_step - (args.leapfrog_steps - 1) * t_grad - t_eg) * 1e3:.3f} ms "
               f"per transition", flush=True)
