@@ -255,8 +255,9 @@ def _name_list(kind: str, allowed: Callable[[], tuple]):
 
 def _device(text: str) -> str:
     try:
-        torch.empty(0, device=text)
-    except (RuntimeError, ValueError) as err:
+        torch.empty(1, device=text)
+        torch.Generator(device=text)  # the kernels draw their randomness on the device
+    except Exception as err:  # RuntimeError, or AssertionError from a torch built without that backend
         raise argparse.ArgumentTypeError(f"device {text!r} is not usable: {err}") from None
     return text
 

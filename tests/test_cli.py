@@ -80,6 +80,7 @@ def test_console_script_exact_form(tmp_path):
     (["sample", "--target", "german", "--kernel", "hmc", "--dtype", "float16"], "invalid choice"),
     (["sample", "--target", "german", "--kernel", "rwm", "--adapt-mass"], "--adapt-mass does not apply"),
     (["sample", "--target", "german", "--kernel", "hmc", "--step-size-jitter", "1.5"], "[0, 1)"),
+    (["sample", "--target", "german", "--kernel", "hmc", "--device", "nodevice"], "is not usable"),
     (["bench", "--tiny", "--targets", "nope"], "unknown benchmark target"),
     (["frobnicate"], "invalid choice"),
 ])
