@@ -122,7 +122,8 @@ class StepSizeJitter(TransitionKernel):
     step size it sets. Wraps a kernel with a `step_size` (or a `StepSizeAdaptation` around
     one); everything else is delegated to the wrapped kernel.
 
-    Candidate for `entropy_mcmc.samplers` (it is a generic wrapper); it lives here until then.
+    The runner records the nominal step size s in `sample_stats.step_size`; the draws use the
+    jittered ones. Candidate for `entropy_mcmc.samplers` (a generic wrapper); it lives here until then.
     """
 
     def __init__(self, kernel, jitter: float):
