@@ -17,7 +17,8 @@ import time
 import numpy as np
 import torch
 
-from entropy_mcmc.cli import StepSizeJitter, initial_positions, spawn_seeds
+from entropy_mcmc.cli import initial_positions, spawn_seeds
+from entropy_mcmc.samplers import StepSizeJitter
 from entropy_mcmc.diagnostics import ess, rhat
 from entropy_mcmc.samplers import HMC, StepSizeAdaptation, sample
 from entropy_mcmc.targets import get_target

@@ -130,7 +130,7 @@ def main() -> None:
 
     from pyro.infer import NUTS
 
-    from entropy_mcmc.cli import StepSizeJitter
+    from entropy_mcmc.samplers import StepSizeJitter
     from entropy_mcmc.pyro import PyroKernel, blr_target, load_blr_data, logistic_regression_model
     from entropy_mcmc.pyro.learned import train_on_target
     from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation

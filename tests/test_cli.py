@@ -10,7 +10,7 @@ import torch
 
 from entropy_mcmc import cli
 from entropy_mcmc.benchmarks import peers
-from entropy_mcmc.samplers import StepSizeAdaptation
+from entropy_mcmc.samplers import StepSizeAdaptation, StepSizeJitter
 
 arviz = pytest.importorskip("arviz")
 
@@ -95,11 +95,11 @@ def test_kernel_defaults_follow_the_spec():
     for name, accept in (("rwm", 0.234), ("mala", 0.574), ("hmc", 0.8)):
         args = cli.sample_args("german", name)
         kernel = cli.build_kernel(args, __import__("entropy_mcmc.targets").targets.get_target("german"))
-        adapt = kernel.kernel if isinstance(kernel, cli.StepSizeJitter) else kernel
+        adapt = kernel.kernel if isinstance(kernel, StepSizeJitter) else kernel
         assert isinstance(adapt, StepSizeAdaptation)
         assert adapt.target_accept == accept
         assert adapt.adapt_mass_matrix == (name == "hmc")
-        assert isinstance(kernel, cli.StepSizeJitter) == (name == "hmc")
+        assert isinstance(kernel, StepSizeJitter) == (name == "hmc")
     assert cli.sample_args("german", "hmc").leapfrog_steps == 10
 
 
@@ -128,7 +128,7 @@ def test_step_size_jitter_draws_per_chain_step_sizes_after_warmup():
 
     t = get_target("scg2")
     inner = HMC(t, 0.1, 3)
-    k = cli.StepSizeJitter(StepSizeAdaptation(inner, 0.8), 0.5)
+    k = StepSizeJitter(StepSizeAdaptation(inner, 0.8), 0.5)
     res = sample(k, torch.zeros(16, 2), 5, num_warmup=20, progress=False, seed=0)
     nominal = k.step_size_value
     assert nominal.dim() == 0

@@ -27,6 +27,7 @@ from pyro.infer.mcmc.util import initialize_model
 from ..samplers.adaptation import StepSizeAdaptation
 from ..samplers.base import TransitionKernel
 from ..samplers.hmc import HMC
+from ..samplers.jitter import StepSizeJitter
 from ..samplers.mala import MALA
 from ..samplers.rwm import RandomWalkMetropolis
 from ..targets.base import Target
@@ -85,14 +86,6 @@ def find_reasonable_step_size(kernel: TransitionKernel, state, max_doublings: in
             return torch.tensor(s if direction > 0 else s * 2.0 ** direction, dtype=torch.float64)
         s *= 2.0 ** direction
     return torch.tensor(s, dtype=torch.float64)
-
-
-def _step_size_jitter(kernel: TransitionKernel, jitter: float) -> TransitionKernel:
-    try:
-        from ..samplers import StepSizeJitter
-    except ImportError:  # the wrapper still lives with the command line
-        from ..cli import StepSizeJitter
-    return StepSizeJitter(kernel, jitter)
 
 
 class PyroKernel(MCMCKernel):
@@ -234,7 +227,7 @@ class PyroKernel(MCMCKernel):
             kernel = StepSizeAdaptation(kernel, self._target_accept, adapt_mass_matrix=mass)
             state = kernel.init(position)
         if self.step_size_jitter > 0 and has_step:
-            kernel = _step_size_jitter(kernel, self.step_size_jitter)
+            kernel = StepSizeJitter(kernel, self.step_size_jitter)
         kernel.start_warmup(self._warmup_steps)
         if self._warmup_steps == 0:
             kernel.end_warmup()

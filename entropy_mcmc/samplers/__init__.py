@@ -2,15 +2,15 @@
 from .adaptation import DualAveraging, StepSizeAdaptation
 from .base import ChainState, StepInfo, TransitionKernel
 from .hmc import HMC
+from .jitter import StepSizeJitter
 from .langevin import UnadjustedLangevin
+from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig, train_sampler
 from .mala import MALA
 from .metropolis import MetropolisHastingsKernel, Proposal
 from .runner import SampleResult, sample
 from .rwm import RandomWalkMetropolis
-from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig, train_sampler
 
 __all__ = ["TransitionKernel", "ChainState", "StepInfo", "MetropolisHastingsKernel", "Proposal",
-           "RandomWalkMetropolis", "MALA", "HMC", "UnadjustedLangevin", "StepSizeAdaptation", "DualAveraging",
-           "sample", "SampleResult"]
-__all__ += ["LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "AdaptiveMALA", "TrainConfig",
-            "train_sampler"]
+           "RandomWalkMetropolis", "MALA", "HMC", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter",
+           "DualAveraging", "sample", "SampleResult", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig",
+           "AdaptiveMALA", "TrainConfig", "train_sampler"]

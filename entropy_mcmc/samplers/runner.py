@@ -63,7 +63,11 @@ class SampleResult:
                  "num_grad_evals": self.num_grad_evals, "num_grad_evals_warmup": self.num_grad_evals_warmup,
                  "kernel": self.kernel_name, "thin": self.thin,
                  **{k: v for k, v in self.attrs.items() if isinstance(v, (int, float, str))}}
-        return az.from_dict(posterior={var_name: draws}, sample_stats=stats, attrs=attrs)
+        idata = az.from_dict(posterior={var_name: draws}, sample_stats=stats)
+        # ArviZ 0.2x drops `attrs` given to from_dict: set them on the groups themselves
+        for group in (idata.posterior, idata.sample_stats):
+            group.attrs.update(attrs)
+        return idata
 
     def summary(self, **kwargs):
         """The ArviZ summary table (pandas DataFrame): mean, sd, HDI, MCSE, ESS bulk/tail, R-hat."""

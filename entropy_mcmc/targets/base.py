@@ -38,6 +38,10 @@ class Target:
             (g,) = torch.autograd.grad(u.sum(), x)
         return u.detach(), g
 
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """dU/dx alone; targets override it where skipping the energy is cheaper (HMC's inner leapfrog steps)."""
+        return self.energy_and_grad(x)[1]
+
     def validate(self, x: torch.Tensor) -> torch.Tensor:
         """Raise a `ValueError` naming the expected layout unless x is `[chains, *event_shape]` floating."""
         if not isinstance(x, torch.Tensor):
