@@ -36,7 +36,7 @@ THESIS_BUDGET["funnel3-20"] = dict(batch_size=1024, steps=20000)
 CPU_BUDGET: Dict[str, Dict[str, int]] = {
     "icg50": dict(batch_size=256, steps=3000),
     "scg2": dict(batch_size=256, steps=20000),
-    "funnel1-100": dict(batch_size=256, steps=2000, width=128),
+    "funnel1-100": dict(batch_size=256, steps=2400, width=128),
     "funnel3-20": dict(batch_size=256, steps=2000, width=128),
     "german": dict(batch_size=256, steps=6000),
     "australian": dict(batch_size=256, steps=6000),
