@@ -36,10 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropy_mcmc.cli import StepSizeJitter
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess
 from entropy_mcmc.diagnostics.ess import ess as arviz_ess
-from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation, sample
+from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation, StepSizeJitter, sample
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedSampler, TrainConfig,
                                            preset, train_sampler)
 from entropy_mcmc.targets import get_target
