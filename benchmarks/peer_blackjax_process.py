@@ -38,7 +38,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import arviz as az
-    import numpy as np
 
     from entropy_mcmc.benchmarks.peers import blackjax_run
     from entropy_mcmc.benchmarks.summary import summary_while_writing

@@ -19,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "entropy_mcmc" / "targets" / "data" / "blr_reference.json"

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .samplers import StepSizeJitter, TransitionKernel
+from .samplers import StepSizeJitter
 
 class UsageError(Exception):
     """A bad combination of options found after parsing; `main` reports it like an argparse error."""

@@ -1,6 +1,5 @@
 """`entropy-mcmc train-sampler` and `entropy-mcmc sample --kernel learned --sampler PATH`, end to end."""
 import pytest
-import torch
 
 from entropy_mcmc import cli
 from entropy_mcmc.samplers.learned import LearnedSampler, load_proposal

@@ -13,14 +13,7 @@ from entropy_mcmc.targets.logistic_regression import load_reference
 
 from stats_helpers import moment_z_scores
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Pyro's per-step work is many tiny tensor ops: a second intra-op thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(dataset, kernel, warmup, draws, seed=0):

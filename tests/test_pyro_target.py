@@ -14,14 +14,7 @@ from entropy_mcmc.pyro.models import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y
 from entropy_mcmc.samplers import HMC, StepSizeAdaptation, sample
 from entropy_mcmc.targets import LogisticRegression
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Pyro's per-step work is many tiny tensor ops: a second intra-op thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def eight_schools():

@@ -14,7 +14,7 @@ import importlib.util
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -177,7 +177,6 @@ def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: in
     """
     import blackjax
     import jax
-    import jax.numpy as jnp
     from blackjax.adaptation.base import get_filter_adapt_info_fn
 
     logdensity, dim = _jax_logdensity(dataset, dtype)

@@ -19,18 +19,8 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import numpy as np
-import torch
 
-
-def _draws(draws) -> np.ndarray:
-    if isinstance(draws, torch.Tensor):
-        draws = draws.detach().cpu().double().numpy()
-    x = np.asarray(draws, dtype=np.float64)
-    if x.ndim < 2:
-        raise ValueError(f"expected draws [chains, draws, *event], got shape {x.shape}")
-    if x.ndim == 2:
-        x = x[..., None]
-    return x.reshape(x.shape[0], x.shape[1], -1)
+from .ess import as_draws_array
 
 
 def autocorrelation(draws, mean=None, var=None, last: Optional[int] = 1000) -> np.ndarray:
@@ -38,7 +28,7 @@ def autocorrelation(draws, mean=None, var=None, last: Optional[int] = 1000) -> n
 
     `mean` and `var` (per dimension) default to the pooled moments of the draws used.
     """
-    x = _draws(draws)
+    x = as_draws_array(draws)
     if last is not None:
         if x.shape[1] < last:
             raise ValueError(f"need at least {last} steps per chain, got {x.shape[1]}")
@@ -74,7 +64,7 @@ def thesis_ess(draws, mean=None, var=None, last: int = 1000, num_grad_evals_per_
     and, when given the gradient evaluations per MH step, ess_per_grad; when given the
     seconds one MH step of all chains takes, ess_per_s (ESS summed over chains per second).
     """
-    x = _draws(draws)
+    x = as_draws_array(draws)
     e = autocorr_ess(x, mean, var, last)
     m = float(np.min(e))
     out = {"min_ess": m, "median_ess": float(np.median(e)), "ess_per_mh": m / last, "ess_per_5k": 5000.0 * m / last}

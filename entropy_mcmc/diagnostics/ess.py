@@ -10,21 +10,24 @@ import numpy as np
 import torch
 
 
-def _np(draws) -> np.ndarray:
+def as_draws_array(draws) -> np.ndarray:
+    """Draws (a `SampleResult`, torch or numpy `[chains, draws, *event]`) as float64 `[chains, draws, dims]`."""
+    if hasattr(draws, "draws") and not isinstance(draws, (np.ndarray, torch.Tensor)):
+        draws = draws.draws
     if isinstance(draws, torch.Tensor):
-        draws = draws.detach().cpu().numpy()
-    draws = np.asarray(draws)
-    if draws.ndim < 2:
-        raise ValueError(f"expected draws [chains, draws, *event], got shape {draws.shape}")
-    if draws.ndim == 2:
-        draws = draws[..., None]
-    return draws.reshape(draws.shape[0], draws.shape[1], -1)
+        draws = draws.detach().cpu().double().numpy()
+    x = np.asarray(draws, dtype=np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"expected draws [chains, draws, *event], got shape {x.shape}")
+    if x.ndim == 2:
+        x = x[..., None]
+    return x.reshape(x.shape[0], x.shape[1], -1)
 
 
 def _per_dim(fn, draws, **kwargs) -> np.ndarray:
     import arviz as az
 
-    x = _np(draws)
+    x = as_draws_array(draws)
     ds = az.convert_to_dataset({"x": x})
     return np.asarray(fn(ds, **kwargs)["x"].values, dtype=np.float64).reshape(-1)
 
@@ -52,7 +55,7 @@ def mcse(draws, method: str = "mean") -> np.ndarray:
 
 def expected_squared_jump(draws) -> float:
     """Mean of |x_{t+1} - x_t|^2 over chains and steps."""
-    x = _np(draws)
+    x = as_draws_array(draws)
     return float(np.mean(np.sum(np.diff(x, axis=1) ** 2, axis=-1)))
 
 

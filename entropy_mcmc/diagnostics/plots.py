@@ -13,21 +13,10 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .ess import as_draws_array
+
 # Energy levels U - min U = k^2 / 2: the k-sigma contours of a Gaussian, k = 1..5.
 _SIGMA_LEVELS = tuple(0.5 * k * k for k in range(1, 6))
-
-
-def _draws(draws) -> np.ndarray:
-    if hasattr(draws, "draws") and not isinstance(draws, (np.ndarray, torch.Tensor)):
-        draws = draws.draws
-    if isinstance(draws, torch.Tensor):
-        draws = draws.detach().cpu().numpy()
-    x = np.asarray(draws, dtype=np.float64)
-    if x.ndim < 2:
-        raise ValueError(f"expected draws [chains, draws, *event], got shape {x.shape}")
-    if x.ndim == 2:
-        x = x[..., None]
-    return x.reshape(x.shape[0], x.shape[1], -1)
 
 
 def _dims(dims, d: int, default: int) -> list:
@@ -64,7 +53,7 @@ def autocorrelation(draws, max_lag: int = 100) -> np.ndarray:
     The standard biased estimator rho_k = sum_t (x_t - m)(x_{t+k} - m) / sum_t (x_t - m)^2,
     computed by FFT (Geyer 1992; the estimator ArviZ's ESS starts from).
     """
-    x = _draws(draws)
+    x = as_draws_array(draws)
     n = x.shape[1]
     max_lag = int(min(max_lag, n - 1))
     xc = x - x.mean(1, keepdims=True)
@@ -79,7 +68,7 @@ def autocorrelation(draws, max_lag: int = 100) -> np.ndarray:
 def plot_trace(draws, dims: Optional[Sequence[int]] = None, names: Optional[Sequence[str]] = None,
                max_chains: int = 8, path=None, title: Optional[str] = None):
     """Per dimension: the trace of up to `max_chains` chains (left) and the pooled histogram (right)."""
-    x = _draws(draws)
+    x = as_draws_array(draws)
     dims = _dims(dims, x.shape[2], 4)
     labels = _labels(dims, names)
     fig = _new_figure((10, 1.9 * len(dims) + 0.6))
@@ -108,7 +97,7 @@ def plot_trace(draws, dims: Optional[Sequence[int]] = None, names: Optional[Sequ
 def plot_autocorr(draws, dims: Optional[Sequence[int]] = None, names: Optional[Sequence[str]] = None,
                   max_lag: int = 50, path=None, title: Optional[str] = None):
     """Per dimension: autocorrelation against lag, each chain in grey and the chain mean in black."""
-    x = _draws(draws)
+    x = as_draws_array(draws)
     dims = _dims(dims, x.shape[2], 4)
     labels = _labels(dims, names)
     rho = autocorrelation(x[:, :, dims], max_lag)
@@ -188,7 +177,7 @@ def plot_pair(draws, target=None, dims: Tuple[int, int] = (0, 1), fixed=None, na
     `diverging` (`[chains, draws]` bools, taken from a `SampleResult` by default)
     marks divergent transitions in red. At most `max_points` draws are shown.
     """
-    x = _draws(draws)
+    x = as_draws_array(draws)
     if diverging is None and hasattr(draws, "stats"):
         diverging = draws.stats.get("diverging")
     if len(dims) != 2:

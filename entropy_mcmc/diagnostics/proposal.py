@@ -6,12 +6,15 @@ learned sampler maximizes); it does not depend on the mean m(x).
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
 
 from ..samplers.base import ChainState, StepInfo
+
+if TYPE_CHECKING:
+    from ..samplers.runner import SampleResult
 
 
 def _innermost(kernel):
