@@ -199,7 +199,8 @@ def run_target(name, out, seed, quick, log):
     for r in rows:
         log(f"[{name}] {r['sampler']:8s} accept {r['accept']:.3f} ESS/MH {r['ess_per_mh']:.4f} "
             f"ESS/grad {r['ess_per_grad']:.4g} x0 ESS/MH {r['x0_ess_per_mh']:.4f} ESS/5k {r['ess_per_5k']:.0f} "
-            f"ESS/s {r['ess_per_s']:.0f} | arviz ESS/MH {r['arviz_ess_per_mh']:.4f} | mean err {r['max_mean_err_sd']:.3f} sd")
+            f"ESS/s {r['ess_per_s']:.0f} | arviz ESS/MH {r['arviz_ess_per_mh']:.4f} | "
+            f"mean err {r['max_mean_err_sd']:.3f} sd")
 
     # Figure C.1a analogue: adaptive MALA (linear, same objective) trained with the same batch and steps
     am_cfg = TrainConfig(**{**train_cfg.__dict__, "lr": 1e-2, "min_lr": 1e-4})
