@@ -118,7 +118,7 @@ class LogisticRegression(Target):
         if self._differentiable(w):
             lik = F.softplus(z).sum(0)
         else:
-            lik = torch._C._nn.softplus(z, 1, 20, out=self._buffer("softplus", w)).sum(0)
+            lik = torch.logaddexp(z, z.new_zeros(()), out=self._buffer("softplus", w)).sum(0)  # softplus
         return lik + self._prior_energy(w), self._grad_from_logits(z, w)
 
     def grad(self, w: torch.Tensor) -> torch.Tensor:
@@ -130,5 +130,5 @@ class LogisticRegression(Target):
         if self._differentiable(w):
             lik = F.softplus(z).sum(0)
         else:
-            lik = torch._C._nn.softplus(z, 1, 20, out=z).sum(0)
+            lik = torch.logaddexp(z, z.new_zeros(()), out=z).sum(0)  # softplus, in place
         return lik + self._prior_energy(w)
