@@ -22,7 +22,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from ..targets.logistic_regression import DATASETS, load_dataset, load_reference
+from ..targets.logistic_regression import DATASETS, attach_reference, load_dataset
 from .target import PyroTarget
 
 __all__ = ["logistic_regression_model", "linear_predictor", "load_blr_data", "blr_target", "eight_schools_model",
@@ -66,12 +66,7 @@ def blr_target(name: str, dtype: torch.dtype = torch.float64, **target_options) 
     with the reference posterior moments attached as `mean`/`std` when they are shipped."""
     target = PyroTarget(logistic_regression_model, load_blr_data(name, dtype), name=f"pyro_{name}",
                         **target_options)
-    ref = load_reference(name)
-    if ref is not None:
-        target.mean = torch.tensor(ref["mean"], dtype=torch.float64)
-        target.std = torch.tensor(ref["std"], dtype=torch.float64)
-        target.reference = ref
-    return target
+    return attach_reference(target, name)
 
 
 EIGHT_SCHOOLS_Y = (28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0)

@@ -45,6 +45,16 @@ def load_reference(name: str) -> Optional[dict]:
     return json.loads(path.read_text()).get("datasets", {}).get(name)
 
 
+def attach_reference(target: Target, name: str) -> Target:
+    """Set `target.mean`/`std` (and `reference`) from the shipped reference posterior of dataset `name`, if any."""
+    ref = load_reference(name)
+    if ref is not None:
+        target.mean = torch.tensor(ref["mean"], dtype=torch.float64)
+        target.std = torch.tensor(ref["std"], dtype=torch.float64)
+        target.reference = ref
+    return target
+
+
 class LogisticRegression(Target):
     """Posterior of logistic regression weights under a N(0, prior_scale^2 I) prior.
 
@@ -75,13 +85,7 @@ class LogisticRegression(Target):
 
     @classmethod
     def from_dataset(cls, name: str, data_dir=None) -> "LogisticRegression":
-        target = cls(*load_dataset(name, data_dir), name=name)
-        ref = load_reference(name)
-        if ref is not None:
-            target.mean = torch.tensor(ref["mean"], dtype=torch.float64)
-            target.std = torch.tensor(ref["std"], dtype=torch.float64)
-            target.reference = ref
-        return target
+        return attach_reference(cls(*load_dataset(name, data_dir), name=name), name)
 
     def _buffer(self, which: str, w: torch.Tensor) -> torch.Tensor:
         """A reused `[n, chains]` scratch tensor (one per role; replaced when the batch changes)."""
