@@ -8,7 +8,9 @@ For each target: train the learned sampler with its Table C.1 settings scaled to
 the learned sampler (no warmup), MALA (step size dual-averaged to acceptance 0.574 over 500
 warmup steps) and HMC (40 leapfrog steps, step size dual-averaged to 0.8 over 500 warmup
 steps, identity mass: appendix C.3), all from the same starting points (exact samples where
-the target has them, else the learned sampler's bootstrap buffer after training). ESS:
+the target has them, else the learned sampler's bootstrap buffer after training). A sampler
+trained with a preconditioner (the BLR presets) is also compared with HMC-40 with step-size
+jitter in the same whitened coordinates, i.e. with the same dense metric. ESS:
 
 - thesis: A-NICE-MC's estimator on the last 1000 steps with the true (or reference) moments,
   per chain (`entropy_mcmc.diagnostics.autocorr_ess`); ESS/MH = min ESS / 1000, ESS/grad
@@ -42,6 +44,7 @@ from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation, StepSizeJitter,
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedSampler, TrainConfig,
                                            preset, train_sampler)
 from entropy_mcmc.targets import get_target
+from entropy_mcmc.targets.base import Target
 
 TARGETS = ("icg50", "scg2", "funnel1-100", "funnel3-20", "german", "australian", "heart")
 THESIS = {  # Table 4.1 and C.2 (and section 4.5 for Funnel-3)
@@ -79,6 +82,24 @@ def evaluate(name, result, target, mean, var, label):
     sd = np.sqrt(np.asarray(var, dtype=np.float64).reshape(-1))
     row["max_mean_err_sd"] = float(np.max(np.abs(draws.flatten(0, 1).mean(0).numpy() - mu) / sd))
     return row
+
+
+class Whitened(Target):
+    """The target in a preconditioned model's coordinates y = L^{-1}(x - loc): HMC there has the same dense metric."""
+
+    def __init__(self, target, model):
+        super().__init__(target.event_shape)
+        self.base, self.model, self.name = target, model, target.name
+
+    def energy(self, y):
+        return self.base.energy(self.model.unwhiten(y))
+
+    def energy_and_grad(self, y):
+        u, g = self.base.energy_and_grad(self.model.unwhiten(y))
+        return u, self.model.whiten_grad(g)
+
+    def grad(self, y):
+        return self.model.whiten_grad(self.base.grad(self.model.unwhiten(y)))
 
 
 def run_baseline(kernel, init, seed, target_accept, jitter=0.0):
@@ -159,9 +180,10 @@ def machine():
             "load_average": list(__import__("os").getloadavg())}
 
 
-def run_target(name, out, seed, quick, log):
+def run_target(name, out, seed, quick, log, precondition=None):
     target = get_target(name)
     overrides = dict(steps=60, batch_size=64) if quick else {}
+    overrides["precondition"] = precondition
     model_cfg, train_cfg = preset(target, "cpu", **overrides)
     log(f"[{name}] training: width {model_cfg.width}, N={model_cfg.num_steps}, batch {train_cfg.batch_size} x "
         f"{train_cfg.steps} steps, target acceptance {train_cfg.target_accept}, lr {train_cfg.lr} -> "
@@ -183,10 +205,11 @@ def run_target(name, out, seed, quick, log):
     rows = []
     t0 = time.perf_counter()
     res = sample(LearnedSampler(target, trained.model), init, STEPS, progress=False, seed=seed)
-    row = evaluate(name, res, target, mean, var, "learned")
+    pre = model_cfg.precondition
+    row = evaluate(name, res, target, mean, var, "learned" if pre == "none" else f"learned ({pre} precond.)")
     row.update(train_s=trained.train_time, batch_size=train_cfg.batch_size, train_steps=train_cfg.steps,
                width=model_cfg.width, flow_steps=model_cfg.num_steps, train_accept=fin["accept"],
-               train_entropy=fin["entropy"], beta=fin["beta"])
+               train_entropy=fin["entropy"], beta=fin["beta"], precondition=pre)
     rows.append(row)
     log(f"[{name}] learned: {time.perf_counter() - t0:.1f} s")
     baselines = (("MALA", MALA(target, 0.1), 0.574, 0.0), ("HMC-40", HMC(target, 0.1, num_steps=40), 0.8, 0.0),
@@ -194,6 +217,17 @@ def run_target(name, out, seed, quick, log):
     for label, kernel, accept, jitter in baselines:
         t0 = time.perf_counter()
         res = run_baseline(kernel, init, seed, accept, jitter)
+        rows.append(evaluate(name, res, target, mean, var, label))
+        log(f"[{name}] {label}: {time.perf_counter() - t0:.1f} s")
+    if pre != "none":
+        # the fair baseline for a preconditioned sampler: HMC-40+jitter with the same fitted metric
+        label, t0 = f"HMC-40+jitter ({pre} metric)", time.perf_counter()
+        white = Whitened(target, trained.model)
+        with torch.no_grad():
+            y0 = trained.model.whiten(init.reshape(CHAINS, -1))
+        res = run_baseline(HMC(white, 0.1, num_steps=40), y0, seed, 0.8, 0.5)
+        with torch.no_grad():
+            res.draws = trained.model.unwhiten(res.draws.flatten(0, 1)).reshape(res.draws.shape)
         rows.append(evaluate(name, res, target, mean, var, label))
         log(f"[{name}] {label}: {time.perf_counter() - t0:.1f} s")
     for r in rows:
@@ -244,6 +278,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="60 training steps per target: a smoke test, not a result")
+    p.add_argument("--precondition", choices=("none", "diag", "dense"), default=None,
+                   help="override the presets' preconditioner (BLR: dense; others and the thesis: none)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -259,7 +295,7 @@ def main(argv=None):
     log(f"benchmarks/learned_sampler.py {' '.join(sys.argv[1:])} | {info}")
     rows = []
     for name in args.targets.split(","):
-        rows += run_target(name, out, args.seed, args.quick, log)
+        rows += run_target(name, out, args.seed, args.quick, log, args.precondition)
         import pandas as pd
 
         pd.DataFrame(rows).to_csv(out / "table.csv", index=False)

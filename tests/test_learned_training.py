@@ -193,6 +193,8 @@ def test_preset_uses_table_c1():
     assert (c.batch_size, c.steps) == (1024, 20000)
     m, c = preset(get_target("german"), steps=10, batch_size=32)
     assert (m.width, c.target_accept, c.steps, c.batch_size, m.eps) == (128, 0.7, 10, 32, 0.1)
+    assert m.precondition == "dense" and preset(get_target("german"), "thesis")[0].precondition == "none"
+    assert preset(get_target("german"), precondition="none")[0].precondition == "none"
     with pytest.raises(ValueError):
         preset(get_target("german"), widht=3)
 
@@ -215,3 +217,26 @@ def test_autocorr_ess_on_ar1_and_iid():
     out = thesis_ess(np.concatenate([np.zeros((chains, 1000, 1)), x], 1), [0.0], [1.0], num_grad_evals_per_step=4)
     assert out["ess_per_mh"] == pytest.approx(e / 1000, rel=1e-9)  # only the last 1000 steps count
     assert out["ess_per_grad"] == pytest.approx(out["ess_per_mh"] / 4)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_preconditioner_is_fitted_before_training_and_saved(exact, tmp_path):
+    mean = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+    cov = torch.tensor([[0.25, 0.2, 0.0], [0.2, 0.64, 0.1], [0.0, 0.1, 0.09]], dtype=torch.float64)
+    t = Gaussian(mean, cov) if exact else NoExactSampler(mean, cov)
+    res = train_sampler(t, config=small(40, buffer_init_steps=400), seed=0, progress=False,
+                        model_config=LearnedProposalConfig(3, width=16, precondition="dense"))
+    model = res.model
+    assert res.sample_source == ("exact" if exact else "bootstrap") and not model.needs_preconditioner
+    # fitted to exact draws, or to the warm buffer's last 200 MALA steps: mean and covariance near the target's
+    assert (model.loc.double() - mean).abs().max() < 0.15
+    fitted_cov = model.scale.double() @ model.scale.double().T
+    assert (fitted_cov - cov).abs().max() < 0.12, fitted_cov
+    path = tmp_path / "pre.pt"
+    res.save(path)
+    loaded = LearnedSampler.load(path, t, seed=4)
+    assert torch.equal(loaded.model.scale, model.scale) and torch.equal(loaded.model.loc, model.loc)
+    init = t.sample(8, torch.Generator().manual_seed(1)) if exact else res.extra["buffer"][:8].float()
+    a = sample(LearnedSampler(t, model, seed=4), init, 20, progress=False, seed=2)
+    b = sample(loaded, init, 20, progress=False, seed=2)
+    assert torch.equal(a.draws, b.draws) and (a.draws[:, 1:] != a.draws[:, :-1]).any()

@@ -57,6 +57,10 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eps", type=_positive_float, default=None, help="scale eps of x' = x + eps z (0.1)")
     parser.add_argument("--variant", choices=("full", "no_grad", "langevin"), default=None,
                         help="full model (default) or an appendix C.1 ablation")
+    parser.add_argument("--precondition", choices=("none", "diag", "dense"), default=None,
+                        help="run the flow in coordinates whitened by a mean and scale (diag) or covariance "
+                             "(dense) fitted to the warm buffer or exact samples before training (default "
+                             "none, as in the thesis)")
     parser.add_argument("--objective", choices=("entropy", "l2"), default=None,
                         help="proposal entropy (default) or expected squared jump")
     parser.add_argument("--dtype", choices=("float32", "float64"), default=None)
@@ -76,10 +80,12 @@ def run_train(args) -> int:
         torch.set_num_threads(args.threads)
     target = get_target(args.target)
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "width", "num_steps", "target_accept", "lr",
-                                               "eps", "variant", "objective", "dtype")}
+                                               "eps", "variant", "precondition", "objective",
+                                               "dtype")}
     model_cfg, train_cfg = preset(target, args.scale, mask_seed=args.seed, **overrides)
     print(f"entropy-mcmc train-sampler: {target.name} (d={target.dim}), {model_cfg.variant} model, width "
-          f"{model_cfg.width}, N={model_cfg.num_steps}, eps={model_cfg.eps:g}; {train_cfg.objective} objective, "
+          f"{model_cfg.width}, N={model_cfg.num_steps}, eps={model_cfg.eps:g}, preconditioner "
+          f"{model_cfg.precondition}; {train_cfg.objective} objective, "
           f"batch {train_cfg.batch_size} x {train_cfg.steps} steps, target acceptance {train_cfg.target_accept}, "
           f"lr {train_cfg.lr:g} -> {train_cfg.min_lr:g}, seed {args.seed}", flush=True)
     t0 = time.perf_counter()

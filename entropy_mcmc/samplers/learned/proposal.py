@@ -21,6 +21,7 @@ from .flow import CouplingFlow, GradFn, checkerboard_masks, random_masks
 from .networks import StepIndexedMLP, squash
 
 VARIANTS = ("full", "no_grad", "langevin")
+PRECONDITIONERS = ("none", "diag", "dense")
 
 
 @dataclass
@@ -68,6 +69,7 @@ class ProposalModel(nn.Module):
 
     kind: str = "base"
     needs_grad_at_x: bool = False
+    needs_preconditioner: bool = False  # `train_sampler` fits one first where True
 
     def __init__(self, config):
         super().__init__()
@@ -110,6 +112,11 @@ class LearnedProposalConfig:
         a RealNVP conditioned on x) or "langevin" (variant 2: Langevin with learned noise).
     mask: "random" (one random half-mask per z-update step, drawn with `mask_seed`) or
         "checkerboard" (fixed, for image-shaped event shapes).
+    precondition: "none" (the thesis model), "diag" or "dense": the flow works on
+        y = L^{-1}(x - loc), with loc and L (a scale vector or a lower-triangular matrix) fitted
+        to samples by `LearnedProposal.fit_preconditioner` (`train_sampler` does it before training).
+        Not in the thesis: a fixed affine change of variables, like HMC's mass matrix, that leaves
+        the flow a near-isotropic target to learn on roughly Gaussian posteriors.
     """
 
     dim: int
@@ -122,6 +129,7 @@ class LearnedProposalConfig:
     mask: str = "random"
     mask_seed: int = 0
     squash_inputs: bool = True
+    precondition: str = "none"
 
     def __post_init__(self):
         self.event_shape = tuple(int(s) for s in self.event_shape) or (int(self.dim),)
@@ -133,6 +141,8 @@ class LearnedProposalConfig:
             raise ValueError(f"mask must be 'random' or 'checkerboard', got {self.mask!r}")
         if not self.eps > 0:
             raise ValueError(f"eps must be positive, got {self.eps!r}")
+        if self.precondition not in PRECONDITIONERS:
+            raise ValueError(f"precondition must be one of {PRECONDITIONERS}, got {self.precondition!r}")
 
 
 class LearnedProposal(ProposalModel):
@@ -160,6 +170,66 @@ class LearnedProposal(ProposalModel):
                                  squash_inputs=c.squash_inputs)
         self.drift = StepIndexedMLP(c.dim, 2 * c.dim, c.width, 1, c.depth) if c.variant == "langevin" else None
         self.needs_grad_at_x = c.variant == "langevin"
+        if c.precondition != "none":
+            self.register_buffer("loc", torch.zeros(c.dim))
+            self.register_buffer("scale", torch.ones(c.dim) if c.precondition == "diag" else torch.eye(c.dim))
+            self.register_buffer("preconditioner_fitted", torch.zeros((), dtype=torch.bool))
+
+    # --- the affine preconditioner x = loc + L y ------------------------------------------------
+    @property
+    def preconditioned(self) -> bool:
+        return self.config.precondition != "none"
+
+    @property
+    def needs_preconditioner(self) -> bool:
+        """True while a preconditioned model still has its identity initialization."""
+        return self.preconditioned and not bool(self.preconditioner_fitted)
+
+    @torch.no_grad()
+    def fit_preconditioner(self, samples: torch.Tensor, jitter: float = 1e-6) -> None:
+        """Set loc to the sample mean and L to the sample scale (sd per coordinate, or the Cholesky
+        factor of the covariance with `jitter` times its mean variance on the diagonal) of `samples` `[n, d]`."""
+        if not self.preconditioned:
+            raise ValueError("this model has precondition='none'")
+        x = samples.reshape(samples.shape[0], -1).double()
+        if x.shape[1] != self.dim or x.shape[0] < 2:
+            raise ValueError(f"fit_preconditioner needs [n >= 2, {self.dim}] samples, got {list(samples.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("fit_preconditioner: the samples contain NaN or inf")
+        cov = torch.atleast_2d(torch.cov(x.T))
+        var = cov.diagonal()
+        if not (var > 0).all():
+            raise ValueError("fit_preconditioner: a coordinate has zero variance in the samples")
+        if self.config.precondition == "diag":
+            scale = var.sqrt()
+        else:
+            scale = torch.linalg.cholesky(cov + jitter * var.mean() * torch.eye(self.dim, dtype=cov.dtype))
+        self.loc.copy_(x.mean(0))
+        self.scale.copy_(scale)
+        self.preconditioner_fitted.fill_(True)
+
+    def _log_abs_det_scale(self) -> torch.Tensor:
+        s = self.scale if self.config.precondition == "diag" else self.scale.diagonal()
+        return torch.log(s).sum()
+
+    def whiten(self, x: torch.Tensor) -> torch.Tensor:
+        """y = L^{-1}(x - loc) for rows x `[B, d]` (a preconditioned model only)."""
+        if self.config.precondition == "diag":
+            return (x - self.loc) / self.scale
+        return torch.linalg.solve_triangular(self.scale, (x - self.loc).T, upper=False).T
+
+    def unwhiten(self, y: torch.Tensor) -> torch.Tensor:
+        """x = loc + L y."""
+        return self.loc + (y * self.scale if self.config.precondition == "diag" else y @ self.scale.T)
+
+    def whiten_grad(self, g: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """dU/dy = L^T dU/dx for row vectors."""
+        if g is None:
+            return None
+        return g * self.scale if self.config.precondition == "diag" else g @ self.scale
+
+    def _grad_fn_y(self, grad_fn: Optional[GradFn]) -> Optional[GradFn]:
+        return None if grad_fn is None else (lambda y: self.whiten_grad(grad_fn(self.unwhiten(y))))
 
     def grad_evals(self) -> int:
         # full: 2N per pass; langevin: dU(x) and dU(x') come from the kernel's cached states
@@ -171,6 +241,22 @@ class LearnedProposal(ProposalModel):
         return -0.5 * eps * eps * grad_x * torch.exp(s) + t
 
     def forward_move(self, x, grad_x, z0, eps, grad_fn) -> Move:
+        if not self.preconditioned:
+            return self._forward_move(x, grad_x, z0, eps, grad_fn)
+        # in y = L^{-1}(x - loc): x' = loc + L y', so log|dx'/dz0| gains log|det L| and log q loses it
+        move = self._forward_move(self.whiten(x), self.whiten_grad(grad_x), z0, eps, self._grad_fn_y(grad_fn))
+        log_det_l = self._log_abs_det_scale()
+        return dataclasses.replace(move, x_new=self.unwhiten(move.x_new), log_q=move.log_q - log_det_l,
+                                   log_det=move.log_det + log_det_l)
+
+    def log_density(self, x, grad_x, x_new, eps, grad_fn, z=None) -> torch.Tensor:
+        if not self.preconditioned:
+            return self._log_density(x, grad_x, x_new, eps, grad_fn, z)
+        log_q = self._log_density(self.whiten(x), self.whiten_grad(grad_x), self.whiten(x_new), eps,
+                                  self._grad_fn_y(grad_fn), z)
+        return log_q - self._log_abs_det_scale()
+
+    def _forward_move(self, x, grad_x, z0, eps, grad_fn) -> Move:
         e, d_log_eps = _eps(eps, x)
         eps_half = e / (2 * self.config.num_steps)
         z, logdet = self.flow(z0, x, eps_half, grad_fn)
@@ -180,7 +266,7 @@ class LearnedProposal(ProposalModel):
         log_det = logdet + d_log_eps
         return Move(x_new, log_normal(z0) - log_det, log_det, z0, self.grad_evals(), {"z": z})
 
-    def log_density(self, x, grad_x, x_new, eps, grad_fn, z=None) -> torch.Tensor:
+    def _log_density(self, x, grad_x, x_new, eps, grad_fn, z=None) -> torch.Tensor:
         e, d_log_eps = _eps(eps, x)
         if z is None:
             delta = x_new - x
@@ -191,10 +277,11 @@ class LearnedProposal(ProposalModel):
         return log_normal(z0) - logdet - d_log_eps
 
     def reverse_log_density(self, move, x, grad_x_new, eps, grad_fn) -> torch.Tensor:
-        # x = x' + eps * (-z) exactly in the full and no-gradient variants (thesis: f^{-1}(-z; x + z))
+        # x = x' + eps * (-z) exactly in the full and no-gradient variants (thesis: f^{-1}(-z; x + z)),
+        # in the preconditioned coordinates y where the model has them
         z = -move.aux["z"] if self.drift is None else None
         return self.log_density(move.x_new, grad_x_new, x, eps, grad_fn, z=z)
 
 
 __all__ = ["ProposalModel", "LearnedProposal", "LearnedProposalConfig", "Move", "log_normal", "base_entropy",
-           "VARIANTS"]
+           "VARIANTS", "PRECONDITIONERS"]

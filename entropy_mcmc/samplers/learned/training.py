@@ -24,7 +24,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -45,7 +45,9 @@ class TrainConfig:
         `buffer_size` chains moved by the sampler after every step; appendix C.2 uses a
         buffer as large as the batch), or "auto" (exact when the target can sample).
     buffer_init_steps: MALA steps (step size adapted to acceptance 0.6) that take the
-        bootstrap buffer from `init` to the typical set before training starts.
+        bootstrap buffer from `init` to the typical set before training starts. A model with a
+        preconditioner (`LearnedProposalConfig.precondition`) is fitted to the buffer's positions
+        over the second half of these steps, or to exact target samples where they exist.
     log_accept_floor: c > 0 makes the acceptance term min(0, log A) continue below -c as
         -c (1 + log(-log A / c)), same value and slope at -c, so a proposal with log A ~ -1e17
         (MALA in the Funnel-3 neck at initialization) still pushes the right way but with a
@@ -153,16 +155,25 @@ def _has_exact_sampler(target: Target) -> bool:
         return False
 
 
-def warm_buffer(target: Target, init: torch.Tensor, steps: int, seed: int = 0) -> torch.Tensor:
-    """Move `init` toward the typical set with `steps` MALA steps whose step size adapts to acceptance 0.6."""
-    if steps <= 0:
-        return init
-    kernel = StepSizeAdaptation(MALA(target, 0.01, seed=seed), target_accept=0.6, per_chain=True)
-    state = kernel.init(init)
-    kernel.start_warmup(steps)
-    for _ in range(steps):
-        state, _ = kernel.step(state)
-    return state.position
+def warm_buffer(target: Target, init: torch.Tensor, steps: int, seed: int = 0,
+                keep_last: int = 0) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Move `init` toward the typical set with `steps` MALA steps whose step size adapts to acceptance 0.6.
+
+    Returns the final positions and, with `keep_last` > 0, the positions of the last `keep_last`
+    steps stacked as `[keep_last * chains, *event]` (what `fit_preconditioner` is fitted to).
+    """
+    kept = []
+    state = None
+    if steps > 0:
+        kernel = StepSizeAdaptation(MALA(target, 0.01, seed=seed), target_accept=0.6, per_chain=True)
+        state = kernel.init(init)
+        kernel.start_warmup(steps)
+        for i in range(steps):
+            state, _ = kernel.step(state)
+            if i >= steps - keep_last:
+                kept.append(state.position)
+    position = init if state is None else state.position
+    return position, (torch.cat(kept) if kept else None)
 
 
 def default_init(target: Target, num: int, generator: torch.Generator, dtype) -> torch.Tensor:
@@ -245,12 +256,21 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
         source = "exact" if _has_exact_sampler(target) else "bootstrap"
     t_start = time.perf_counter()
     buffer = None
+    fit = model.needs_preconditioner
     if source == "bootstrap":
         n = cfg.buffer_size or cfg.batch_size
         start = init if init is not None else default_init(target, n, gen, dtype)
-        buffer = warm_buffer(target, start.to(dtype), cfg.buffer_init_steps, seed).reshape(n, -1)
+        keep = cfg.buffer_init_steps // 2 if fit else 0
+        buffer, warm = warm_buffer(target, start.to(dtype), cfg.buffer_init_steps, seed, keep_last=keep)
+        buffer = buffer.reshape(n, -1)
         if buffer.shape[0] != cfg.batch_size:
             raise ValueError("the bootstrap buffer must hold batch_size chains (appendix C.2)")
+        if fit:
+            if warm is None:
+                raise ValueError("fitting the preconditioner to the bootstrap buffer needs buffer_init_steps >= 2")
+            model.fit_preconditioner(warm)
+    elif fit:
+        model.fit_preconditioner(target.sample(max(4096, 20 * target.dim), gen, dtype=torch.float64))
 
     d = target.dim
     h0 = base_entropy(d)
