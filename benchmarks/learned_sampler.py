@@ -180,9 +180,9 @@ def machine():
             "load_average": list(__import__("os").getloadavg())}
 
 
-def run_target(name, out, seed, quick, log, precondition=None):
+def run_target(name, out, seed, quick, log, precondition=None, train_steps=None):
     target = get_target(name)
-    overrides = dict(steps=60, batch_size=64) if quick else {}
+    overrides = dict(steps=60, batch_size=64) if quick else dict(steps=train_steps)
     overrides["precondition"] = precondition
     model_cfg, train_cfg = preset(target, "cpu", **overrides)
     log(f"[{name}] training: width {model_cfg.width}, N={model_cfg.num_steps}, batch {train_cfg.batch_size} x "
@@ -278,6 +278,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="60 training steps per target: a smoke test, not a result")
+    p.add_argument("--train-steps", type=int, default=None, help="override the presets' training steps")
     p.add_argument("--precondition", choices=("none", "diag", "dense"), default=None,
                    help="override the presets' preconditioner (BLR: dense; others and the thesis: none)")
     args = p.parse_args(argv)
@@ -295,7 +296,7 @@ def main(argv=None):
     log(f"benchmarks/learned_sampler.py {' '.join(sys.argv[1:])} | {info}")
     rows = []
     for name in args.targets.split(","):
-        rows += run_target(name, out, args.seed, args.quick, log, args.precondition)
+        rows += run_target(name, out, args.seed, args.quick, log, args.precondition, args.train_steps)
         import pandas as pd
 
         pd.DataFrame(rows).to_csv(out / "table.csv", index=False)
