@@ -240,3 +240,10 @@ def test_preconditioner_is_fitted_before_training_and_saved(exact, tmp_path):
     a = sample(LearnedSampler(t, model, seed=4), init, 20, progress=False, seed=2)
     b = sample(loaded, init, 20, progress=False, seed=2)
     assert torch.equal(a.draws, b.draws) and (a.draws[:, 1:] != a.draws[:, :-1]).any()
+
+
+def test_preconditioner_without_samples_to_fit_is_a_clear_error():
+    t = NoExactSampler(torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="buffer_init_steps"):
+        train_sampler(t, config=small(5, buffer_init_steps=0), progress=False,
+                      model_config=LearnedProposalConfig(3, width=8, precondition="diag"))

@@ -267,7 +267,8 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
             raise ValueError("the bootstrap buffer must hold batch_size chains (appendix C.2)")
         if fit:
             if warm is None:
-                raise ValueError("fitting the preconditioner to the bootstrap buffer needs buffer_init_steps >= 2")
+                raise ValueError("fitting the preconditioner to the bootstrap buffer needs buffer_init_steps >= 2 "
+                                 "(e.g. 500), or call model.fit_preconditioner(samples) before training")
             model.fit_preconditioner(warm)
     elif fit:
         model.fit_preconditioner(target.sample(max(4096, 20 * target.dim), gen, dtype=torch.float64))
