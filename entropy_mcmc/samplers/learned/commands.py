@@ -80,8 +80,7 @@ def run_train(args) -> int:
         torch.set_num_threads(args.threads)
     target = get_target(args.target)
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "width", "num_steps", "target_accept", "lr",
-                                               "eps", "variant", "precondition", "objective",
-                                               "dtype")}
+                                               "eps", "variant", "precondition", "objective", "dtype")}
     model_cfg, train_cfg = preset(target, args.scale, mask_seed=args.seed, **overrides)
     print(f"entropy-mcmc train-sampler: {target.name} (d={target.dim}), {model_cfg.variant} model, width "
           f"{model_cfg.width}, N={model_cfg.num_steps}, eps={model_cfg.eps:g}, preconditioner "
