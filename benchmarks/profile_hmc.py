@@ -76,7 +76,8 @@ def main():
         t_step = per_call(step, args.steps)
         t_eg = per_call(lambda: target.energy_and_grad(state.position), 100)
         t_grad = per_call(lambda: target.grad(state.position), 100) if target.grad is not None else t_eg
-        print(f"{label}, threads {threads}: HMC transition {t_step * 1e3:.3f} ms = {t_step / args.leapfrog_steps * 1e3:.3f} ms "
+        print(f"{label}, threads {threads}: HMC transition {t_step * 1e3:.3f} ms = "
+              f"{t_step / args.leapfrog_steps * 1e3:.3f} ms "
               f"per leapfrog step; target.grad {t_grad * 1e3:.3f} ms, energy_and_grad {t_eg * 1e3:.3f} ms; "
               f"overhead outside the target {(t_step - (args.leapfrog_steps - 1) * t_grad - t_eg) * 1e3:.3f} ms "
               f"per transition", flush=True)

@@ -17,8 +17,9 @@ Every MH kernel adapts per chain during warmup (dual averaging; HMC also a diago
 matrix, and a +-50% step-size jitter after warmup, as the CLI's default). The learned sampler
 is trained once on the Pyro target (inside Pyro's warmup of the first chain, as `PyroKernel`
 does it; the runner/pyro rows reuse it) and once on the native target, with the same settings;
-training time counts as warmup, and its chains start from the training's bootstrap chains. ESS is ArviZ's bulk ESS, minimum over the 25 coordinates,
-pooled over chains; ESS/s divides by sampling time, "total" by warmup + training + sampling.
+training time counts as warmup, and its chains start from the training's bootstrap chains.
+ESS is ArviZ's bulk ESS, minimum over the 25 coordinates, pooled over chains; ESS/s divides by
+sampling time, "total" by warmup + training + sampling.
 """
 from __future__ import annotations
 

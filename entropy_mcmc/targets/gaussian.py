@@ -17,7 +17,8 @@ class Gaussian(Target):
         cov = torch.as_tensor(cov, dtype=torch.float64)
         d = mean.shape[0]
         if mean.dim() != 1 or cov.shape != (d, d):
-            raise ValueError(f"Gaussian: expected mean [d] and cov [d, d], got {list(mean.shape)} and {list(cov.shape)}")
+            raise ValueError(f"Gaussian: expected mean [d] and cov [d, d], got {list(mean.shape)} and "
+                             f"{list(cov.shape)}")
         chol = torch.linalg.cholesky(cov)
         super().__init__((d,), mean=mean, std=cov.diagonal().sqrt())
         self.name = name
