@@ -114,44 +114,28 @@ def register_kernel(name: str, spec: KernelSpec) -> None:
 # --------------------------------------------------------------------------- argument types
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _checked(convert, ok, unparsable: str, out_of_range: Optional[str] = None):
+    """An argparse type: `convert(text)`, then `ok(value)`; each failure says what was expected."""
+    out_of_range = out_of_range or unparsable
+
+    def parse(text: str):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{unparsable}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{out_of_range}, got {text!r}")
+        return v
+
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
-
-
-def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0.0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return v
+_positive_int = _checked(int, lambda v: v >= 1, "expected a positive integer")
+_nonneg_int = _checked(int, lambda v: v >= 0, "expected a non-negative integer")
+_probability = _checked(float, lambda v: 0.0 < v < 1.0, "expected a number in (0, 1)")
+_positive_float = _checked(float, lambda v: v > 0.0 and v != float("inf"), "expected a positive number",
+                           "expected a positive finite number")
+_seed = _checked(int, lambda v: 0 <= v < 2 ** 63, "expected an integer seed", "seed must lie in [0, 2^63)")
 
 
 def _target_name(text: str) -> str:
@@ -194,16 +178,6 @@ def _device(text: str) -> str:
     except Exception as err:  # RuntimeError, or AssertionError from a torch built without that backend
         raise argparse.ArgumentTypeError(f"device {text!r} is not usable: {err}") from None
     return text
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= v < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"seed must lie in [0, 2^63), got {text!r}")
-    return v
 
 
 def spawn_seeds(seed: int, n: int) -> List[int]:
