@@ -40,7 +40,7 @@ def main() -> None:
     import arviz as az
 
     from entropy_mcmc.benchmarks.peers import blackjax_run
-    from entropy_mcmc.benchmarks.summary import summary_while_writing
+    from entropy_mcmc.benchmarks.summary import report_process
 
     t_imports = time.perf_counter()
     r = blackjax_run(args.dataset, args.algorithm, args.chains, args.warmup, args.draws, args.leapfrog_steps,
@@ -48,20 +48,11 @@ def main() -> None:
                      step_size_jitter=args.step_size_jitter)
     idata = az.from_dict(posterior={"x": r.draws.astype(args.dtype)},
                          attrs={"sampler": f"blackjax {r.kernel}", **{k: str(v) for k, v in r.settings.items()}})
-    summary = summary_while_writing(idata, args.out)
-    if not args.no_summary:
-        print(summary.round(4).to_string())
-    t_end = time.perf_counter()
-    min_ess = float(summary["ess_bulk"].min())
-    print(f"blackjax {r.kernel}: {args.chains} chains, {args.warmup} warmup + {args.draws} draws; imports "
-          f"{t_imports - T_START:.2f} s, compile {r.compile_time:.2f} s, warmup {r.warmup_time:.2f} s, sampling "
-          f"{r.sampling_time:.2f} s; acceptance {r.acceptance:.3f}, step size {r.step_size:.4g}, divergences "
-          f"{r.divergences}")
-    print(f"min ESS bulk {min_ess:.0f}, min ESS tail {float(summary['ess_tail'].min()):.0f}, max R-hat "
-          f"{float(summary['r_hat'].max()):.4f}, min ESS/s {min_ess / r.sampling_time:.1f} (sampling), "
-          f"{min_ess / (t_end - T_START):.1f} (whole script after interpreter start, "
-          f"{t_end - T_START:.2f} s)")
-
+    report_process(idata, args.out, not args.no_summary,
+                   f"blackjax {r.kernel}: {args.chains} chains, {args.warmup} warmup + {args.draws} draws; imports "
+                   f"{t_imports - T_START:.2f} s, compile {r.compile_time:.2f} s, warmup {r.warmup_time:.2f} s, "
+                   f"sampling {r.sampling_time:.2f} s; acceptance {r.acceptance:.3f}, step size {r.step_size:.4g}, "
+                   f"divergences {r.divergences}", r.sampling_time, T_START, digits=1)
 
 if __name__ == "__main__":
     main()

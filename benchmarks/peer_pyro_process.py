@@ -29,23 +29,16 @@ def main() -> None:
     import arviz as az
 
     from entropy_mcmc.benchmarks.peers import pyro_nuts
-    from entropy_mcmc.benchmarks.summary import summary_while_writing
+    from entropy_mcmc.benchmarks.summary import report_process
 
     t_imports = time.perf_counter()
     r = pyro_nuts(args.dataset, args.warmup, args.draws, args.chains, seed=args.seed)
     idata = az.from_dict(posterior={"x": r.draws.astype("float32")}, attrs={"sampler": "pyro NUTS"})
-    summary = summary_while_writing(idata, args.out)
-    if not args.no_summary:
-        print(summary.round(4).to_string())
-    t_end = time.perf_counter()
-    min_ess = float(summary["ess_bulk"].min())
-    print(f"pyro NUTS: {args.chains} chain(s), {args.warmup} warmup + {args.draws} draws; imports "
-          f"{t_imports - T_START:.2f} s, warmup {r.warmup_time:.2f} s, sampling {r.sampling_time:.2f} s; "
-          f"step size {r.step_size:.4g}, gradients {r.num_grad_evals_warmup} + {r.num_grad_evals}")
-    print(f"min ESS bulk {min_ess:.0f}, min ESS tail {float(summary['ess_tail'].min()):.0f}, max R-hat "
-          f"{float(summary['r_hat'].max()):.4f}, min ESS/s {min_ess / r.sampling_time:.2f} (sampling), "
-          f"{min_ess / (t_end - T_START):.2f} (whole script after interpreter start, {t_end - T_START:.2f} s)")
-
+    report_process(idata, args.out, not args.no_summary,
+                   f"pyro NUTS: {args.chains} chain(s), {args.warmup} warmup + {args.draws} draws; imports "
+                   f"{t_imports - T_START:.2f} s, warmup {r.warmup_time:.2f} s, sampling {r.sampling_time:.2f} s; "
+                   f"step size {r.step_size:.4g}, gradients {r.num_grad_evals_warmup} + {r.num_grad_evals}",
+                   r.sampling_time, T_START)
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -36,3 +37,19 @@ def summary_while_writing(idata, out: Optional[str] = None):
     if error:
         raise error[0]
     return summary
+
+
+def report_process(idata, out: Optional[str], show_summary: bool, header: str, sampling_time: float,
+                   t_start: float, digits: int = 2) -> None:
+    """What a peer process script prints at its end: the summary (NetCDF written meanwhile), `header`, and
+    min ESS bulk / tail, max R-hat and min ESS/s over sampling and over the whole script since `t_start`."""
+    summary = summary_while_writing(idata, out)
+    if show_summary:
+        print(summary.round(4).to_string())
+    t_end = time.perf_counter()
+    min_ess = float(summary["ess_bulk"].min())
+    print(header)
+    print(f"min ESS bulk {min_ess:.0f}, min ESS tail {float(summary['ess_tail'].min()):.0f}, max R-hat "
+          f"{float(summary['r_hat'].max()):.4f}, min ESS/s {min_ess / sampling_time:.{digits}f} (sampling), "
+          f"{min_ess / (t_end - t_start):.{digits}f} (whole script after interpreter start, "
+          f"{t_end - t_start:.2f} s)")
