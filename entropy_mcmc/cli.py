@@ -140,14 +140,12 @@ _seed = _checked(int, lambda v: 0 <= v < 2 ** 63, "expected an integer seed", "s
 
 def _target_name(text: str) -> str:
     """Checks a registry name without building the target (that happens once, in the handler)."""
-    import re
+    from .targets import check_target_name
 
-    from .targets import target_names
-
-    if text in target_names() or re.fullmatch(r"funnel(\d+(?:\.\d+)?)-(\d+)|icg(\d+)", text):
-        return text
-    raise argparse.ArgumentTypeError(f"unknown target {text!r}; known targets: {', '.join(target_names())}, "
-                                     "or the patterns icg<d> and funnel<sigma>-<d>")
+    try:
+        return check_target_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _target_names():
@@ -307,7 +305,7 @@ def run_sample(args) -> int:
         kernel=result.kernel_name, chains=args.chains, warmup=args.warmup, draws=args.draws,
         command="entropy-mcmc " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("entropy-mcmc")
         else "entropy_mcmc.cli.main")
-    from .benchmarks.summary import summary_while_writing
+    from .benchmarks.summary import ess_line, summary_while_writing
 
     summary = summary_while_writing(idata, args.out)
 
@@ -323,10 +321,7 @@ def run_sample(args) -> int:
     print(f"warmup {result.warmup_time:.2f} s, sampling {result.sampling_time:.2f} s, "
           f"acceptance {result.acceptance_rate:.3f} (warmup {result.warmup_acceptance:.3f}){step_text}, "
           f"divergences {result.num_divergences}")
-    min_ess = float(summary["ess_bulk"].min())
-    print(f"min ESS bulk {min_ess:.0f}, min ESS tail {float(summary['ess_tail'].min()):.0f}, "
-          f"max R-hat {float(summary['r_hat'].max()):.4f}, min ESS/s {min_ess / result.sampling_time:.1f} "
-          f"(sampling), {min_ess / result.total_time:.1f} (warmup + sampling)")
+    print(ess_line(summary, result.sampling_time, result.total_time, "warmup + sampling"))
     if args.out:
         print(f"wrote {args.out}")
     return 0

@@ -39,17 +39,21 @@ def summary_while_writing(idata, out: Optional[str] = None):
     return summary
 
 
+def ess_line(summary, sampling_time: float, total_time: float, total_label: str, digits: int = 1) -> str:
+    """"min ESS bulk .., min ESS tail .., max R-hat .., min ESS/s .. (sampling), .. (`total_label`)"."""
+    min_ess = float(summary["ess_bulk"].min())
+    return (f"min ESS bulk {min_ess:.0f}, min ESS tail {float(summary['ess_tail'].min()):.0f}, max R-hat "
+            f"{float(summary['r_hat'].max()):.4f}, min ESS/s {min_ess / sampling_time:.{digits}f} (sampling), "
+            f"{min_ess / total_time:.{digits}f} ({total_label})")
+
+
 def report_process(idata, out: Optional[str], show_summary: bool, header: str, sampling_time: float,
                    t_start: float, digits: int = 2) -> None:
     """What a peer process script prints at its end: the summary (NetCDF written meanwhile), `header`, and
-    min ESS bulk / tail, max R-hat and min ESS/s over sampling and over the whole script since `t_start`."""
+    the `ess_line` over sampling and over the whole script since `t_start`."""
     summary = summary_while_writing(idata, out)
     if show_summary:
         print(summary.round(4).to_string())
-    t_end = time.perf_counter()
-    min_ess = float(summary["ess_bulk"].min())
+    wall = time.perf_counter() - t_start
     print(header)
-    print(f"min ESS bulk {min_ess:.0f}, min ESS tail {float(summary['ess_tail'].min()):.0f}, max R-hat "
-          f"{float(summary['r_hat'].max()):.4f}, min ESS/s {min_ess / sampling_time:.{digits}f} (sampling), "
-          f"{min_ess / (t_end - t_start):.{digits}f} (whole script after interpreter start, "
-          f"{t_end - t_start:.2f} s)")
+    print(ess_line(summary, sampling_time, wall, f"whole script after interpreter start, {wall:.2f} s", digits))

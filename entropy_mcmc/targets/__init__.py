@@ -26,24 +26,34 @@ _REGISTRY: Dict[str, Callable[[], Target]] = {
 }
 
 
+_FUNNEL = re.compile(r"funnel(\d+(?:\.\d+)?)-(\d+)")
+_ICG = re.compile(r"icg(\d+)")
+
+
 def target_names():
     """Names `get_target` accepts (plus the patterns `icg<d>` and `funnel<sigma>-<d>`)."""
     return sorted(_REGISTRY)
 
 
-def get_target(name: str) -> Target:
-    """A target by registry name: icg50, scg2, funnel1-100, funnel3-20, mog2, german, australian, heart."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]()
-    m = re.fullmatch(r"funnel(\d+(?:\.\d+)?)-(\d+)", name)
-    if m:
-        return Funnel(int(m.group(2)), float(m.group(1)))
-    m = re.fullmatch(r"icg(\d+)", name)
-    if m:
-        return ill_conditioned_gaussian(int(m.group(1)))
+def check_target_name(name: str) -> str:
+    """`name` if `get_target` accepts it, else a `ValueError` naming what it accepts; builds nothing."""
+    if name in _REGISTRY or _FUNNEL.fullmatch(name) or _ICG.fullmatch(name):
+        return name
     raise ValueError(f"unknown target {name!r}; known targets: {', '.join(target_names())}, "
                      "or the patterns icg<d> and funnel<sigma>-<d>")
 
 
+def get_target(name: str) -> Target:
+    """A target by registry name: icg50, scg2, funnel1-100, funnel3-20, mog2, german, australian, heart."""
+    check_target_name(name)
+    if name in _REGISTRY:
+        return _REGISTRY[name]()
+    m = _FUNNEL.fullmatch(name)
+    if m:
+        return Funnel(int(m.group(2)), float(m.group(1)))
+    return ill_conditioned_gaussian(int(_ICG.fullmatch(name).group(1)))
+
+
 __all__ = ["Target", "Gaussian", "GaussianMixture", "Funnel", "LogisticRegression", "load_dataset",
-           "ill_conditioned_gaussian", "strongly_correlated_gaussian", "get_target", "target_names"]
+           "ill_conditioned_gaussian", "strongly_correlated_gaussian", "get_target", "target_names",
+           "check_target_name"]
