@@ -11,9 +11,9 @@ import pytest
 from entropy_mcmc.cli import run_chains, sample_args
 from entropy_mcmc.diagnostics import mcse
 from entropy_mcmc.targets import get_target
-from entropy_mcmc.targets.logistic_regression import _data_dir
+from entropy_mcmc.datasets import package_data_dir
 
-REFERENCE = _data_dir() / "blr_reference.json"
+REFERENCE = package_data_dir() / "blr_reference.json"
 
 
 def _reference():

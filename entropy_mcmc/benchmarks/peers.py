@@ -13,10 +13,11 @@ from __future__ import annotations
 import importlib.util
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict
 
 import numpy as np
+
+from ..datasets import load_dataset
 
 
 @dataclass
@@ -47,22 +48,6 @@ class PeerResult:
         return self.compile_time + self.warmup_time + self.sampling_time
 
 
-def blr_design(name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Design matrix and labels exactly as `entropy_mcmc.targets.load_dataset` builds them, without torch.
-
-    (Standardized columns with an intercept column first; `tests/test_cli.py` checks the two agree.)
-    """
-    spec = importlib.util.find_spec("entropy_mcmc")
-    folder = Path(spec.origin).parent / "targets" / "data" / name
-    if not folder.is_dir():
-        raise ValueError(f"unknown logistic regression dataset {name!r} (no folder {folder})")
-    x = np.load(folder / "data.npy").astype(np.float64)
-    y = np.load(folder / "labels.npy").astype(np.float64).reshape(-1)
-    sd = x.std(0)
-    x = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
-    return np.concatenate([np.ones((x.shape[0], 1)), x], 1), y
-
-
 def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -87,7 +72,7 @@ def pyro_nuts(dataset: str = "german", num_warmup: int = 1000, num_draws: int = 
     from pyro.infer import MCMC, NUTS
 
     tdtype = getattr(torch, dtype)
-    xnp, ynp = blr_design(dataset)
+    xnp, ynp = load_dataset(dataset)
     x, y = torch.tensor(xnp, dtype=tdtype), torch.tensor(ynp, dtype=tdtype)
     dim = x.shape[1]
 
@@ -153,7 +138,7 @@ def _jax_logdensity(dataset: str, dtype: str):
 
     if dtype == "float64":
         jax.config.update("jax_enable_x64", True)
-    xnp, ynp = blr_design(dataset)
+    xnp, ynp = load_dataset(dataset)
     x, y = jnp.asarray(xnp, dtype=dtype), jnp.asarray(ynp, dtype=dtype)
 
     def logdensity(w):
@@ -244,4 +229,4 @@ def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: in
                                     version=blackjax.__version__, jax=jax.__version__))
 
 
-__all__ = ["PeerResult", "blr_design", "pyro_nuts", "blackjax_run", "blackjax_available"]
+__all__ = ["PeerResult", "pyro_nuts", "blackjax_run", "blackjax_available"]

@@ -22,7 +22,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from ..targets.logistic_regression import DATASETS, attach_reference, load_dataset
+from ..datasets import DATASETS, load_dataset
+from ..targets.logistic_regression import attach_reference
 from .target import PyroTarget
 
 __all__ = ["logistic_regression_model", "linear_predictor", "load_blr_data", "blr_target", "eight_schools_model",

@@ -7,7 +7,8 @@ from typing import Callable, Dict
 from .base import Target
 from .funnel import Funnel
 from .gaussian import Gaussian, GaussianMixture, ill_conditioned_gaussian, strongly_correlated_gaussian
-from .logistic_regression import DATASETS, LogisticRegression, load_dataset
+from ..datasets import DATASETS, load_dataset
+from .logistic_regression import LogisticRegression
 
 
 def _mixture2():

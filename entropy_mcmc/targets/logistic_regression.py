@@ -9,37 +9,18 @@ the code evaluates (fewer passes over the [n, chains] logits).
 from __future__ import annotations
 
 import json
-from importlib import resources
-from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..datasets import load_dataset, package_data_dir
 from .base import CastCache, Target
-
-DATASETS = ("german", "australian", "heart")
-
-
-def _data_dir() -> Path:
-    return Path(str(resources.files("entropy_mcmc.targets") / "data"))
-
-
-def load_dataset(name: str, data_dir: Union[str, Path, None] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Design matrix [n, 1 + features] (intercept, standardized features) and labels [n] for a UCI dataset."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown logistic regression dataset {name!r}; expected one of {DATASETS}")
-    folder = Path(data_dir) / name if data_dir is not None else _data_dir() / name
-    x = np.load(folder / "data.npy").astype(np.float64)
-    y = np.load(folder / "labels.npy").astype(np.float64).reshape(-1)
-    sd = x.std(0)
-    x = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
-    return np.concatenate([np.ones((x.shape[0], 1)), x], 1), y
 
 
 def load_reference(name: str) -> Optional[dict]:
-    path = _data_dir() / "blr_reference.json"
+    path = package_data_dir() / "blr_reference.json"
     if not path.exists():
         return None
     return json.loads(path.read_text()).get("datasets", {}).get(name)
