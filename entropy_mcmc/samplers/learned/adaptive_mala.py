@@ -74,7 +74,7 @@ class AdaptiveMALAProposal(ProposalModel):
         log_det = self.log_diag.sum() + d_log_eps
         return Move(x_new, log_normal(z0) - log_det, log_det, z0, 0)
 
-    def log_density(self, x, grad_x, x_new, eps, grad_fn, z=None) -> torch.Tensor:
+    def log_density(self, x, grad_x, x_new, eps, grad_fn) -> torch.Tensor:
         e, d_log_eps = _eps(eps, x)
         L = self.factor()
         r = (x_new - x - self._mean_shift(grad_x, e, L)) / e

@@ -91,8 +91,8 @@ class ProposalModel(nn.Module):
         raise NotImplementedError
 
     def log_density(self, x: torch.Tensor, grad_x: Optional[torch.Tensor], x_new: torch.Tensor, eps,
-                    grad_fn: Optional[GradFn], z: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """log q(x_new | x); `z` optionally gives the exact displacement variable of the move."""
+                    grad_fn: Optional[GradFn]) -> torch.Tensor:
+        """log q(x_new | x)."""
         raise NotImplementedError
 
     def reverse_log_density(self, move: Move, x: torch.Tensor, grad_x_new: Optional[torch.Tensor], eps,
@@ -247,13 +247,13 @@ class LearnedProposal(ProposalModel):
         move = self._forward_move(self.whiten(x), self.whiten_grad(grad_x), z0, eps, self._grad_fn_y(grad_fn))
         log_det_l = self._log_abs_det_scale()
         return dataclasses.replace(move, x_new=self.unwhiten(move.x_new), log_q=move.log_q - log_det_l,
-                                   log_det=move.log_det + log_det_l)
+                                   log_det=move.log_det + log_det_l, aux={**move.aux, "y_new": move.x_new})
 
-    def log_density(self, x, grad_x, x_new, eps, grad_fn, z=None) -> torch.Tensor:
+    def log_density(self, x, grad_x, x_new, eps, grad_fn) -> torch.Tensor:
         if not self.preconditioned:
-            return self._log_density(x, grad_x, x_new, eps, grad_fn, z)
+            return self._log_density(x, grad_x, x_new, eps, grad_fn)
         log_q = self._log_density(self.whiten(x), self.whiten_grad(grad_x), self.whiten(x_new), eps,
-                                  self._grad_fn_y(grad_fn), z)
+                                  self._grad_fn_y(grad_fn))
         return log_q - self._log_abs_det_scale()
 
     def _forward_move(self, x, grad_x, z0, eps, grad_fn) -> Move:
@@ -267,6 +267,7 @@ class LearnedProposal(ProposalModel):
         return Move(x_new, log_normal(z0) - log_det, log_det, z0, self.grad_evals(), {"z": z})
 
     def _log_density(self, x, grad_x, x_new, eps, grad_fn, z=None) -> torch.Tensor:
+        """log q(x_new | x) in the flow's own coordinates; `z`, when given, is the move's displacement variable."""
         e, d_log_eps = _eps(eps, x)
         if z is None:
             delta = x_new - x
@@ -277,10 +278,14 @@ class LearnedProposal(ProposalModel):
         return log_normal(z0) - logdet - d_log_eps
 
     def reverse_log_density(self, move, x, grad_x_new, eps, grad_fn) -> torch.Tensor:
+        if self.drift is not None:
+            return self.log_density(move.x_new, grad_x_new, x, eps, grad_fn)
         # x = x' + eps * (-z) exactly in the full and no-gradient variants (thesis: f^{-1}(-z; x + z)),
-        # in the preconditioned coordinates y where the model has them
-        z = -move.aux["z"] if self.drift is None else None
-        return self.log_density(move.x_new, grad_x_new, x, eps, grad_fn, z=z)
+        # so only x' (or y' = L^{-1}(x' - loc), kept by the forward move) enters the inverse
+        if not self.preconditioned:
+            return self._log_density(move.x_new, None, None, eps, grad_fn, z=-move.aux["z"])
+        return (self._log_density(move.aux["y_new"], None, None, eps, self._grad_fn_y(grad_fn), z=-move.aux["z"])
+                - self._log_abs_det_scale())
 
 
 __all__ = ["ProposalModel", "LearnedProposal", "LearnedProposalConfig", "Move", "log_normal", "base_entropy",
