@@ -102,6 +102,14 @@ class Whitened(Target):
         return self.model.whiten_grad(self.base.grad(self.model.unwhiten(y)))
 
 
+def log_rows(name, rows, log):
+    for r in rows:
+        log(f"[{name}] {r['sampler']:8s} accept {r['accept']:.3f} ESS/MH {r['ess_per_mh']:.4f} "
+            f"ESS/grad {r['ess_per_grad']:.4g} x0 ESS/MH {r['x0_ess_per_mh']:.4f} ESS/5k {r['ess_per_5k']:.0f} "
+            f"ESS/s {r['ess_per_s']:.0f} | arviz ESS/MH {r['arviz_ess_per_mh']:.4f} | "
+            f"mean err {r['max_mean_err_sd']:.3f} sd")
+
+
 def run_baseline(kernel, init, seed, target_accept, jitter=0.0):
     adapted = StepSizeAdaptation(kernel, target_accept=target_accept)
     if jitter:
@@ -180,7 +188,7 @@ def machine():
             "load_average": list(__import__("os").getloadavg())}
 
 
-def run_target(name, out, seed, quick, log, precondition=None, train_steps=None):
+def run_target(name, out, seed, quick, log, precondition=None, train_steps=None, learned_only=False):
     target = get_target(name)
     overrides = dict(steps=60, batch_size=64) if quick else dict(steps=train_steps)
     overrides["precondition"] = precondition
@@ -212,6 +220,9 @@ def run_target(name, out, seed, quick, log, precondition=None, train_steps=None)
                train_entropy=fin["entropy"], beta=fin["beta"], precondition=pre)
     rows.append(row)
     log(f"[{name}] learned: {time.perf_counter() - t0:.1f} s")
+    if learned_only:
+        log_rows(name, rows, log)
+        return rows
     baselines = (("MALA", MALA(target, 0.1), 0.574, 0.0), ("HMC-40", HMC(target, 0.1, num_steps=40), 0.8, 0.0),
                  ("HMC-40+jitter", HMC(target, 0.1, num_steps=40), 0.8, 0.5))
     for label, kernel, accept, jitter in baselines:
@@ -230,11 +241,7 @@ def run_target(name, out, seed, quick, log, precondition=None, train_steps=None)
             res.draws = trained.model.unwhiten(res.draws.flatten(0, 1)).reshape(res.draws.shape)
         rows.append(evaluate(name, res, target, mean, var, label))
         log(f"[{name}] {label}: {time.perf_counter() - t0:.1f} s")
-    for r in rows:
-        log(f"[{name}] {r['sampler']:8s} accept {r['accept']:.3f} ESS/MH {r['ess_per_mh']:.4f} "
-            f"ESS/grad {r['ess_per_grad']:.4g} x0 ESS/MH {r['x0_ess_per_mh']:.4f} ESS/5k {r['ess_per_5k']:.0f} "
-            f"ESS/s {r['ess_per_s']:.0f} | arviz ESS/MH {r['arviz_ess_per_mh']:.4f} | "
-            f"mean err {r['max_mean_err_sd']:.3f} sd")
+    log_rows(name, rows, log)
 
     # Figure C.1a analogue: adaptive MALA (linear, same objective) trained with the same batch and steps
     am_cfg = TrainConfig(**{**train_cfg.__dict__, "lr": 1e-2, "min_lr": 1e-4})
@@ -281,6 +288,9 @@ def main(argv=None):
     p.add_argument("--train-steps", type=int, default=None, help="override the presets' training steps")
     p.add_argument("--precondition", choices=("none", "diag", "dense"), default=None,
                    help="override the presets' preconditioner (BLR: dense; others and the thesis: none)")
+    p.add_argument("--learned-only", action="store_true",
+                   help="train and evaluate the learned sampler alone (no baselines, no figures): for seed and "
+                        "setting sweeps")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -296,7 +306,8 @@ def main(argv=None):
     log(f"benchmarks/learned_sampler.py {' '.join(sys.argv[1:])} | {info}")
     rows = []
     for name in args.targets.split(","):
-        rows += run_target(name, out, args.seed, args.quick, log, args.precondition, args.train_steps)
+        rows += run_target(name, out, args.seed, args.quick, log, args.precondition, args.train_steps,
+                           args.learned_only)
         import pandas as pd
 
         pd.DataFrame(rows).to_csv(out / "table.csv", index=False)
