@@ -10,7 +10,7 @@ thesis' network dominates the cost; step counts are sized for a few minutes of o
 core (see BENCHMARKS.md, "Learned sampler (issue 3)", for what each target reached).
 The logistic-regression presets also whiten the posterior with a dense preconditioner
 fitted to the warm buffer (`LearnedProposalConfig.precondition`, not in the thesis): at
-this budget it lifts German from 1521 to about 2300 ESS/5k (Australian and Heart past the
+this budget it lifts German from 1521 to about 2300 ESS/5k (Australian and Heart to the
 thesis' figures); `precondition="none"` restores the thesis model.
 """
 from __future__ import annotations
@@ -43,7 +43,8 @@ CPU_BUDGET: Dict[str, Dict[str, int]] = {
     "funnel1-100": dict(batch_size=256, steps=2400, width=128),
     "funnel3-20": dict(batch_size=256, steps=2000, width=128),
     # BLR: German plateaus by 6000 steps (12000: no gain); Australian and Heart keep gaining up to 12000
-    # and 36000 steps (about 3.5 and 8.5 minutes), where they pass the thesis figures
+    # and 36000 steps (about 3.5 and 9-10 minutes), where they reach the thesis figures (Australian with
+    # every training seed tried, Heart with two of three)
     "german": dict(batch_size=256, steps=6000, precondition="dense"),
     "australian": dict(batch_size=256, steps=12000, precondition="dense"),
     "heart": dict(batch_size=256, steps=36000, precondition="dense"),
