@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess
+from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess, autocorrelation
 from entropy_mcmc.diagnostics.ess import ess as arviz_ess
 from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation, StepSizeJitter, sample
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedSampler, TrainConfig,
@@ -73,6 +73,9 @@ def evaluate(name, result, target, mean, var, label):
            "ess_per_5k": 5000 * float(e.min()) / LAST,
            "ess_per_s": float(e.min()) * result.num_chains / seconds,
            "x0_ess_per_mh": float(e[0]) / LAST, "rest_min_ess_per_mh": float(e[1:].min()) / LAST,
+           # where x0's ESS sits at the estimator's floor, how far from moving it is
+           "x0_lag1_autocorr": float(autocorrelation(draws[..., :1], mean[:1], var[:1], last=LAST)[1, 0]),
+           "x0_mean_abs_step": float((draws[:, 1:, 0] - draws[:, :-1, 0]).abs().mean()),
            "sampling_s_1000": seconds}
     bulk = arviz_ess(draws, "bulk")
     row["arviz_min_ess"] = float(bulk.min())
@@ -107,6 +110,7 @@ def log_rows(name, rows, log):
         log(f"[{name}] {r['sampler']:8s} accept {r['accept']:.3f} ESS/MH {r['ess_per_mh']:.4f} "
             f"ESS/grad {r['ess_per_grad']:.4g} x0 ESS/MH {r['x0_ess_per_mh']:.4f} ESS/5k {r['ess_per_5k']:.0f} "
             f"ESS/s {r['ess_per_s']:.0f} | arviz ESS/MH {r['arviz_ess_per_mh']:.4f} | "
+            f"x0 lag-1 autocorr {r['x0_lag1_autocorr']:.4f}, mean |step| {r['x0_mean_abs_step']:.3g} | "
             f"mean err {r['max_mean_err_sd']:.3f} sd")
 
 
@@ -188,9 +192,11 @@ def machine():
             "load_average": list(__import__("os").getloadavg())}
 
 
-def run_target(name, out, seed, quick, log, precondition=None, train_steps=None, learned_only=False):
+def run_target(name, out, seed, quick, log, precondition=None, train_steps=None, learned_only=False, width=None,
+               batch_size=None):
     target = get_target(name)
-    overrides = dict(steps=60, batch_size=64) if quick else dict(steps=train_steps)
+    overrides = dict(steps=60, batch_size=64) if quick else dict(steps=train_steps, batch_size=batch_size)
+    overrides["width"] = width
     overrides["precondition"] = precondition
     model_cfg, train_cfg = preset(target, "cpu", **overrides)
     log(f"[{name}] training: width {model_cfg.width}, N={model_cfg.num_steps}, batch {train_cfg.batch_size} x "
@@ -288,6 +294,8 @@ def main(argv=None):
     p.add_argument("--train-steps", type=int, default=None, help="override the presets' training steps")
     p.add_argument("--precondition", choices=("none", "diag", "dense"), default=None,
                    help="override the presets' preconditioner (BLR: dense; others and the thesis: none)")
+    p.add_argument("--width", type=int, default=None, help="override the presets' network width")
+    p.add_argument("--batch-size", type=int, default=None, help="override the presets' training batch size")
     p.add_argument("--learned-only", action="store_true",
                    help="train and evaluate the learned sampler alone (no baselines, no figures): for seed and "
                         "setting sweeps")
@@ -307,7 +315,7 @@ def main(argv=None):
     rows = []
     for name in args.targets.split(","):
         rows += run_target(name, out, args.seed, args.quick, log, args.precondition, args.train_steps,
-                           args.learned_only)
+                           args.learned_only, args.width, args.batch_size)
         import pandas as pd
 
         pd.DataFrame(rows).to_csv(out / "table.csv", index=False)
