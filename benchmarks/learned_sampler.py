@@ -192,12 +192,13 @@ def machine():
             "load_average": list(__import__("os").getloadavg())}
 
 
-def run_target(name, out, seed, quick, log, precondition=None, train_steps=None, learned_only=False, width=None,
-               batch_size=None):
+def run_target(name, out, log, args):
+    """Train, evaluate and plot one target with the command-line settings `args`; return its table rows."""
     target = get_target(name)
-    overrides = dict(steps=60, batch_size=64) if quick else dict(steps=train_steps, batch_size=batch_size)
-    overrides["width"] = width
-    overrides["precondition"] = precondition
+    seed = args.seed
+    overrides = dict(steps=60, batch_size=64) if args.quick else dict(steps=args.train_steps,
+                                                                     batch_size=args.batch_size)
+    overrides.update(width=args.width, precondition=args.precondition)
     model_cfg, train_cfg = preset(target, "cpu", **overrides)
     log(f"[{name}] training: width {model_cfg.width}, N={model_cfg.num_steps}, batch {train_cfg.batch_size} x "
         f"{train_cfg.steps} steps, target acceptance {train_cfg.target_accept}, lr {train_cfg.lr} -> "
@@ -226,7 +227,7 @@ def run_target(name, out, seed, quick, log, precondition=None, train_steps=None,
                train_entropy=fin["entropy"], beta=fin["beta"], precondition=pre)
     rows.append(row)
     log(f"[{name}] learned: {time.perf_counter() - t0:.1f} s")
-    if learned_only:
+    if args.learned_only:
         log_rows(name, rows, log)
         return rows
     baselines = (("MALA", MALA(target, 0.1), 0.574, 0.0), ("HMC-40", HMC(target, 0.1, num_steps=40), 0.8, 0.0),
@@ -273,7 +274,8 @@ def run_target(name, out, seed, quick, log, precondition=None, train_steps=None,
 
 def markdown(rows):
     cols = ["target", "sampler", "accept", "grads_per_step", "ess_per_mh", "ess_per_grad", "x0_ess_per_mh",
-            "rest_min_ess_per_mh", "ess_per_5k", "ess_per_s", "arviz_ess_per_mh", "max_mean_err_sd", "train_s"]
+            "rest_min_ess_per_mh", "x0_lag1_autocorr", "ess_per_5k", "ess_per_s", "arviz_ess_per_mh",
+            "max_mean_err_sd", "train_s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
@@ -314,8 +316,7 @@ def main(argv=None):
     log(f"benchmarks/learned_sampler.py {' '.join(sys.argv[1:])} | {info}")
     rows = []
     for name in args.targets.split(","):
-        rows += run_target(name, out, args.seed, args.quick, log, args.precondition, args.train_steps,
-                           args.learned_only, args.width, args.batch_size)
+        rows += run_target(name, out, log, args)
         import pandas as pd
 
         pd.DataFrame(rows).to_csv(out / "table.csv", index=False)
