@@ -54,5 +54,6 @@ def main() -> None:
                    f"sampling {r.sampling_time:.2f} s; acceptance {r.acceptance:.3f}, step size {r.step_size:.4g}, "
                    f"divergences {r.divergences}", r.sampling_time, T_START, digits=1)
 
+
 if __name__ == "__main__":
     main()

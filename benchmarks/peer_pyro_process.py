@@ -40,5 +40,6 @@ def main() -> None:
                    f"step size {r.step_size:.4g}, gradients {r.num_grad_evals_warmup} + {r.num_grad_evals}",
                    r.sampling_time, T_START)
 
+
 if __name__ == "__main__":
     main()

@@ -27,6 +27,7 @@ import torch
 
 from .samplers import StepSizeJitter
 
+
 class UsageError(Exception):
     """A bad combination of options found after parsing; `main` reports it like an argparse error."""
 

@@ -25,4 +25,3 @@ def sequential_chains():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(api.mp, "cpu_count", lambda: 1)
         yield
-

@@ -104,4 +104,3 @@ def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel,
     kernel = LearnedSampler(target, result.model, step_size=step_size)
     kernel.train_result = result
     return kernel
-
