@@ -95,13 +95,12 @@ def build_options(args) -> dict:
 
 def run(args) -> int:
     from ..samplers import run_chains
-
-    options = build_options(args)
-    common.check_writable_file(args.out)
     from ..samplers.distributed import process_group
 
+    options = build_options(args)
     rank, world = process_group(args.device)
-    if rank == 0:
+    if rank == 0:  # only rank 0 writes; ranks checking at once could delete each other's probe file
+        common.check_writable_file(args.out)
         print(f"entropy-mcmc sample: {args.kernel} on {args.target}, {args.chains} chains"
               + (f" across {world} processes" if world > 1 else "")
               + f", {args.warmup} warmup + {args.draws} draws, {args.dtype} on {args.device}, seed {args.seed}",
