@@ -17,6 +17,7 @@ import torch
 from ...targets.base import Target
 from ..base import ChainState, Seed
 from ..metropolis import MetropolisHastingsKernel, Proposal
+from .adaptive_mala import AdaptiveMALAConfig, AdaptiveMALAProposal
 from .proposal import Move, ProposalModel, base_entropy
 
 
@@ -184,6 +185,16 @@ class LearnedSampler(MetropolisHastingsKernel):
         return kernel
 
 
+class AdaptiveMALA(LearnedSampler):
+    """MH kernel with the adaptive-MALA proposal: one gradient evaluation per step (dU(x') only)."""
+
+    def __init__(self, target: Target, model: AdaptiveMALAProposal = None, step_size=None, seed: Seed = None,
+                 divergence_threshold: float = 1000.0):
+        if model is None:
+            model = AdaptiveMALAProposal(AdaptiveMALAConfig(target.dim, tuple(target.event_shape)))
+        super().__init__(target, model, step_size, seed, divergence_threshold)
+
+
 FORMAT_VERSION = 1
 
 
@@ -208,4 +219,4 @@ def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalM
     return model, payload.get("meta", {})
 
 
-__all__ = ["LearnedSampler", "TargetFunctions", "propose_move", "MoveResult", "save_proposal", "load_proposal"]
+__all__ = ["LearnedSampler", "AdaptiveMALA", "TargetFunctions", "propose_move", "MoveResult", "save_proposal", "load_proposal"]
