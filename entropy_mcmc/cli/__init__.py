@@ -10,7 +10,6 @@ Heavy imports beyond torch (arviz, pandas, pyro, jax) happen inside the handlers
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import List, Optional
 
