@@ -3,7 +3,7 @@ __version__ = "0.1.0"
 
 # The NumPyro-style front door (`from entropy_mcmc import MCMC, HMC`), imported on first use so that
 # `import entropy_mcmc` stays light.
-_LAZY = {"MCMC": "infer", "HMC": "infer", "MALA": "infer", "RWM": "infer"}
+_LAZY = {"MCMC": "infer", "HMC": "infer", "NUTS": "infer", "MALA": "infer", "RWM": "infer"}
 __all__ = ["__version__", *_LAZY]
 
 

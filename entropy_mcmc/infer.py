@@ -12,7 +12,8 @@ What differs from `numpyro.infer.MCMC`:
   dimension of one position tensor; under `torchrun` they are split across processes as
   `samplers.run_chains` splits them (rank 0 gets every chain);
 - a `potential_fn` is vectorized too: it maps `[chains, *event]` to `[chains]` potential energies;
-- HMC takes a fixed `num_steps` (no `trajectory_length`, no NUTS), and a `model` is a Pyro model.
+- HMC takes a fixed `num_steps` (no `trajectory_length`), and a `model` is a Pyro model;
+- NUTS has no `find_heuristic_step_size`, `trajectory_length` or `kinetic_fn`.
 
 Kernels are descriptions (a registry name and its options); `MCMC.run` builds the target, then the
 kernel through `samplers.build_kernel`, the one place for defaults and wrapper order.
@@ -27,7 +28,7 @@ from .samplers import build_kernel, get_kernel_spec, run_chains, spawn_seeds
 from .samplers.runner import SampleResult
 from .targets.base import LogDensity, Target
 
-__all__ = ["MCMC", "Kernel", "HMC", "MALA", "RWM"]
+__all__ = ["MCMC", "Kernel", "HMC", "NUTS", "MALA", "RWM"]
 
 # NumPyro's names for the per-draw statistics, and the runner's (where the runner has no stat of that name:
 # `potential_energy` is recorded as such where `energy` is a Hamiltonian (HMC), as `energy` elsewhere)
@@ -172,6 +173,23 @@ class HMC(_NamedKernel):
                          event_shape=event_shape, num_steps=num_steps, **options)
 
 
+class NUTS(_NamedKernel):
+    """The No-U-Turn sampler (multinomial, generalized U-turn criterion; `samplers.NUTS`), NumPyro's `NUTS`
+    keywords: `max_tree_depth` (at most 2^D - 1 leapfrog steps per draw), `target_accept_prob` (0.8),
+    `adapt_mass_matrix`/`dense_mass` (a diagonal mass matrix from Stan's windows by default). The chains run
+    as one batch: a chain whose tree is finished waits for the deepest one of the draw."""
+
+    _name = "nuts"
+
+    def __init__(self, model: Optional[Callable] = None, potential_fn: Optional[Callable] = None, *,
+                 step_size: Optional[float] = None, max_tree_depth: int = 10, target_accept_prob: float = 0.8,
+                 adapt_step_size: bool = True, adapt_mass_matrix: bool = True, dense_mass: Optional[bool] = None,
+                 event_shape: Union[None, int, Sequence[int]] = None, **options):
+        super().__init__(model, potential_fn, step_size=step_size, target_accept_prob=target_accept_prob,
+                         adapt_step_size=adapt_step_size, adapt_mass_matrix=adapt_mass_matrix, dense_mass=dense_mass,
+                         event_shape=event_shape, max_tree_depth=max_tree_depth, **options)
+
+
 class MALA(_NamedKernel):
     """Metropolis-adjusted Langevin; keywords as `HMC` (no `num_steps`). By default (the registry's) it aims at
     an acceptance of 0.574 and adapts a dense mass matrix."""
@@ -196,7 +214,7 @@ class MCMC:
     """Runs a kernel's chains, vectorized, and reports as `numpyro.infer.MCMC` does.
 
     Args:
-        kernel: `HMC`, `MALA`, `RWM` or `Kernel(name, ...)`.
+        kernel: `NUTS`, `HMC`, `MALA`, `RWM` or `Kernel(name, ...)`.
         num_warmup: adaptation steps, discarded.
         num_samples: steps after warmup; every `thinning`-th is kept (`num_samples // thinning` draws).
         num_chains: chains, run as one batch (NumPyro's `chain_method="vectorized"`; the other values are
@@ -207,7 +225,7 @@ class MCMC:
     def __init__(self, kernel: Kernel, *, num_warmup: int, num_samples: int, num_chains: int = 1,
                  thinning: int = 1, progress_bar: bool = True, chain_method: str = "vectorized"):
         if not isinstance(kernel, Kernel):
-            raise TypeError(f"kernel must be an entropy_mcmc.infer kernel (HMC, MALA, RWM, Kernel), got "
+            raise TypeError(f"kernel must be an entropy_mcmc.infer kernel (NUTS, HMC, MALA, RWM, Kernel), got "
                             f"{type(kernel).__name__}")
         for name, v, lo in (("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1),
                             ("num_chains", num_chains, 1), ("thinning", thinning, 1)):

@@ -5,6 +5,7 @@ from .hmc import HMC
 from .jitter import StepSizeJitter
 from .langevin import UnadjustedLangevin
 from .mala import MALA
+from .nuts import NUTS
 from .metropolis import MetropolisHastingsKernel, PreconditionedKernel, Proposal, select_chains
 from .registry import KernelOption, KernelSpec, build_kernel, get_kernel_spec, kernel_names, register_kernel
 from .runner import ConvergenceWarning, SampleResult, sample
@@ -14,7 +15,7 @@ from .run import run_chains
 
 __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "MetropolisHastingsKernel",
            "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "spawn_seeds", "RandomWalkMetropolis", "MALA",
-           "HMC", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec",
+           "HMC", "NUTS", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec",
            "KernelOption", "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample",
            "run_chains", "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal",
            "LearnedProposalConfig", "AdaptiveMALA", "TrainConfig", "train_sampler"]

@@ -19,6 +19,7 @@ from .hmc import HMC
 from .jitter import StepSizeJitter
 from .langevin import UnadjustedLangevin
 from .mala import MALA
+from .nuts import NUTS
 from .rwm import RandomWalkMetropolis
 
 
@@ -184,6 +185,13 @@ register_kernel("hmc", KernelSpec(HMC, "HMC, fixed number of leapfrog steps, ada
                                   options=(KernelOption("num_steps", _positive_int, 10,
                                                         "HMC: leapfrog steps per transition (default 10)",
                                                         flag="--leapfrog-steps"),)))
+# NUTS with Stan's defaults: dual averaging toward 0.8, a diagonal mass matrix from the windows, no jitter
+register_kernel("nuts", KernelSpec(NUTS, "the No-U-Turn sampler (multinomial, generalized U-turn criterion), "
+                                   "vectorized over chains, adapted diagonal mass matrix", target_accept=0.8,
+                                   adapts_mass="diag",
+                                   options=(KernelOption("max_tree_depth", _positive_int, 10,
+                                                         "NUTS: at most 2^D - 1 leapfrog steps per transition "
+                                                         "(default 10)"),)))
 register_kernel("ula", KernelSpec(UnadjustedLangevin, "unadjusted Langevin (no accept step: biased by O(s^2), "
                                   "fixed step size)", step_size=0.01, adapts_step_size=False))
 
