@@ -284,6 +284,8 @@ class PyroKernel(MCMCKernel):
         rec = {"acceptance_rate": accept_prob, "is_accepted": accepted, "diverging": diverging,
                "energy": potential if energy is None else float(energy[0]), "lp": -potential,
                "step_size": float(torch.as_tensor(info.step_size).reshape(-1)[0])}
+        for k, v in info.extras.items():  # the kernel's own statistics (NUTS: tree_depth, n_steps)
+            rec.setdefault(k, v[0].item())
         for k, v in rec.items():
             self._stats.setdefault(k, []).append(v)
 

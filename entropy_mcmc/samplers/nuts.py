@@ -160,7 +160,8 @@ class NUTS(PreconditionedKernel):
         """Integrate a subtree of 2^depth leaves from `start` (x, p, grad) with step `eps` (signed per chain),
         for the `active` chains. Returns (valid, log W, sample (x, U, grad, H), momentum sum, last leaf
         (x, p, grad), batched leapfrog steps); `valid` marks the chains whose subtree neither U-turned inside
-        nor diverged. `safe` is a finite state that masked chains integrate from, so no NaN reaches the target.
+        nor diverged. `safe` is a finite state that masked chains integrate from when they are evaluated
+        (`compact=False`), so no NaN reaches the target.
 
         Checkpoints: when leaf k starts an aligned block of 2^j leaves (k % 2^j == 0) its momentum and the
         momentum sum before it are kept at level j; when leaf k ends one ((k + 1) % 2^j == 0) the block is
@@ -178,7 +179,8 @@ class NUTS(PreconditionedKernel):
             if not bool(sub_active.any()):
                 break
             a = sub_active
-            x, p, g = (_where(a, cur, ok) for cur, ok in zip((x, p, g), safe))
+            if not self.compact:  # masked chains are evaluated too: from a finite state
+                x, p, g = (_where(a, cur, ok) for cur, ok in zip((x, p, g), safe))
             p = p - 0.5 * eps * g
             x = x + eps * metric.apply_inv_mass(p)
             u, g = self._energy_and_grad(x, a)
