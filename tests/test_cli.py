@@ -78,7 +78,7 @@ def test_console_script_exact_form(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["sample", "--target", "nope", "--kernel", "hmc"], "unknown target 'nope'"),
-    (["sample", "--target", "german", "--kernel", "nuts"], "invalid choice: 'nuts'"),
+    (["sample", "--target", "german", "--kernel", "nutz"], "invalid choice: 'nutz'"),
     (["sample", "--target", "german", "--kernel", "hmc", "--target-accept", "1.5"], "(0, 1)"),
     (["sample", "--target", "german", "--kernel", "hmc", "--chains", "0"], "positive integer"),
     (["sample", "--target", "german", "--kernel", "hmc", "--dtype", "float16"], "invalid choice"),

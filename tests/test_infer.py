@@ -65,8 +65,8 @@ def test_kernels_go_through_build_kernel_with_numpyro_keywords():
     assert MALA(potential_fn=potential, dense_mass=False).build(target, 10).adapt_mass_matrix == "diag"
     with pytest.raises(ValueError, match="adapt_mass_matrix=False"):
         HMC(potential_fn=potential, adapt_step_size=False)
-    with pytest.raises(ValueError, match="unknown kernel 'nuts'"):
-        Kernel("nuts", potential_fn=potential)
+    with pytest.raises(ValueError, match="unknown kernel 'nutz'"):
+        Kernel("nutz", potential_fn=potential)
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # R-hat of 10 draws per chain

@@ -150,8 +150,8 @@ def test_chains_in_worker_processes(monkeypatch):
 
 
 def test_invalid_arguments_are_rejected():
-    with pytest.raises(ValueError, match="unknown kernel 'nuts'"):
-        PyroKernel(hierarchical_normal_model, "nuts")
+    with pytest.raises(ValueError, match="unknown kernel 'nutz'"):
+        PyroKernel(hierarchical_normal_model, "nutz")
     with pytest.raises(ValueError, match="target_accept"):
         PyroKernel(hierarchical_normal_model, "mala", target_accept=1.5)
     with pytest.raises(ValueError, match="step_size_jitter"):

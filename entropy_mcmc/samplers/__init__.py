@@ -1,5 +1,6 @@
 """Transition kernels sharing one interface, the Metropolis-Hastings path, adaptation, the registry and the runner."""
 from .adaptation import DualAveraging, StepSizeAdaptation
+from .chees import ChEESAdaptation, ChEESHMC
 from .base import ChainState, KernelWrapper, StepInfo, TransitionKernel, spawn_seeds, unwrap
 from .hmc import HMC
 from .jitter import StepSizeJitter
@@ -15,7 +16,7 @@ from .run import run_chains
 
 __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "MetropolisHastingsKernel",
            "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "spawn_seeds", "RandomWalkMetropolis", "MALA",
-           "HMC", "NUTS", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec",
+           "HMC", "NUTS", "ChEESHMC", "ChEESAdaptation", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec",
            "KernelOption", "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample",
            "run_chains", "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal",
            "LearnedProposalConfig", "AdaptiveMALA", "TrainConfig", "train_sampler"]

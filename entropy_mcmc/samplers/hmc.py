@@ -26,10 +26,19 @@ class HMC(PreconditionedKernel):
         self.num_steps = int(num_steps)
 
     def propose(self, state: ChainState) -> Proposal:
+        x = state.position
+        metric = self.metric(x)
+        p0 = metric.sample_momentum(self.randn_like(x))
+        x, u, g, p = self.integrate(state, p0, self.num_steps)
+        k0, k1 = metric.kinetic_energy(p0), metric.kinetic_energy(p)
+        return Proposal(ChainState(x, u, g), k0 - k1, self.num_steps,
+                        {"energy": torch.where(torch.isfinite(u), u + k1, u), "initial_energy": state.energy + k0})
+
+    def integrate(self, state: ChainState, p: torch.Tensor, num_steps: int):
+        """`num_steps` leapfrog steps from the state with momentum p: (x', U(x'), dU(x'), p')."""
         x, g = state.position, state.grad
         s = broadcast_step_size(self.step_size, x)
         metric = self.metric(x)
-        p0 = metric.sample_momentum(self.randn_like(x))
         if metric.dense:
             def drift(p):
                 return s * metric.apply_inv_mass(p)
@@ -38,16 +47,13 @@ class HMC(PreconditionedKernel):
 
             def drift(p):
                 return s_inv_mass * p
-        p = p0 - 0.5 * s * g
-        for _ in range(self.num_steps - 1):
+        p = p - 0.5 * s * g
+        for _ in range(num_steps - 1):
             x = x + drift(p)
             p = p - s * self.target.grad(x)  # inner steps need no energy
         x = x + drift(p)
         u, g = self.target.energy_and_grad(x)
-        p = p - 0.5 * s * g
-        k0, k1 = metric.kinetic_energy(p0), metric.kinetic_energy(p)
-        return Proposal(ChainState(x, u, g), k0 - k1, self.num_steps,
-                        {"energy": torch.where(torch.isfinite(u), u + k1, u), "initial_energy": state.energy + k0})
+        return x, u, g, p - 0.5 * s * g
 
     def step(self, state: ChainState) -> Tuple[ChainState, StepInfo]:
         new_state, info = super().step(state)

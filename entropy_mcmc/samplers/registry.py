@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from ..plugins import first_line, iter_plugins
 from .adaptation import StepSizeAdaptation
 from .base import TransitionKernel
+from .chees import ChEESAdaptation, ChEESHMC
 from .hmc import HMC
 from .jitter import StepSizeJitter
 from .langevin import UnadjustedLangevin
@@ -192,6 +193,22 @@ register_kernel("nuts", KernelSpec(NUTS, "the No-U-Turn sampler (multinomial, ge
                                    options=(KernelOption("max_tree_depth", _positive_int, 10,
                                                          "NUTS: at most 2^D - 1 leapfrog steps per transition "
                                                          "(default 10)"),)))
+
+
+def chees_hmc(target, step_size: float = 0.1, max_num_steps: int = 1000, **options) -> ChEESAdaptation:
+    """ChEES-HMC: jittered trajectory lengths tuned over the chains during warmup (`samplers.chees`)."""
+    return ChEESAdaptation(ChEESHMC(target, step_size, max_num_steps=max_num_steps, **options))
+
+
+# ChEES-HMC as BlackJAX's chees_adaptation: the step size aims at 0.651 (here the mean acceptance over the chains),
+# a diagonal mass matrix from Stan's windows, the trajectory length by ChEES
+register_kernel("chees-hmc", KernelSpec(chees_hmc, "HMC with jittered trajectory lengths tuned by the ChEES "
+                                        "criterion over the chains (Hoffman et al. 2021), adapted diagonal mass "
+                                        "matrix", target_accept=0.651, adapts_mass="diag",
+                                        options=(KernelOption("max_num_steps", _positive_int, 1000,
+                                                              "chees-hmc: at most this many leapfrog steps per "
+                                                              "transition (default 1000)",
+                                                              flag="--max-leapfrog-steps"),)))
 register_kernel("ula", KernelSpec(UnadjustedLangevin, "unadjusted Langevin (no accept step: biased by O(s^2), "
                                   "fixed step size)", step_size=0.01, adapts_step_size=False))
 
