@@ -1,0 +1,129 @@
+"""ChEES-HMC: the Halton jitter by hand, lengths that do not depend on the state, the adapted trajectory length
+against the criterion's analytic optimum on Gaussians of known scales, moments within MCSE, broken variants."""
+import math
+
+import pytest
+import torch
+
+from entropy_mcmc.samplers import ChainState, ChEESAdaptation, ChEESHMC, build_kernel, sample, select_chains
+from entropy_mcmc.samplers.chees import van_der_corput
+from entropy_mcmc.samplers.metropolis import Proposal
+from entropy_mcmc.targets import Gaussian
+from stats_helpers import moment_z_scores
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# E_u[sin^2(u T)] = 1/2 - sin(2T) / (4T), u ~ U(0, 1), is largest where tan 2T = 2T
+T_OPT = 0.5 * 4.493409457909064
+
+
+def test_halton_points_by_hand_and_the_chees_optimum():
+    assert [van_der_corput(i) for i in range(1, 8)] == [0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]
+    f = lambda t: 0.5 - math.sin(2 * t) / (4 * t)  # noqa: E731
+    assert f(T_OPT) > max(f(T_OPT - 0.01), f(T_OPT + 0.01))
+
+
+def test_the_number_of_steps_does_not_depend_on_the_state():
+    target = Gaussian(torch.zeros(2), torch.eye(2))
+    runs = []
+    for scale in (0.1, 3.0):
+        kernel = ChEESHMC(target, 0.2, trajectory_length=2.0)
+        init = scale * torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        runs.append(sample(kernel, init, 12, progress=False, seed=1, warn=False).stats["n_steps"])
+    assert torch.equal(runs[0], runs[1])
+    expected = [math.ceil(van_der_corput(i) * 2.0 / 0.2) for i in range(1, 13)]
+    assert runs[0][0].tolist() == expected and (runs[0] == runs[0][:1]).all()
+
+
+class DescendingChEES(ChEESAdaptation):
+    """Deliberately broken: follows the ChEES gradient downhill."""
+
+    def criterion_gradient(self, info):
+        g = super().criterion_gradient(info)
+        return None if g is None else -g
+
+
+def adapted_length(largest_sd, adaptation=ChEESAdaptation, seed=0):
+    sd = torch.tensor([0.5, 1.0, 2.0, largest_sd])
+    target = Gaussian(torch.zeros(4), torch.diag(sd ** 2))
+    kernel = build_kernel("chees-hmc", target, num_warmup=300, adapt_mass=False)
+    kernel.kernel = adaptation(kernel.kernel.kernel)  # StepSizeAdaptation(ChEESAdaptation(ChEESHMC))
+    init = target.sample(128, torch.Generator().manual_seed(seed), torch.float64)
+    sample(kernel, init, 1, num_warmup=300, progress=False, seed=seed, warn=False)
+    return kernel.base.trajectory_length
+
+
+@pytest.mark.parametrize("largest_sd", [4.0, 8.0])
+def test_adapted_length_is_the_chees_optimum_of_the_widest_direction(largest_sd):
+    """Without a mass matrix the criterion is dominated by the widest direction, where the small step the narrow
+    ones impose makes the leapfrog nearly exact: T -> 2.2467 sd."""
+    t = adapted_length(largest_sd)
+    assert 0.85 < t / (T_OPT * largest_sd) < 1.15, t
+
+
+def test_descending_the_criterion_fails_the_same_test():
+    t = adapted_length(4.0, DescendingChEES)
+    assert not 0.85 < t / (T_OPT * 4.0) < 1.15, t
+
+
+COV = torch.tensor([[1.0, 0.6, 0.0], [0.6, 2.0, 0.3], [0.0, 0.3, 0.5]], dtype=torch.float64)
+MEAN = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+
+
+class FarthestPointChEES(ChEESHMC):
+    """Deliberately broken: integrates the jittered length but proposes, per chain, the point of the trajectory
+    farthest from the mean (a state-dependent length), with the MH correction of that point."""
+
+    def propose(self, state):
+        self.halton_index += 1
+        n = max(math.ceil(van_der_corput(self.halton_index) * self.trajectory_length / float(self.step_size)), 1)
+        metric = self.metric(state.position)
+        p0 = metric.sample_momentum(self.randn_like(state.position))
+        cur, p = state, p0
+        best, best_p, best_d = None, None, None
+        for _ in range(n):
+            x, u, g, p = self.integrate(cur, p, 1)
+            cur = ChainState(x, u, g)
+            d = (x - MEAN.to(x)).pow(2).sum(1)
+            take = torch.ones_like(d, dtype=torch.bool) if best is None else d > best_d
+            best = cur if best is None else select_chains(take, cur, best)
+            best_p = p if best_p is None else torch.where(take[:, None], p, best_p)
+            best_d = d if best_d is None else torch.where(take, d, best_d)
+        k0, k1 = metric.kinetic_energy(p0), metric.kinetic_energy(best_p)
+        self.last_transition = (state.position, best.position, best_p, van_der_corput(self.halton_index))
+        return Proposal(best, k0 - k1, n, {"energy": best.energy + k1, "initial_energy": state.energy + k0})
+
+
+def run_chees(build, seed=1):
+    target = Gaussian(MEAN, COV)
+    kernel = build_kernel(build, target, num_warmup=200)
+    init = target.sample(128, torch.Generator().manual_seed(seed + 100), torch.float64)
+    return sample(kernel, init, 600, num_warmup=200, progress=False, seed=seed, warn=False)
+
+
+def test_moments_within_4_mcse():
+    res = run_chees("chees-hmc")
+    z_mean, z_var = moment_z_scores(res.draws, MEAN, COV.diagonal())
+    assert z_mean.max() < 4 and z_var.max() < 4, (z_mean, z_var)
+    assert 0.5 < res.acceptance_rate < 0.95
+    assert res.stats["trajectory_length"].std() == 0 and res.stats["n_steps"].float().mean() > 1  # frozen after warmup
+
+
+def test_state_dependent_length_fails_the_same_test():
+    import dataclasses
+
+    from entropy_mcmc.samplers import get_kernel_spec
+
+    spec = dataclasses.replace(get_kernel_spec("chees-hmc"),
+                               build=lambda target, step_size, **kw: ChEESAdaptation(FarthestPointChEES(target, step_size, **kw)))
+    res = run_chees(spec)
+    z_mean, z_var = moment_z_scores(res.draws, MEAN, COV.diagonal())
+    assert max(z_mean.max(), z_var.max()) > 8, (z_mean, z_var)
+
+
+def test_cli_sample_with_chees_hmc(capsys):
+    from entropy_mcmc import cli
+
+    assert cli.main(["sample", "--target", "scg2", "--kernel", "chees-hmc", "--chains", "8", "--warmup", "30",
+                     "--draws", "10", "--no-progress", "--no-summary"]) == 0
+    assert "chees-hmc on scg2" in capsys.readouterr().out
