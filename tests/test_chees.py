@@ -58,12 +58,12 @@ def test_adapted_length_is_the_chees_optimum_of_the_widest_direction(largest_sd)
     """Without a mass matrix the criterion is dominated by the widest direction, where the small step the narrow
     ones impose makes the leapfrog nearly exact: T -> 2.2467 sd."""
     t = adapted_length(largest_sd)
-    assert 0.85 < t / (T_OPT * largest_sd) < 1.15, t
+    assert 0.8 < t / (T_OPT * largest_sd) < 1.2, t
 
 
 def test_descending_the_criterion_fails_the_same_test():
     t = adapted_length(4.0, DescendingChEES)
-    assert not 0.85 < t / (T_OPT * 4.0) < 1.15, t
+    assert not 0.8 < t / (T_OPT * 4.0) < 1.2, t
 
 
 COV = torch.tensor([[1.0, 0.6, 0.0], [0.6, 2.0, 0.3], [0.0, 0.3, 0.5]], dtype=torch.float64)
