@@ -7,7 +7,7 @@ Imports (JAX, BlackJAX, NumPy, ArviZ; never torch), JIT compilation, BlackJAX's
 Stan-style window adaptation per chain (vmap) for `--warmup` steps, `--draws`
 vectorized HMC steps, then the same post-processing `entropy-mcmc sample` does:
 the ArviZ summary (printed unless `--no-summary`) and, with `--out`, the NetCDF file.
-`--algorithm nuts` runs NUTS instead. The last line reports min bulk ESS and the
+`--algorithm nuts` runs NUTS instead, `--algorithm chees` ChEES-HMC (`chees_adaptation`, `dynamic_hmc`). The last line reports min bulk ESS and the
 time since the interpreter started this script.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import argparse  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="german")
-    ap.add_argument("--algorithm", choices=("hmc", "nuts"), default="hmc")
+    ap.add_argument("--algorithm", choices=("hmc", "nuts", "chees"), default="hmc")
     ap.add_argument("--chains", type=int, default=256)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--draws", type=int, default=1000)

@@ -151,7 +151,10 @@ def _jax_logdensity(dataset: str, dtype: str):
 def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: int = 256, num_warmup: int = 500,
                  num_draws: int = 1000, num_integration_steps: int = 10, seed: int = 0, dtype: str = "float32",
                  target_accept: float = 0.8, init_scale: float = 0.1, step_size_jitter: float = 0.0) -> PeerResult:
-    """BlackJAX HMC (fixed `num_integration_steps`) or NUTS, vectorized over chains with `jax.vmap`.
+    """BlackJAX HMC (fixed `num_integration_steps`), NUTS, or ChEES-HMC, vectorized over chains with `jax.vmap`.
+
+    `chees`: `chees_adaptation` over all the chains (Adam at 0.025, BlackJAX's diagonal mass matrix,
+    target acceptance 0.651), then `dynamic_hmc` draws with the adapted jittered trajectory length.
 
     Each chain runs BlackJAX's Stan-style `window_adaptation` (step size and diagonal inverse
     mass matrix, per chain) for `num_warmup` steps, then `num_draws` steps with the adapted
@@ -165,12 +168,14 @@ def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: in
     from blackjax.adaptation.base import get_filter_adapt_info_fn
 
     logdensity, dim = _jax_logdensity(dataset, dtype)
+    if algorithm == "chees":
+        return _blackjax_chees(logdensity, dim, num_chains, num_warmup, num_draws, seed, dtype, init_scale)
     if algorithm == "hmc":
         algo, extra = blackjax.hmc, {"num_integration_steps": num_integration_steps}
     elif algorithm == "nuts":
         algo, extra = blackjax.nuts, {}
     else:
-        raise ValueError(f"algorithm must be 'hmc' or 'nuts', got {algorithm!r}")
+        raise ValueError(f"algorithm must be 'hmc', 'nuts' or 'chees', got {algorithm!r}")
 
     def warmup_one(key, position):
         warmup = blackjax.window_adaptation(algo, logdensity, target_acceptance_rate=target_accept,
@@ -226,6 +231,57 @@ def blackjax_run(dataset: str = "german", algorithm: str = "hmc", num_chains: in
                                     step_size_jitter=step_size_jitter,
                                     **({"num_integration_steps": num_integration_steps} if algorithm == "hmc"
                                        else {}),
+                                    version=blackjax.__version__, jax=jax.__version__))
+
+
+def _blackjax_chees(logdensity, dim: int, num_chains: int, num_warmup: int, num_draws: int, seed: int, dtype: str,
+                    init_scale: float) -> PeerResult:
+    import blackjax
+    import jax
+    import optax
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    key = jax.random.PRNGKey(seed)
+    k_init, k_warm, k_samp = jax.random.split(key, 3)
+    init = init_scale * jax.random.normal(k_init, (num_chains, dim), dtype=dtype)
+    warmup = blackjax.chees_adaptation(logdensity, num_chains, mass_matrix_estimation="diagonal",
+                                       adaptation_info_fn=get_filter_adapt_info_fn())
+
+    # the adapted parameters include functions, which a jitted function cannot return: warmup.run is called as
+    # is (its lax.scan compiles the loop), so its compilation counts in warmup_time
+    t0 = t1 = time.perf_counter()
+    (states, params), _ = warmup.run(k_warm, init, step_size=0.1, optim=optax.adam(0.025), num_steps=num_warmup,
+                                     max_sampling_steps=num_draws)
+    jax.block_until_ready(states)
+    t2 = time.perf_counter()
+    kernel = blackjax.dynamic_hmc(logdensity, **params)
+    steps_fn = params["integration_steps_fn"]
+    n_params = params["integration_steps_params"]
+
+    def sample_all(keys, states):
+        def one(sts, k):
+            n = jax.vmap(lambda st: steps_fn(st.random_generator_arg, *n_params))(sts)
+            sts, info = jax.vmap(kernel.step)(jax.random.split(k, num_chains), sts)
+            return sts, (sts.position, info.acceptance_rate, info.is_divergent, n)
+
+        _, out = jax.lax.scan(one, states, keys)
+        return out
+
+    samp_keys = jax.random.split(k_samp, num_draws)
+    t3 = time.perf_counter()
+    samp_c = jax.jit(sample_all).lower(samp_keys, states).compile()
+    t4 = time.perf_counter()
+    positions, accept, divergent, steps = samp_c(samp_keys, states)
+    jax.block_until_ready(positions)
+    t5 = time.perf_counter()
+    positions = np.swapaxes(np.asarray(positions, dtype=np.float64), 0, 1)  # [chains, draws, dim]
+    return PeerResult("blackjax", "ChEES-HMC", positions, warmup_time=t2 - t1, sampling_time=t5 - t4,
+                      compile_time=(t1 - t0) + (t4 - t3), num_grad_evals=int(np.asarray(steps).sum()),
+                      num_grad_evals_warmup=0, acceptance=float(np.mean(np.asarray(accept))),
+                      divergences=int(np.asarray(divergent).sum()), step_size=float(params["step_size"]),
+                      settings=dict(chains=num_chains, warmup=num_warmup, draws=num_draws, dtype=dtype,
+                                    adaptation="chees_adaptation (Adam 0.025, diagonal mass matrix)",
+                                    mean_steps=float(np.asarray(steps).mean()),
                                     version=blackjax.__version__, jax=jax.__version__))
 
 
