@@ -80,11 +80,13 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """The embedding z (unit vectors, `[n, z_dim]`)."""
-        return embed(self.network_, self._check_X(X, fitting=False))[0].numpy()
+        x = self._check_X(X, fitting=False)
+        return embed(self.network_, x)[0].numpy()
 
     def predict(self, X) -> np.ndarray:
         """The most probable cluster of each row."""
-        return embed(self.network_, self._check_X(X, fitting=False))[1].argmax(1).numpy()
+        x = self._check_X(X, fitting=False)
+        return embed(self.network_, x)[1].argmax(1).numpy()
 
     def predict_proba(self, X) -> np.ndarray:
         """Each row's posterior over clusters: the frequencies of `n_draws` Gumbel-max draws from the
