@@ -8,6 +8,8 @@ ratio uses log q(x|x') - log q(x'|x) from the flow's change of variables.
 """
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
@@ -17,6 +19,7 @@ import torch
 from ...targets.base import Target
 from ..base import ChainState, Seed
 from ..metropolis import MetropolisHastingsKernel, Proposal
+from .adaptive_mala import AdaptiveMALAConfig, AdaptiveMALAProposal
 from .proposal import Move, ProposalModel, base_entropy
 
 
@@ -153,9 +156,9 @@ class LearnedSampler(MetropolisHastingsKernel):
 
         Uses its own generator (`seed`), so it never advances the chain's random stream.
         """
-        x = self._flat(state.position if isinstance(state, ChainState) else state)
+        x = self._flat(getattr(state, "position", state))
         gen = torch.Generator(device=x.device).manual_seed(seed)
-        g = self._flat(state.grad) if isinstance(state, ChainState) else None
+        g = self._flat(getattr(state, "grad", None))
         if self.model.needs_grad_at_x and g is None:
             g = self._fns.grad(x)
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
@@ -184,22 +187,78 @@ class LearnedSampler(MetropolisHastingsKernel):
         return kernel
 
 
+class AdaptiveMALA(LearnedSampler):
+    """MH kernel with the adaptive-MALA proposal: one gradient evaluation per step (dU(x') only)."""
+
+    def __init__(self, target: Target, model: AdaptiveMALAProposal = None, step_size=None, seed: Seed = None,
+                 divergence_threshold: float = 1000.0):
+        if model is None:
+            model = AdaptiveMALAProposal(AdaptiveMALAConfig(target.dim, tuple(target.event_shape)))
+        super().__init__(target, model, step_size, seed, divergence_threshold)
+
+
 FORMAT_VERSION = 1
 
 
+def _plain(value: Any, where: str) -> Any:
+    """`value` as plain containers of tensors and primitives, all that `torch.load(weights_only=True)` reads:
+    numpy arrays become tensors, numpy scalars numbers, dataclasses dicts, paths strings; anything else is a
+    TypeError naming `where`."""
+    import numpy as np
+
+    if value is None or type(value) in (bool, int, float, str):  # exact types: np.float64 is a float subclass
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.dtype):
+        return str(value).replace("torch.", "")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value), where)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"cannot save {where}: key {k!r} is a {type(k).__name__}, not a str or int")
+            out[k] = _plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise TypeError(f"cannot save {where}: a {type(value).__name__} is not a tensor, number, string or container "
+                    "of those (a sampler file holds plain data only, so loading it runs no code)")
+
+
 def save_proposal(path: Union[str, Path], model: ProposalModel, **meta) -> None:
-    """torch.save of {format, model: {kind, config}, state_dict, meta}; reload with `load_proposal`."""
+    """torch.save of {format, model: {kind, config}, state_dict, meta}, plain data only; reload with
+    `load_proposal`. `meta` may hold numpy arrays and dataclasses (converted); other objects are a TypeError."""
     payload = {"format": "entropy_mcmc.learned_sampler", "version": FORMAT_VERSION,
-               "model": model.describe(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "meta": meta}
+               "model": _plain(model.describe(), "the model description"),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "meta": _plain(meta, "meta")}
     torch.save(payload, str(path))
 
 
 def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalModel, Dict[str, Any]]:
-    """Rebuild a proposal model from its saved config and load its weights (masks included)."""
+    """Rebuild a proposal model from its saved config and load its weights (masks included).
+
+    The file is read with `torch.load(weights_only=True)`: a file holding anything but tensors and plain
+    containers (a pickle that would run code when loaded) is a ValueError, and nothing in it is executed.
+    """
     from .registry import build_model
 
-    payload = torch.load(str(path), map_location=map_location, weights_only=False)
+    try:  # weights_only: tensors and plain containers; a pickle that would import or call anything is refused
+        payload = torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = next((line for line in str(err).splitlines() if "GLOBAL" in line), "").strip()
+        raise ValueError(f"{path} was refused: it holds objects whose unpickling would run code"
+                         + (f" ({detail})" if detail else "")
+                         + "; a learned sampler file holds only tensors and plain data") from None
     if not isinstance(payload, dict) or payload.get("format") != "entropy_mcmc.learned_sampler":
         raise ValueError(f"{path} is not a learned sampler file written by entropy_mcmc")
     model = build_model(payload["model"])
@@ -208,4 +267,4 @@ def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalM
     return model, payload.get("meta", {})
 
 
-__all__ = ["LearnedSampler", "TargetFunctions", "propose_move", "MoveResult", "save_proposal", "load_proposal"]
+__all__ = ["LearnedSampler", "AdaptiveMALA", "TargetFunctions", "propose_move", "MoveResult", "save_proposal", "load_proposal"]
