@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -113,8 +113,9 @@ class GumbelClusterKernel(TransitionKernel):
             return state
         return state.replace(logits=self.logits_of(state.inputs))
 
-    def record(self, state: ClusterState) -> Dict[str, torch.Tensor]:
-        return {"membership": state.position, "assignment": state.assignment}
+    def record(self, state: ClusterState) -> torch.Tensor:
+        """The memberships `[n, k]` (one-hot when hard): the runner's `draws`, whose argmax is the assignment."""
+        return state.position
 
 
 def assignment_entropy(logits: torch.Tensor) -> torch.Tensor:
