@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 
+HELP = "train NMCE on a data set (digits, double-spiral, a .mat file or PNG folders) and report ACC, NMI, ARI"
+
 
 def _steps(text: str):
     parts = [int(p) for p in text.split(",")]
