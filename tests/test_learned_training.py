@@ -292,3 +292,33 @@ def test_preconditioner_without_samples_to_fit_is_a_clear_error():
     with pytest.raises(ValueError, match="buffer_init_steps"):
         train_sampler(t, config=small(5, buffer_init_steps=0), progress=False,
                       model_config=LearnedProposalConfig(3, width=8, precondition="diag"))
+
+
+def test_buffer_larger_than_the_batch_moves_every_chain_by_minibatches():
+    """buffer_size > batch_size: each step trains on batch_size distinct chains drawn from the whole buffer."""
+    t = NoExactSampler(torch.full((3,), 2.0, dtype=torch.float64), torch.eye(3, dtype=torch.float64) * 0.25)
+    init = torch.zeros(96, 3)
+    res = train_sampler(t, config=TrainConfig(steps=40, batch_size=32, buffer_size=96, buffer_init_steps=0,
+                                              target_accept=0.8), init=init, seed=0, progress=False,
+                        model_config=LearnedProposalConfig(3, width=16))
+    buf = res.extra["buffer"]
+    assert res.sample_source == "bootstrap" and buf.shape == (96, 3) and res.skipped_steps == 0
+    # a chain is left out of all 40 minibatches with probability (2/3)^40; moving only the first 32 rows
+    # (or a fixed minibatch) would leave two thirds of the buffer at its start
+    moved = (buf != init).any(1)
+    assert moved.float().mean() > 0.9, int(moved.sum())
+    # the same run with a buffer equal to the batch is the default
+    a = train_sampler(t, config=small(5, buffer_init_steps=20, buffer_size=128), seed=0, progress=False,
+                      model_config=LearnedProposalConfig(3, width=8))
+    b = train_sampler(t, config=small(5, buffer_init_steps=20), seed=0, progress=False,
+                      model_config=LearnedProposalConfig(3, width=8))
+    assert torch.equal(a.extra["buffer"], b.extra["buffer"]) and a.history["loss"] == b.history["loss"]
+
+
+def test_buffer_smaller_than_the_batch_is_refused_before_any_work():
+    with pytest.raises(ValueError, match=r"buffer_size \(16\) must be at least batch_size \(32\)"):
+        TrainConfig(batch_size=32, buffer_size=16)
+    t = NoExactSampler(torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="init has 10 rows; the bootstrap buffer holds buffer_size = 64"):
+        train_sampler(t, config=TrainConfig(steps=1, batch_size=32, buffer_size=64), init=torch.zeros(10, 3),
+                      progress=False, model_config=LearnedProposalConfig(3, width=8))
