@@ -34,16 +34,19 @@ def sample_von_mises(loc: torch.Tensor, concentration: torch.Tensor,
     rho = (tau - torch.sqrt(2 * tau)) / (2 * kappa)
     # the proposal's r; below 1e-5 rho underflows to 0 and the Taylor expansion 1/kappa + kappa is exact enough
     r = torch.where(kappa < 1e-5, 1 / kappa + kappa, (1 + rho ** 2) / (2 * rho))
-    x = torch.zeros(shape, dtype=torch.float64, device=loc.device)
-    done = torch.zeros(shape, dtype=torch.bool, device=loc.device)
-    while not bool(done.all()):
-        u1, u2, u3 = torch.rand((3,) + tuple(shape), generator=generator, dtype=torch.float64,
+    kappa, r = kappa.reshape(-1), r.reshape(-1)
+    x = torch.empty_like(kappa)
+    pending = torch.arange(kappa.numel(), device=loc.device)
+    while pending.numel():
+        k, rr = kappa[pending], r[pending]
+        u1, u2, u3 = torch.rand((3, pending.numel()), generator=generator, dtype=torch.float64,
                                 device=loc.device).unbind()
         z = torch.cos(math.pi * u1)
-        f = (1 + r * z) / (r + z)
-        c = kappa * (r - f)
-        accept = ~done & (((c * (2 - c) - u2) > 0) | (torch.log(c / u2) + 1 - c >= 0))
-        x = torch.where(accept, torch.sign(u3 - 0.5) * torch.acos(f.clamp(-1, 1)), x)
-        done |= accept
+        f = (1 + rr * z) / (rr + z)
+        c = k * (rr - f)
+        accept = ((c * (2 - c) - u2) > 0) | (torch.log(c / u2) + 1 - c >= 0)
+        x[pending[accept]] = (torch.sign(u3 - 0.5) * torch.acos(f.clamp(-1, 1)))[accept]
+        pending = pending[~accept]
+    x = x.reshape(shape)
     angle = x + loc.detach().to(torch.float64)
     return (torch.remainder(angle + math.pi, 2 * math.pi) - math.pi).to(dtype)
