@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from .caprbm import CAPRBM, check_units
-from .gibbs import CAPRBMGibbs
 
 
 def stability_metrics(rate: torch.Tensor, expected_modulus: torch.Tensor, v0: torch.Tensor) -> Dict[str, float]:
@@ -38,27 +37,42 @@ def stability_metrics(rate: torch.Tensor, expected_modulus: torch.Tensor, v0: to
             "coherence": float(coherence.mean())}
 
 
-def gibbs_stability(model: CAPRBM, images: torch.Tensor, steps: Sequence[int] = (1, 10, 100, 1000), seed: int = 0,
-                    keep: int = 0):
-    """Run block Gibbs from `images` and measure the rates after each number of `steps`.
+def gibbs_snapshots(model, start: torch.Tensor, steps: Sequence[int], seed: int = 0):
+    """Block Gibbs from visible states `start` `[n, V]`; after each entry of `steps` (sorted), the visible
+    rates given the current hidden sample: E[v | h] and E[|v| | h] for a CAP-RBM (complex and real),
+    P(v = 1 | h) twice for a Bernoulli RBM. Returns two tensors `[len(steps), n, V]`."""
+    from .training import gibbs_kernel
 
-    Returns `(rows, snapshots)`: one dict of metrics per entry of `steps`, and the complex visible rates
-    of the first `keep` images at each entry (`[len(steps), keep, V]`) for the figure.
-    """
-    v0 = check_units(images, model.num_visible, "images", model.complex_dtype)
-    kernel = CAPRBMGibbs(model, record_energy=False, seed=seed)
-    rows, snaps = [], []
+    kernel = gibbs_kernel(model, seed=seed, record_energy=False)
+    rates, moduli = [], []
     with torch.no_grad():
-        state = kernel.init(v0)
+        state = kernel.init(start)
         done = 0
         for target in sorted(steps):
             for _ in range(target - done):
                 state, _ = kernel.step(state)
             done = target
-            rate, modulus = model._rates(*model.visible_input(state.hidden), model.visible_bias)
-            rows.append({"steps": target, **stability_metrics(rate, modulus, v0)})
-            snaps.append(rate[:keep].cpu())
-    return rows, torch.stack(snaps) if keep else None
+            if isinstance(model, CAPRBM):
+                rate, modulus = model._rates(*model.visible_input(state.hidden), model.visible_bias)
+            else:
+                rate = modulus = model.visible_probs(state.hidden)
+            rates.append(rate)
+            moduli.append(modulus)
+    return torch.stack(rates), torch.stack(moduli)
+
+
+def gibbs_stability(model: CAPRBM, images: torch.Tensor, steps: Sequence[int] = (1, 10, 100, 1000), seed: int = 0,
+                    keep: int = 0):
+    """Run block Gibbs from `images` and measure the rates after each number of `steps`.
+
+    Returns `(rows, snapshots)`: one dict of metrics per entry of `steps` (sorted), and the complex visible
+    rates of the first `keep` images at each entry (`[len(steps), keep, V]`) for the figure.
+    """
+    v0 = check_units(images, model.num_visible, "images", model.complex_dtype)
+    steps = sorted(steps)
+    rates, moduli = gibbs_snapshots(model, v0, steps, seed)
+    rows = [{"steps": t, **stability_metrics(r, m, v0)} for t, r, m in zip(steps, rates, moduli)]
+    return rows, rates[:, :keep].cpu() if keep else None
 
 
 def complex_to_rgb(z: np.ndarray) -> np.ndarray:
@@ -72,7 +86,8 @@ def complex_to_rgb(z: np.ndarray) -> np.ndarray:
 
 def plot_stability_grid(blocks, path, image_shape=(24, 24)):
     """Fig. 2.1a: for each (title, images `[n, V]`, snapshots `[len(steps), n, V]`, steps) block, a first row
-    of data and one row of visible rates per number of Gibbs steps. Saves a PNG at `path`."""
+    of data and one row of visible rates per number of Gibbs steps. Complex images are coloured (hue =
+    phase, brightness = modulus), real ones grey. Saves a PNG at `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,7 +105,11 @@ def plot_stability_grid(blocks, path, image_shape=(24, 24)):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if c < z.shape[0]:
-                    ax.imshow(complex_to_rgb(z[c].reshape(image_shape).numpy()), interpolation="nearest")
+                    img = z[c].reshape(image_shape).detach().cpu().numpy()
+                    if np.iscomplexobj(img):
+                        ax.imshow(complex_to_rgb(img), interpolation="nearest")
+                    else:
+                        ax.imshow(img, cmap="gray", interpolation="nearest")
                 else:
                     ax.axis("off")
             axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")

@@ -98,8 +98,9 @@ class Trainer:
     """CD-k / PCD trainer of one model. `fit(data)` runs the remaining epochs; `save`/`load` checkpoint
     everything (weights, optimizer, chains, generators, epoch) so a resumed run continues bitwise."""
 
-    def __init__(self, model, config: Optional[TrainConfig] = None):
+    def __init__(self, model, config: Optional[TrainConfig] = None, meta: Optional[Dict[str, object]] = None):
         self.model = model
+        self.meta = dict(meta or {})    # saved with the checkpoint: what the data was, how to show it
         self.config = config or TrainConfig()
         c = self.config
         weights = [p for n, p in model.named_parameters() if n in ("W", "J")]
@@ -199,6 +200,7 @@ class Trainer:
 
     def save(self, path: Union[str, Path]) -> None:
         payload = model_payload(self.model)
+        payload["meta"] = self.meta
         payload["trainer"] = {
             "config": dataclasses.asdict(self.config), "epoch": self.epoch, "history": self.history,
             "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
@@ -219,7 +221,7 @@ class Trainer:
         t = payload["trainer"]
         model = model if model is not None else load_model(path)
         config = TrainConfig(**{**t["config"], **config_changes})
-        trainer = cls(model, config)
+        trainer = cls(model, config, payload.get("meta"))
         if t["config"]["momentum"] == config.momentum and t["config"]["learning_rate"] == config.learning_rate:
             trainer.optimizer.load_state_dict(t["optimizer"])
         trainer.generator.set_state(t["generator"])
@@ -234,10 +236,10 @@ class Trainer:
 
 
 def train_rbm(model, data: torch.Tensor, config: Optional[TrainConfig] = None, checkpoint=None, log=None,
-              **settings) -> Trainer:
+              meta=None, **settings) -> Trainer:
     """Train `model` (CAPRBM or RBM) on `data` `[n, visible]` with CD-k or PCD; returns the trainer
     (its `history` has one row of monitors per epoch). Keyword `settings` are `TrainConfig` fields."""
     config = config or TrainConfig(**settings)
-    trainer = Trainer(model, config)
+    trainer = Trainer(model, config, meta)
     trainer.fit(data, checkpoint=checkpoint, log=log)
     return trainer
