@@ -17,10 +17,8 @@ import time
 import numpy as np
 import torch
 
-from entropy_mcmc.cli import initial_positions, spawn_seeds
-from entropy_mcmc.samplers import StepSizeJitter
 from entropy_mcmc.diagnostics import ess, rhat
-from entropy_mcmc.samplers import HMC, StepSizeAdaptation, sample
+from entropy_mcmc.samplers import HMC, StepSizeAdaptation, StepSizeJitter, sample, spawn_seeds
 from entropy_mcmc.targets import get_target
 
 
@@ -43,7 +41,7 @@ def main():
         for jitter in (0.0, *args.jitter):
             for seed in args.seeds:
                 init_seed, kernel_seed = spawn_seeds(seed, 2)
-                x0 = initial_positions(target, args.chains, init_seed, torch.float32, "cpu")
+                x0 = target.initial_positions(args.chains, init_seed, torch.float32, "cpu")
                 k = StepSizeAdaptation(HMC(target, 0.1, args.leapfrog_steps), 0.8, adapt_mass_matrix=mass)
                 k = StepSizeJitter(k, jitter) if jitter else k
                 t0 = time.perf_counter()

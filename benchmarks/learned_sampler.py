@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess, autocorrelation
+from entropy_mcmc.diagnostics import autocorrelation
+from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess
 from entropy_mcmc.diagnostics.ess import ess as arviz_ess
 from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation, StepSizeJitter, sample
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedSampler, TrainConfig,
@@ -75,7 +76,7 @@ def evaluate(name, result, target, mean, var, label):
            "x0_ess_per_mh": float(e[0]) / LAST, "rest_min_ess_per_mh": float(e[1:].min()) / LAST,
            # where x0's ESS sits at the estimator's floor, how far from moving it is (pooled moments: with
            # the true ones, chains that barely move score above 1 from their starting points' spread)
-           "x0_lag1_autocorr": float(autocorrelation(draws[..., :1], last=LAST)[1, 0]),
+           "x0_lag1_autocorr": _pooled_lag1(draws[:, -LAST:, :1]),
            "x0_mean_abs_step": float((draws[:, 1:, 0] - draws[:, :-1, 0]).abs().mean()),
            "sampling_s_1000": seconds}
     bulk = arviz_ess(draws, "bulk")
@@ -191,6 +192,11 @@ def machine():
     return {"cpu": model, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "load_average": list(__import__("os").getloadavg())}
+
+
+def _pooled_lag1(x) -> float:
+    x = x.detach().double().numpy()
+    return float(autocorrelation(x, 1, mean=x.mean((0, 1)), var=x.var((0, 1)), unbiased=True).mean(0)[1, 0])
 
 
 def run_target(name, out, log, args):

@@ -133,7 +133,7 @@ def main() -> None:
 
     from entropy_mcmc.samplers import StepSizeJitter
     from entropy_mcmc.pyro import PyroKernel, blr_target, load_blr_data, logistic_regression_model
-    from entropy_mcmc.pyro.learned import train_on_target
+    from entropy_mcmc.samplers.learned import train_on_target
     from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation
     from entropy_mcmc.samplers.learned import LearnedSampler
     from entropy_mcmc.targets import LogisticRegression

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sample_phases.py [sample options, default: the issue-2 command]
 
-Runs what `entropy_mcmc.cli.run_sample` runs (same defaults) and prints the seconds spent
+Runs what `entropy-mcmc sample` runs (same defaults) and prints the seconds spent
 importing, building target and kernel, in warmup, in sampling, converting to ArviZ
 (which imports ArviZ), and in the summary with the NetCDF file written alongside.
 Interpreter start-up itself is not included (compare with `/usr/bin/time`).
@@ -13,6 +13,8 @@ T0 = time.perf_counter()
 import sys  # noqa: E402
 
 from entropy_mcmc import cli  # noqa: E402 (imports torch)
+from entropy_mcmc.cli.sample import build_options  # noqa: E402
+from entropy_mcmc.samplers import run_chains  # noqa: E402
 
 T1 = time.perf_counter()
 
@@ -22,7 +24,9 @@ def main(argv):
                     "--seed", "0", "--out", "results/phases/draws.nc"]
     args = cli.build_parser().parse_args(["sample", *argv, "--no-progress"])
     t2 = time.perf_counter()
-    result, _, _ = cli.run_chains(args)
+    result = run_chains(args.target, args.kernel, chains=args.chains, num_warmup=args.warmup, num_draws=args.draws,
+                        thin=args.thin, seed=args.seed, dtype=args.dtype, device=args.device, threads=args.threads,
+                        init_scale=args.init_scale, warn=False, **build_options(args))
     t3 = time.perf_counter()
     idata = result.to_arviz()
     t4 = time.perf_counter()

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from entropy_mcmc.cli import run_chains, sample_args
+from entropy_mcmc.samplers import run_chains
 from entropy_mcmc.diagnostics import mcse
 from entropy_mcmc.targets import get_target
 from entropy_mcmc.datasets import package_data_dir
@@ -55,8 +55,7 @@ def test_targets_carry_the_reference_moments():
 @pytest.mark.parametrize("name", ["german", "australian", "heart"])
 def test_hmc_reproduces_reference_moments(name):
     ref = _reference()["datasets"][name]
-    args = sample_args(name, "hmc", chains=128, warmup=300, draws=400, seed=11, no_progress=True)
-    result, _, _ = run_chains(args)
+    result = run_chains(name, "hmc", chains=128, num_warmup=300, num_draws=400, seed=11)
     draws = result.draws.double().numpy()
     flat = draws.reshape(-1, draws.shape[-1])
     mean, std = flat.mean(0), flat.std(0, ddof=1)

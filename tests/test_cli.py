@@ -10,7 +10,8 @@ import torch
 
 from entropy_mcmc import cli
 from entropy_mcmc.benchmarks import peers
-from entropy_mcmc.samplers import StepSizeAdaptation, StepSizeJitter
+from entropy_mcmc.samplers import StepSizeAdaptation, StepSizeJitter, build_kernel, run_chains
+from entropy_mcmc.targets import get_target
 
 arviz = pytest.importorskip("arviz")
 
@@ -33,8 +34,11 @@ def test_sample_writes_inference_data_with_sample_stats(tmp_path, capsys):
     assert idata.posterior["x"].shape == (8, 40, 25)
     for stat in ("acceptance_rate", "step_size", "energy", "diverging"):
         assert idata.sample_stats[stat].shape == (8, 40), stat
-    acc = idata.sample_stats["acceptance_rate"].values
-    assert np.all((acc >= 0) & (acc <= 1))
+    # the file holds exactly what the library run with the same settings gives
+    lib = run_chains("german", "hmc", chains=8, num_warmup=30, num_draws=40, seed=0, num_steps=3, warn=False)
+    assert np.array_equal(idata.posterior["x"].values, lib.draws.numpy())
+    assert np.array_equal(idata.sample_stats["acceptance_rate"].values, lib.stats["acceptance_prob"].numpy())
+    assert np.array_equal(idata.sample_stats["step_size"].values, lib.stats["step_size"].numpy())
     assert idata.sample_stats["diverging"].dtype == bool
     assert np.isfinite(idata.sample_stats["energy"].values).all()
     assert idata.posterior.attrs["kernel_name"] == "hmc" and idata.posterior.attrs["target"] == "german"
@@ -78,10 +82,11 @@ def test_console_script_exact_form(tmp_path):
     (["sample", "--target", "german", "--kernel", "hmc", "--target-accept", "1.5"], "(0, 1)"),
     (["sample", "--target", "german", "--kernel", "hmc", "--chains", "0"], "positive integer"),
     (["sample", "--target", "german", "--kernel", "hmc", "--dtype", "float16"], "invalid choice"),
-    (["sample", "--target", "german", "--kernel", "rwm", "--adapt-mass"], "--adapt-mass does not apply"),
+    (["sample", "--target", "german", "--kernel", "rwm", "--adapt-mass"], "mass-matrix adaptation does not apply"),
+    (["sample", "--target", "german", "--kernel", "hmc", "--out", "/proc/nope/x.nc"], "--out /proc/nope/x.nc"),
     (["sample", "--target", "german", "--kernel", "hmc", "--step-size-jitter", "1.5"], "[0, 1)"),
     (["sample", "--target", "german", "--kernel", "hmc", "--device", "nodevice"], "is not usable"),
-    (["bench", "--tiny", "--targets", "nope"], "unknown benchmark target"),
+    (["bench", "--tiny", "--targets", "nope"], "unknown target"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_are_argparse_errors(argv, message, capsys):
@@ -92,50 +97,51 @@ def test_bad_arguments_are_argparse_errors(argv, message, capsys):
 
 
 def test_kernel_defaults_follow_the_spec():
-    for name, accept in (("rwm", 0.234), ("mala", 0.574), ("hmc", 0.8)):
-        args = cli.sample_args("german", name)
-        kernel = cli.build_kernel(args, __import__("entropy_mcmc.targets").targets.get_target("german"))
+    german = get_target("german")
+    for name, accept, mass in (("rwm", 0.234, None), ("mala", 0.574, "diag"), ("hmc", 0.8, "diag")):
+        kernel = build_kernel(name, german, num_warmup=10)
         adapt = kernel.kernel if isinstance(kernel, StepSizeJitter) else kernel
         assert isinstance(adapt, StepSizeAdaptation)
         assert adapt.target_accept == accept
-        assert adapt.adapt_mass_matrix == (name == "hmc")
+        assert adapt.adapt_mass_matrix == mass
         assert isinstance(kernel, StepSizeJitter) == (name == "hmc")
-    assert cli.sample_args("german", "hmc").leapfrog_steps == 10
+    assert build_kernel("hmc", german, num_warmup=0).base.num_steps == 10
+    assert not isinstance(build_kernel("mala", german, num_warmup=0), StepSizeAdaptation)  # no warmup, nothing to adapt
+    assert build_kernel("mala", german, num_warmup=10, adapt_mass="dense").adapt_mass_matrix == "dense"
 
 
-def test_registered_kernel_is_selectable(tmp_path, capsys, monkeypatch):
-    """The extension point the learned sampler uses: a KernelSpec with its own options."""
-    from entropy_mcmc.samplers import MALA
+def test_registered_kernel_is_selectable(monkeypatch):
+    """A kernel registered with an option of its own is selectable by `sample --kernel` with its flag."""
+    from entropy_mcmc.samplers import MALA, KernelOption, KernelSpec, registry
 
     seen = {}
 
-    def build(target, args):
-        seen["option"] = args.my_option
-        return MALA(target, step_size=args.step_size)
+    def build(target, step_size, my_option):
+        seen["option"], seen["step_size"] = my_option, step_size
+        return MALA(target, step_size=step_size)
 
-    def add(parser):
-        parser.add_argument("--my-option", default="x")
-
-    monkeypatch.setitem(cli.KERNELS, "mine", cli.KernelSpec(build, 0.6, 0.05, "a test kernel", add_arguments=add))
+    monkeypatch.setitem(registry._KERNELS, "mine", KernelSpec(build, "a test kernel", step_size=0.05,
+                                                              target_accept=0.6,
+                                                              options=(KernelOption("my_option", str, "x", "mine"),)))
     assert cli.main(["sample", "--target", "scg2", "--kernel", "mine", "--my-option", "y", "--chains", "2",
                      "--warmup", "5", "--draws", "5", "--no-progress", "--no-summary"]) == 0
-    assert seen["option"] == "y"
+    assert seen == {"option": "y", "step_size": 0.05}
 
 
-def test_step_size_jitter_draws_per_chain_step_sizes_after_warmup():
+def test_step_size_jitter_records_the_step_size_each_draw_used():
     from entropy_mcmc.samplers import HMC, sample
-    from entropy_mcmc.targets import get_target
 
     t = get_target("scg2")
     inner = HMC(t, 0.1, 3)
     k = StepSizeJitter(StepSizeAdaptation(inner, 0.8), 0.5)
-    res = sample(k, torch.zeros(16, 2), 5, num_warmup=20, progress=False, seed=0)
-    nominal = k.step_size_value
-    assert nominal.dim() == 0
-    assert torch.all(res.stats["step_size"] == nominal.item())
-    s = inner.step_size
-    assert s.shape == (16,) and s.std() > 0
-    assert torch.all((s >= 0.5 * nominal) & (s <= 1.5 * nominal))
+    res = sample(k, torch.zeros(16, 2), 50, num_warmup=20, progress=False, seed=0, warn=False)
+    nominal = inner.step_size
+    assert nominal.dim() == 0  # restored after every jittered step
+    used = res.stats["step_size"]
+    assert used.shape == (16, 50) and used.std() > 0.1 * nominal
+    assert torch.all((used >= 0.5 * nominal) & (used <= 1.5 * nominal))
+    # uniform on [0.5 s, 1.5 s]: mean s, sd s / sqrt(12); 800 draws
+    assert abs(float(used.mean()) - float(nominal)) < 4 * float(nominal) / (12 * 800) ** 0.5
 
 
 def test_peers_load_the_target_design_matrix_without_torch():
@@ -171,7 +177,6 @@ def test_bench_tiny_writes_tables_and_plot(tmp_path, capsys, monkeypatch):
 
 def test_threads_option_leaves_the_callers_setting_alone():
     before = torch.get_num_threads()
-    result, _, _ = cli.run_chains(cli.sample_args("scg2", "mala", chains=2, warmup=2, draws=2, no_progress=True,
-                                                  threads=1))
+    result = run_chains("scg2", "mala", chains=2, num_warmup=2, num_draws=2, threads=1, warn=False)
     assert torch.get_num_threads() == before
     assert result.attrs["threads"] == 1

@@ -82,10 +82,13 @@ def test_expected_squared_jump_exact():
 def test_efficiency_divides_by_the_run_counters():
     x = torch.tensor(ar1(0.5, chains=4, n=1000, dim=3, seed=5))
     acc = torch.full((4, 1000), 0.25)
-    res = SampleResult(draws=x, stats={"acceptance_prob": acc, "diverging": torch.zeros(4, 1000, dtype=torch.bool)},
+    res = SampleResult(samples={"x": x}, stats={"acceptance_prob": acc,
+                                                "diverging": torch.zeros(4, 1000, dtype=torch.bool)},
                        warmup_time=3.0, sampling_time=2.0, num_grad_evals_warmup=500, num_grad_evals=10000,
                        num_steps=1000)
-    e = efficiency(res)
+    e = res.efficiency()
+    assert e == efficiency(x, steps=4000, grad_evals=40000, warmup_time=3.0, sampling_time=2.0, acceptance=0.25,
+                           divergences=0)
     min_bulk = ess(x, "bulk").min()
     assert e["min_ess_bulk"] == pytest.approx(min_bulk)
     assert e["ess_per_mh"] == pytest.approx(min_bulk / 4000)

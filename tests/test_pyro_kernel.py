@@ -157,5 +157,5 @@ def test_invalid_arguments_are_rejected():
     with pytest.raises(ValueError, match="step_size_jitter"):
         PyroKernel(hierarchical_normal_model, "hmc", step_size_jitter=1.0)
     bad = PyroKernel(hierarchical_normal_model, lambda target: "not a kernel")
-    with pytest.raises(ValueError, match="must return an entropy_mcmc TransitionKernel"):
+    with pytest.raises(TypeError, match="must return an entropy_mcmc TransitionKernel"):
         run(bad, num_samples=2, warmup_steps=0, num_chains=1)

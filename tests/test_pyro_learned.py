@@ -8,7 +8,7 @@ import torch
 from pyro.infer import MCMC
 
 from entropy_mcmc.pyro import PyroKernel, PyroTarget, hierarchical_normal_data, hierarchical_normal_model
-from entropy_mcmc.pyro.learned import train_on_target
+from entropy_mcmc.samplers.learned import train_on_target
 from entropy_mcmc.samplers import sample
 from entropy_mcmc.samplers.learned import LearnedSampler
 

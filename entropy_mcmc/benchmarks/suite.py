@@ -1,7 +1,7 @@
 """`entropy-mcmc bench`: RWM, MALA and HMC on the standard targets, and peers on German BLR, in one run.
 
 Our kernels run exactly as `entropy-mcmc sample` runs them (same defaults, through
-`entropy_mcmc.cli.run_chains`). Every row reports min-over-dimensions bulk ESS and
+`entropy_mcmc.samplers.run_chains`). Every row reports min-over-dimensions bulk ESS and
 its rates: per MH step (chains x steps), per gradient evaluation, per second of
 sampling, and per second of warmup + sampling (+ JIT compilation for JAX peers),
 with max R-hat. Our German BLR rows are then divided by each peer's rates.
@@ -82,27 +82,19 @@ def _versions() -> Dict[str, str]:
 
 def _metrics(draws, steps_per_chain: int, grads: int, warmup_s: float, sampling_s: float,
              extra_s: float = 0.0) -> Dict[str, float]:
-    from ..diagnostics import ess, rhat
+    from ..diagnostics import efficiency
 
-    bulk, tail = ess(draws, "bulk"), ess(draws, "tail")
-    chains = draws.shape[0]
-    mb = float(np.min(bulk))
-    return {
-        "min_ess_bulk": mb,
-        "min_ess_tail": float(np.min(tail)),
-        "ess_per_mh": mb / (chains * steps_per_chain),
-        "ess_per_grad": mb / grads if grads else float("nan"),
-        "ess_per_s": mb / sampling_s,
-        "ess_per_s_total": mb / (warmup_s + sampling_s + extra_s),
-        "max_rhat": float(np.max(rhat(draws))),
-    }
+    m = efficiency(draws, steps=draws.shape[0] * steps_per_chain, grad_evals=grads, warmup_time=warmup_s,
+                   sampling_time=sampling_s, extra_time=extra_s)
+    m.pop("esjd")
+    m["converged"] = bool(m["max_rhat"] <= 1.01 and m["min_ess_bulk"] >= 100 * draws.shape[0])
+    return m
 
 
 def _run_ours(target: str, kernel: str, chains: int, warmup: int, draws: int, seed: int) -> Dict[str, object]:
-    from ..cli import run_chains, sample_args
+    from ..samplers import run_chains
 
-    args = sample_args(target, kernel, chains=chains, warmup=warmup, draws=draws, seed=seed, no_progress=True)
-    result, k, _ = run_chains(args)
+    result = run_chains(target, kernel, chains=chains, num_warmup=warmup, num_draws=draws, seed=seed, warn=False)
     row = {"system": "entropy-mcmc", "target": target, "kernel": kernel.upper(), "chains": chains,
            "warmup": warmup, "draws": draws, "accept": result.acceptance_rate,
            "step_size": float(result.stats["step_size"].float().mean()) if "step_size" in result.stats else None,
@@ -111,7 +103,7 @@ def _run_ours(target: str, kernel: str, chains: int, warmup: int, draws: int, se
                         result.num_grad_evals * result.num_chains, result.warmup_time, result.sampling_time))
     row.update(warmup_s=result.warmup_time, sampling_s=result.sampling_time, compile_s=0.0)
     if kernel == "hmc":
-        row["kernel"] = f"HMC L={args.leapfrog_steps}"
+        row["kernel"] = f"HMC L={sample_leapfrog_default()}"
     return row
 
 
@@ -141,7 +133,7 @@ def _plot(df, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels = [f"{r.target} · {r.kernel}" + ("" if r.system == "entropy-mcmc" else f" ({r.system})")
-              for r in df.itertuples()]
+              + ("" if r.converged else f"  [NOT CONVERGED, R-hat {r.max_rhat:.2f}]") for r in df.itertuples()]
     colors = ["tab:blue" if s == "entropy-mcmc" else "tab:orange" if s == "pyro" else "tab:green"
               for s in df["system"]]
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.32 * len(df) + 1.5), sharey=True)
@@ -149,14 +141,20 @@ def _plot(df, path: Path) -> None:
     for ax, col, title in ((axes[0], "ess_per_s", "min ESS / s (sampling)"),
                            (axes[1], "ess_per_s_total", "min ESS / s (warmup + sampling [+ compile])")):
         vals = df[col].astype(float).clip(lower=1e-3).to_numpy()
-        ax.barh(y, vals, color=colors)
+        bars = ax.barh(y, vals, color=colors)
+        for bar, ok in zip(bars, df["converged"]):
+            if not ok:  # an ESS rate of chains that have not converged means nothing: grey and hatched
+                bar.set_color("lightgrey")
+                bar.set_hatch("//")
+                bar.set_edgecolor("dimgrey")
         ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y)
     axes[0].set_yticklabels(labels, fontsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle("entropy-mcmc bench (blue: ours, orange: Pyro, green: BlackJAX)", fontsize=11)
+    fig.suptitle("entropy-mcmc bench (blue: ours, orange: Pyro, green: BlackJAX; grey hatched: not converged, "
+                 "max R-hat > 1.01 or bulk ESS < 100 per chain)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -179,9 +177,11 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
     for t in targets:
         if t not in target_names():
             raise ValueError(f"unknown benchmark target {t!r}; known: {', '.join(target_names())}")
+    from ..samplers import kernel_names
+
     for k in kernels:
-        if k not in KERNELS:
-            raise ValueError(f"unknown benchmark kernel {k!r}; expected some of {', '.join(KERNELS)}")
+        if k not in kernel_names():
+            raise ValueError(f"unknown benchmark kernel {k!r}; known kernels: {', '.join(kernel_names())}")
     peer_list = list(PEER_NAMES) if peers is True else [] if not peers else list(peers)
     for p in peer_list:
         if p not in PEER_NAMES:
@@ -207,7 +207,8 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
         rows.append(row)
         print(f"[{i}/{len(jobs)}] {t:<12} {row['kernel']:<9} {chains} chains x {warmup}+{draws}: "
               f"accept {row['accept']:.2f}, min ESS {row['min_ess_bulk']:.0f}, ESS/s {row['ess_per_s']:.1f}, "
-              f"R-hat {row['max_rhat']:.3f} ({time.perf_counter() - t0:.1f} s)", flush=True)
+              f"R-hat {row['max_rhat']:.3f}{'' if row['converged'] else ' NOT CONVERGED'} "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
 
     notes: List[str] = []
     peer_rows: List[Dict[str, object]] = []
@@ -242,7 +243,7 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
     table = pd.DataFrame(rows + peer_rows)
     cols = ["system", "target", "kernel", "chains", "warmup", "draws", "accept", "step_size", "min_ess_bulk",
             "min_ess_tail", "ess_per_mh", "ess_per_grad", "ess_per_s", "ess_per_s_total", "max_rhat",
-            "divergences", "warmup_s", "sampling_s", "compile_s"]
+            "converged", "divergences", "warmup_s", "sampling_s", "compile_s"]
     table = table[cols]
 
     ratio_rows = []
@@ -289,9 +290,9 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
 
 
 def sample_leapfrog_default() -> int:
-    from ..cli import sample_args
+    from ..samplers import get_kernel_spec
 
-    return sample_args("german", "hmc").leapfrog_steps
+    return get_kernel_spec("hmc").defaults()["num_steps"]
 
 
 def _torch_threads() -> int:

@@ -21,10 +21,11 @@ from typing import Dict, Optional
 import numpy as np
 
 from .ess import as_draws_array
+from .plots import autocorrelation
 
 
-def autocorrelation(draws, mean=None, var=None, last: Optional[int] = 1000) -> np.ndarray:
-    """rho_j(s) for s = 0..T-1 over the last `last` steps, averaged over chains: `[T, d]`.
+def autocorr_ess(draws, mean=None, var=None, last: Optional[int] = 1000, threshold: float = 0.05) -> np.ndarray:
+    """ESS per dimension, out of `last` steps per chain (A-NICE-MC estimator; see the module doc).
 
     `mean` and `var` (per dimension) default to the pooled moments of the draws used.
     """
@@ -33,20 +34,9 @@ def autocorrelation(draws, mean=None, var=None, last: Optional[int] = 1000) -> n
         if x.shape[1] < last:
             raise ValueError(f"need at least {last} steps per chain, got {x.shape[1]}")
         x = x[:, -last:]
-    mu = x.mean((0, 1)) if mean is None else np.asarray(mean, dtype=np.float64).reshape(-1)
-    v = x.var((0, 1)) if var is None else np.asarray(var, dtype=np.float64).reshape(-1)
-    t = x.shape[1]
-    y = x - mu
-    n = 1 << (2 * t - 1).bit_length()
-    f = np.fft.rfft(y, n=n, axis=1)
-    lagged_sums = np.fft.irfft(f * np.conj(f), n=n, axis=1)[:, :t]   # sum_i y_i y_{i+s}
-    autocov = lagged_sums / (t - np.arange(t))[None, :, None]         # mean over the T - s products
-    return autocov.mean(0) / v
-
-
-def autocorr_ess(draws, mean=None, var=None, last: Optional[int] = 1000, threshold: float = 0.05) -> np.ndarray:
-    """ESS per dimension, out of `last` steps per chain (A-NICE-MC estimator; see the module doc)."""
-    rho = autocorrelation(draws, mean, var, last)
+    mean = x.mean((0, 1)) if mean is None else mean
+    var = x.var((0, 1)) if var is None else var
+    rho = autocorrelation(x, mean=mean, var=var, unbiased=True).mean(0)
     t = rho.shape[0]
     above = rho[1:] > threshold
     none_above = ~above.any(1)
@@ -75,4 +65,4 @@ def thesis_ess(draws, mean=None, var=None, last: int = 1000, num_grad_evals_per_
     return out
 
 
-__all__ = ["autocorrelation", "autocorr_ess", "thesis_ess"]
+__all__ = ["autocorr_ess", "thesis_ess"]

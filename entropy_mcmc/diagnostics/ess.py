@@ -59,27 +59,26 @@ def expected_squared_jump(draws) -> float:
     return float(np.mean(np.sum(np.diff(x, axis=1) ** 2, axis=-1)))
 
 
-def efficiency(result, draws=None) -> Dict[str, float]:
-    """Min-over-dimensions ESS (bulk and tail) and its rates for a `SampleResult`.
+def efficiency(draws, *, steps: int, grad_evals: int, warmup_time: float, sampling_time: float,
+               extra_time: float = 0.0, **extra) -> Dict[str, float]:
+    """Min-over-dimensions ESS (bulk and tail) of `draws` and its rates; the one place they are computed.
 
-    ESS/MH divides by every MH step taken while sampling (chains x steps), ESS/grad by
-    every gradient evaluation while sampling, ESS/s by sampling time and, for `ess_per_s_total`,
-    by warmup plus sampling.
+    `steps` counts every MH step taken while sampling (chains x steps), `grad_evals` every gradient
+    evaluation while sampling; ESS/s divides by `sampling_time` and `ess_per_s_total` by warmup plus
+    sampling plus `extra_time` (compilation, for JAX peers). `extra` entries (acceptance, divergences)
+    are passed through.
     """
-    x = result.draws if draws is None else draws
+    x = as_draws_array(draws)
     bulk, tail = ess(x, "bulk"), ess(x, "tail")
-    min_bulk, min_tail = float(np.min(bulk)), float(np.min(tail))
-    steps = result.num_steps * result.num_chains
-    grads = result.num_grad_evals * result.num_chains
+    min_bulk = float(np.min(bulk))
     return {
         "min_ess_bulk": min_bulk,
-        "min_ess_tail": min_tail,
+        "min_ess_tail": float(np.min(tail)),
         "ess_per_mh": min_bulk / steps,
-        "ess_per_grad": min_bulk / grads if grads else float("nan"),
-        "ess_per_s": min_bulk / result.sampling_time,
-        "ess_per_s_total": min_bulk / result.total_time,
+        "ess_per_grad": min_bulk / grad_evals if grad_evals else float("nan"),
+        "ess_per_s": min_bulk / sampling_time,
+        "ess_per_s_total": min_bulk / (warmup_time + sampling_time + extra_time),
         "max_rhat": float(np.max(rhat(x))),
-        "acceptance": result.acceptance_rate,
         "esjd": expected_squared_jump(x),
-        "divergences": result.num_divergences,
+        **extra,
     }

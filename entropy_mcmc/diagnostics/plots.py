@@ -47,22 +47,26 @@ def _finish(fig, path):
     return fig
 
 
-def autocorrelation(draws, max_lag: int = 100) -> np.ndarray:
-    """Autocorrelation rho_k, k = 0..max_lag, per chain and dimension: `[chains, max_lag + 1, dim]`.
+def autocorrelation(draws, max_lag: Optional[int] = None, mean=None, var=None, unbiased: bool = False) -> np.ndarray:
+    """Autocorrelation rho_k, k = 0..max_lag (default: all lags), per chain and dimension: `[chains, lags, dim]`.
 
-    The standard biased estimator rho_k = sum_t (x_t - m)(x_{t+k} - m) / sum_t (x_t - m)^2,
-    computed by FFT (Geyer 1992; the estimator ArviZ's ESS starts from).
+    rho_k = c_k / v with c_k = sum_t (x_t - m)(x_{t+k} - m) / T, computed by FFT (Geyer 1992; the
+    estimator ArviZ's ESS starts from). m and v default to each chain's own mean and variance (c_0);
+    given `mean` and `var` (per dimension, e.g. the target's true moments) they replace them.
+    `unbiased=True` divides by T - k instead of T (the A-NICE-MC estimator of `autocorr_ess`).
     """
     x = as_draws_array(draws)
     n = x.shape[1]
-    max_lag = int(min(max_lag, n - 1))
-    xc = x - x.mean(1, keepdims=True)
+    max_lag = n - 1 if max_lag is None else int(min(max_lag, n - 1))
+    m = x.mean(1, keepdims=True) if mean is None else np.asarray(mean, dtype=np.float64).reshape(1, 1, -1)
+    xc = x - m
     size = 1 << int(np.ceil(np.log2(2 * n)))
     f = np.fft.rfft(xc, n=size, axis=1)
-    acov = np.fft.irfft(f * np.conj(f), n=size, axis=1)[:, : max_lag + 1]
-    var = acov[:, :1]
+    lagged = np.fft.irfft(f * np.conj(f), n=size, axis=1)[:, : max_lag + 1]
+    acov = lagged / ((n - np.arange(max_lag + 1))[None, :, None] if unbiased else n)
+    v = acov[:, :1] if var is None else np.asarray(var, dtype=np.float64).reshape(1, 1, -1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(var > 0, acov / np.where(var > 0, var, 1.0), 0.0)
+        return np.where(v > 0, acov / np.where(v > 0, v, 1.0), 0.0)
 
 
 def plot_trace(draws, dims: Optional[Sequence[int]] = None, names: Optional[Sequence[str]] = None,

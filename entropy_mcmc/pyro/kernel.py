@@ -15,6 +15,7 @@ reseeds per chain) differ.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Union
@@ -24,52 +25,15 @@ from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from pyro.infer.mcmc.util import initialize_model
 
-from ..samplers.adaptation import StepSizeAdaptation
 from ..samplers.base import TransitionKernel
-from ..samplers.hmc import HMC
-from ..samplers.jitter import StepSizeJitter
-from ..samplers.mala import MALA
-from ..samplers.rwm import RandomWalkMetropolis
+from ..samplers.registry import KernelSpec, build_kernel, get_kernel_spec, kernel_names
 from ..targets.base import Target
 from .layout import SiteLayout
 from .target import PotentialTarget
 
-__all__ = ["PyroKernel", "make_kernel", "find_reasonable_step_size", "KERNEL_NAMES"]
+__all__ = ["PyroKernel", "find_reasonable_step_size"]
 
-KERNEL_NAMES = ("rwm", "mala", "hmc", "learned")
-_CLASSES = {"rwm": RandomWalkMetropolis, "mala": MALA, "hmc": HMC}
-# Optimal acceptance rates: RWM 0.234 (Roberts et al. 1997), MALA 0.574 (Roberts & Rosenthal 1998),
-# HMC 0.8 (Stan's and Pyro's default); a kernel may declare its own as `default_target_accept`.
-_TARGET_ACCEPT = {RandomWalkMetropolis: 0.234, MALA: 0.574, HMC: 0.8}
-
-KernelSpec = Union[str, Callable[[Target], TransitionKernel]]
-
-
-def make_kernel(spec: KernelSpec, target: Target, **options) -> TransitionKernel:
-    """One of our kernels on `target`: by name (`rwm`, `mala`, `hmc`, `learned`) or a callable `target -> kernel`."""
-    if callable(spec):
-        kernel = spec(target, **options)
-        if not isinstance(kernel, TransitionKernel):
-            raise ValueError(f"the kernel callable must return an entropy_mcmc TransitionKernel, "
-                             f"got {type(kernel).__name__}")
-        return kernel
-    if spec == "learned":
-        from .learned import make_learned_kernel
-
-        return make_learned_kernel(target, **options)
-    if spec not in _CLASSES:
-        raise ValueError(f"unknown kernel {spec!r}; expected one of {KERNEL_NAMES} or a callable target -> kernel")
-    return _CLASSES[spec](target, **options)
-
-
-def default_target_accept(kernel: TransitionKernel) -> float:
-    declared = getattr(kernel, "default_target_accept", None)
-    if declared is not None:
-        return float(declared)
-    for cls, value in _TARGET_ACCEPT.items():
-        if isinstance(kernel, cls):
-            return value
-    return 0.8
+KernelChoice = Union[str, Callable[[Target], TransitionKernel]]
 
 
 def find_reasonable_step_size(kernel: TransitionKernel, state, max_doublings: int = 40) -> torch.Tensor:
@@ -93,12 +57,15 @@ class PyroKernel(MCMCKernel):
 
     Args:
         model: a Pyro model; `MCMC.run(*args, **kwargs)` passes its arguments.
-        kernel: `rwm`, `mala`, `hmc`, `learned`, or a callable taking a `Target` and returning a kernel.
+        kernel: a registry name (`rwm`, `mala`, `hmc`, `learned`, or a plugged-in one: `entropy-mcmc list`),
+            or a callable taking a `Target` and returning a kernel.
         adapt_step_size: run our dual-averaging `StepSizeAdaptation` during Pyro's warmup (default:
             yes, except for `learned`, whose step size is the eps it was trained with).
-        target_accept: its target acceptance (default per kernel: RWM 0.234, MALA 0.574, HMC 0.8).
-        adapt_mass_matrix: also adapt a diagonal mass matrix (default: True for kernels with an
-            `inv_mass`, i.e. HMC).
+        target_accept: its target acceptance (default: the registry's, RWM 0.234, MALA 0.574, HMC 0.8;
+            0.8 for a callable).
+        adapt_mass_matrix: also adapt a mass matrix, True/"diag" or "dense" (default: a diagonal one for HMC
+            and for a callable kernel with an `inv_mass`; none for MALA, whose preconditioner estimated from
+            one chain's short windows costs more than it gives).
         find_step_size: when no `step_size` is given, start from Hoffman & Gelman's heuristic.
         step_size_jitter: after warmup, redraw the step size uniformly in [s (1 - j), s (1 + j)]
             before every step (Stan's `stepsize_jitter`; breaks HMC's fixed-path-length resonance).
@@ -113,7 +80,10 @@ class PyroKernel(MCMCKernel):
     same model and arguments (so the model must vectorize, or pass `sampler=path`); the following
     chains of the same run reuse the trained sampler, available as `train_result`. Each chain then
     starts from a random one of the training's bootstrap chains, which training has brought to the
-    typical set, instead of Pyro's initial point.
+    typical set, instead of Pyro's initial point, unless the user gave `initial_params`.
+
+    A model with a subsampled plate is refused: its potential is a noisy estimate, and an MH
+    kernel on a noisy potential does not leave the posterior invariant.
 
     `sampler` is the kernel of the current (after the run: the last) chain run in this process,
     wrapped in `StepSizeAdaptation` when it adapts. `diagnostics()` gives Pyro's `divergences` (draw
@@ -122,7 +92,7 @@ class PyroKernel(MCMCKernel):
     `entropy_mcmc.pyro.from_pyro` adds to ArviZ's `sample_stats`.
     """
 
-    def __init__(self, model: Callable, kernel: KernelSpec = "mala", *, adapt_step_size: Optional[bool] = None,
+    def __init__(self, model: Callable, kernel: KernelChoice = "mala", *, adapt_step_size: Optional[bool] = None,
                  target_accept: Optional[float] = None, adapt_mass_matrix: Optional[bool] = None,
                  find_step_size: bool = True, step_size_jitter: float = 0.0, transforms: Optional[Dict] = None,
                  max_plate_nesting: Optional[int] = None, jit_compile: bool = False,
@@ -130,8 +100,8 @@ class PyroKernel(MCMCKernel):
                  init_strategy: Callable = init_to_uniform, **kernel_options):
         if model is None or not callable(model):
             raise ValueError("PyroKernel needs a Pyro model (a callable)")
-        if isinstance(kernel, str) and kernel not in KERNEL_NAMES:
-            raise ValueError(f"unknown kernel {kernel!r}; expected one of {KERNEL_NAMES} or a callable")
+        if isinstance(kernel, str) and kernel not in kernel_names():
+            raise ValueError(f"unknown kernel {kernel!r}; expected one of {', '.join(kernel_names())} or a callable")
         if not (isinstance(kernel, str) or callable(kernel)):
             raise ValueError(f"kernel must be a name or a callable, got {type(kernel).__name__}")
         if target_accept is not None and not 0.0 < target_accept < 1.0:
@@ -154,6 +124,7 @@ class PyroKernel(MCMCKernel):
         self._jit_options = jit_options
         self._init_strategy = init_strategy
         self._initial_params = None
+        self._user_initial_params = None
         self.potential_fn = None
         self.target: Optional[PotentialTarget] = None
         self.sampler: Optional[TransitionKernel] = None
@@ -167,8 +138,9 @@ class PyroKernel(MCMCKernel):
         return self._initial_params
 
     @initial_params.setter
-    def initial_params(self, params):
+    def initial_params(self, params):  # Pyro's MCMC(initial_params=...) and users set it; setup does not
         self._initial_params = params
+        self._user_initial_params = params
 
     def _reset(self) -> None:
         self._t = 0
@@ -185,6 +157,7 @@ class PyroKernel(MCMCKernel):
         self.sampler = None
         self._warmup_steps = int(warmup_steps)
         self._model_args, self._model_kwargs = args, kwargs
+        _refuse_subsampling(self.model, args, kwargs)
         init, potential_fn, transforms, _ = initialize_model(
             self.model, args, kwargs, transforms=self._user_transforms, max_plate_nesting=self._max_plate_nesting,
             jit_compile=self._jit_compile, jit_options=self._jit_options, skip_jit_warnings=self._ignore_jit_warnings,
@@ -201,53 +174,66 @@ class PyroKernel(MCMCKernel):
     def cleanup(self) -> None:
         """Forget the chain (the next `setup` starts a new one); `sampler` stays for inspection."""
         self._reset()
-        self._initial_params = None
+        self._initial_params = self._user_initial_params
 
     def _build(self, params: Dict[str, torch.Tensor]) -> None:
-        """The kernel for this chain (trained first, for `learned`), its first state, and its adaptation."""
+        """The kernel stack for this chain (`build_kernel`; trained first, for `learned`) and its first state."""
         learned = self.kernel_spec == "learned"
-        kernel = self._learned_kernel() if learned else make_kernel(self.kernel_spec, self.target,
-                                                                      **self.kernel_options)
+        if isinstance(self.kernel_spec, str):
+            spec = get_kernel_spec(self.kernel_spec)
+            options = self._learned_options() if learned else dict(self.kernel_options)
+        else:  # a callable: adapted like a registry kernel, with HMC's target acceptance unless it declares one
+            built = self.kernel_spec(self.target, **self.kernel_options)
+            if not isinstance(built, TransitionKernel):
+                raise TypeError(f"the kernel callable must return an entropy_mcmc TransitionKernel, "
+                                f"got {type(built).__name__}")
+            spec = KernelSpec(lambda target: built, step_size=None,
+                              target_accept=float(getattr(built.base, "default_target_accept", 0.8)),
+                              adapts_mass="diag" if hasattr(built.base, "inv_mass") else False)
+            options = {}
+        has_own_step = "step_size" in self.kernel_options
+        adapt = spec.adapts_step_size if self.adapt_step_size is None else self.adapt_step_size
+        spec = dataclasses.replace(spec, adapts_step_size=adapt)
+        mass = self.adapt_mass_matrix
+        if mass is None and self.kernel_spec == "mala":
+            mass = False  # one Pyro chain's short windows give a poor preconditioner (150 warmup steps: 25 draws)
+        kernel = build_kernel(spec, self.target, num_warmup=self._warmup_steps if adapt else 0,
+                              target_accept=self.target_accept, adapt_mass=mass,
+                              jitter=self.step_size_jitter, **options)
+        if learned:
+            self.train_result = getattr(kernel.base, "train_result", self.train_result)
         seed = int(torch.randint(0, 2 ** 62, ()))  # from torch's global generator: pyro.set_rng_seed applies
         position = self.layout.flatten(params)[None]
         buffer = self._trained[1].extra.get("buffer") if learned and self._trained is not None else None
-        if buffer is not None and "sampler" not in self.kernel_options:
+        if buffer is not None and "sampler" not in self.kernel_options and self._user_initial_params is None:
             # start where training left its bootstrap chains (the typical set), not at Pyro's initial point
             row = int(torch.randint(0, buffer.shape[0], ()))
             position = buffer[row:row + 1].reshape(position.shape).to(position)
         kernel.reseed(seed, position.device)
         state = kernel.init(position)
-        has_step = hasattr(kernel, "step_size") and getattr(kernel, "step_size", None) is not None
-        if has_step and self.find_step_size and "step_size" not in self.kernel_options and not learned:
-            kernel.step_size = find_reasonable_step_size(kernel, state)
-        self._target_accept = self.target_accept or default_target_accept(kernel)
-        adapt = (not learned) if self.adapt_step_size is None else self.adapt_step_size
-        if self._warmup_steps > 0 and adapt and has_step:
-            mass = hasattr(kernel, "inv_mass") if self.adapt_mass_matrix is None else self.adapt_mass_matrix
-            kernel = StepSizeAdaptation(kernel, self._target_accept, adapt_mass_matrix=mass)
-            state = kernel.init(position)
-        if self.step_size_jitter > 0 and has_step:
-            kernel = StepSizeJitter(kernel, self.step_size_jitter)
+        base = kernel.base
+        if getattr(base, "step_size", None) is not None and self.find_step_size and not has_own_step and not learned:
+            base.step_size = find_reasonable_step_size(base, state)
+        self._target_accept = getattr(kernel, "target_accept", self.target_accept)
         kernel.start_warmup(self._warmup_steps)
         if self._warmup_steps == 0:
             kernel.end_warmup()
         self.sampler, self._state = kernel, state
 
-    def _learned_kernel(self) -> TransitionKernel:
-        """The learned sampler: loaded (`sampler=`), reused from an earlier chain of this run, or trained now."""
-        from .learned import make_learned_kernel
+    def _learned_options(self) -> Dict:
+        """The registry's `learned` options: a sampler loaded (`sampler=`), reused from an earlier chain of this
+        run, or trained now on the chain-vectorized target of the model."""
         from .target import PyroTarget
 
         options = dict(self.kernel_options)
         if options.get("sampler") is not None:
-            return make_learned_kernel(self.target, **options)
+            return options
         # Pyro's MCMC.run hands every chain of one run the same argument objects
         key = (tuple(id(a) for a in self._model_args),
                tuple(sorted((k, id(v)) for k, v in self._model_kwargs.items())))
         if self._trained is not None and self._trained[0] == key:
             options["sampler"] = self._trained[1]
-            options = {k: v for k, v in options.items() if k in ("sampler", "step_size")}
-            return make_learned_kernel(self.target, **options)
+            return {k: v for k, v in options.items() if k in ("sampler", "step_size")}
         try:
             train_target = PyroTarget(self.model, self._model_args, self._model_kwargs,
                                       transforms=self._user_transforms, max_plate_nesting=self._max_plate_nesting,
@@ -255,11 +241,17 @@ class PyroKernel(MCMCKernel):
         except ValueError as e:
             raise ValueError(f"kernel='learned' trains on the chain-vectorized target of the model, which failed: {e} "
                              "Alternatively pass sampler=path with a sampler trained elsewhere.") from e
-        options.setdefault("seed", int(torch.randint(0, 2 ** 31, ())))
-        kernel = make_learned_kernel(self.target, train_target=train_target, **options)
-        self.train_result = kernel.train_result
-        self._trained = (key, kernel.train_result)
-        return kernel
+        from ..samplers.learned import train_on_target
+
+        seed = options.pop("seed", int(torch.randint(0, 2 ** 31, ())))
+        train_keys = ("train", "model_config", "warmup_steps", "progress")
+        result = train_on_target(train_target, seed=seed, **{k: options.pop(k) for k in train_keys if k in options})
+        save_to = options.pop("save_to", None)
+        if save_to is not None:
+            result.save(save_to)
+        self.train_result = result
+        self._trained = (key, result)
+        return {**options, "sampler": result}
 
     def sample(self, params: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         if self.sampler is None or self._state is None:
@@ -291,7 +283,7 @@ class PyroKernel(MCMCKernel):
         energy = info.extras.get("energy")
         rec = {"acceptance_rate": accept_prob, "is_accepted": accepted, "diverging": diverging,
                "energy": potential if energy is None else float(energy[0]), "lp": -potential,
-               "step_size": self.step_size}
+               "step_size": float(torch.as_tensor(info.step_size).reshape(-1)[0])}
         for k, v in rec.items():
             self._stats.setdefault(k, []).append(v)
 
@@ -316,3 +308,18 @@ class PyroKernel(MCMCKernel):
     def __repr__(self) -> str:
         name = self.kernel_spec if isinstance(self.kernel_spec, str) else getattr(self.kernel_spec, "__name__", "?")
         return f"PyroKernel(model={getattr(self.model, '__name__', self.model)!r}, kernel={name!r})"
+
+
+def _refuse_subsampling(model: Callable, args, kwargs) -> None:
+    """ValueError when the model subsamples a plate: its potential is then noisy and MH is not exact."""
+    import pyro.poutine as poutine
+    from pyro.poutine.subsample_messenger import _Subsample
+
+    trace = poutine.trace(model).get_trace(*args, **kwargs)
+    for name, site in trace.nodes.items():
+        fn = site.get("fn")
+        if site.get("type") == "sample" and isinstance(fn, _Subsample) and fn.subsample_size is not None \
+                and fn.subsample_size < fn.size:
+            raise ValueError(f"plate {name!r} subsamples {fn.subsample_size} of {fn.size} items: the potential is then "
+                             "a noisy estimate and a Metropolis-Hastings kernel on it does not leave the posterior "
+                             "invariant; use the full plate (subsample_size=None)")

@@ -1,16 +1,20 @@
-"""Transition kernels sharing one interface, the Metropolis-Hastings path, adaptation and the runner."""
+"""Transition kernels sharing one interface, the Metropolis-Hastings path, adaptation, the registry and the runner."""
 from .adaptation import DualAveraging, StepSizeAdaptation
-from .base import ChainState, StepInfo, TransitionKernel
+from .base import ChainState, KernelWrapper, StepInfo, TransitionKernel, spawn_seeds, unwrap
 from .hmc import HMC
 from .jitter import StepSizeJitter
 from .langevin import UnadjustedLangevin
-from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig, train_sampler
 from .mala import MALA
-from .metropolis import MetropolisHastingsKernel, Proposal
-from .runner import SampleResult, sample
+from .metropolis import MetropolisHastingsKernel, PreconditionedKernel, Proposal, select_chains
+from .registry import KernelOption, KernelSpec, build_kernel, get_kernel_spec, kernel_names, register_kernel
+from .runner import ConvergenceWarning, SampleResult, sample
 from .rwm import RandomWalkMetropolis
+from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig, train_sampler
+from .run import run_chains
 
-__all__ = ["TransitionKernel", "ChainState", "StepInfo", "MetropolisHastingsKernel", "Proposal",
-           "RandomWalkMetropolis", "MALA", "HMC", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter",
-           "DualAveraging", "sample", "SampleResult", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig",
-           "AdaptiveMALA", "TrainConfig", "train_sampler"]
+__all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "MetropolisHastingsKernel",
+           "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "spawn_seeds", "RandomWalkMetropolis", "MALA",
+           "HMC", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec",
+           "KernelOption", "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample",
+           "run_chains", "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal",
+           "LearnedProposalConfig", "AdaptiveMALA", "TrainConfig", "train_sampler"]

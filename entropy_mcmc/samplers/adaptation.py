@@ -1,4 +1,4 @@
-"""Warmup-only step-size (and diagonal mass-matrix) adaptation wrapped around any kernel with a step size.
+"""Warmup-only step-size and mass-matrix adaptation, wrapped around any calibrated kernel with a step size.
 
 Step size: dual averaging toward a target acceptance rate (Hoffman & Gelman 2014,
 section 3.2, as in Stan and BlackJAX): with statistic h_t = delta - alpha_t,
@@ -11,18 +11,23 @@ with mu = log(10 s_0). `per_chain=True` keeps one schedule per chain; otherwise
 alpha_t is the mean acceptance over chains. At `end_warmup` the step size is
 frozen at s̄.
 
-Mass matrix (HMC only): Stan's windowed scheme. After an initial buffer, positions
+Mass matrix (HMC, MALA): Stan's windowed scheme. After an initial buffer, positions
 are pooled over chains in doubling windows; at each window's end the inverse mass
-becomes the regularized variance n/(n+5) var + 1e-3 * 5/(n+5) and dual averaging restarts.
+becomes the regularized (co)variance n/(n+5) S + 1e-3 * 5/(n+5) I (diagonal or dense),
+and dual averaging restarts from s̄, the kernel's step size set to it. It restarts at
+`start_warmup` too.
+
+The wrapper acts on the innermost kernel (`kernel.base`), so it stacks with
+`StepSizeJitter` in either order.
 """
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 
-from .base import StepInfo, TransitionKernel
+from .base import KernelWrapper, StepInfo, TransitionKernel
 
 
 class DualAveraging:
@@ -75,78 +80,68 @@ def mass_matrix_windows(num_warmup: int, init_buffer: int = 75, term_buffer: int
     return windows
 
 
-class StepSizeAdaptation(TransitionKernel):
-    """Wraps a kernel with a `step_size`; adapts it during warmup, then freezes it.
+class StepSizeAdaptation(KernelWrapper):
+    """Wraps a calibrated kernel with a `step_size`; adapts it (and the mass matrix) during warmup, then freezes it.
 
     Args:
-        kernel: the kernel to adapt (RWM, MALA, HMC, the learned sampler...).
+        kernel: the kernel to adapt (RWM, MALA, HMC, the learned sampler...), possibly inside other wrappers.
         target_accept: the acceptance rate to reach (Stan's delta).
         per_chain: one step size per chain instead of one shared step size.
-        adapt_mass_matrix: also adapt a diagonal `inv_mass` (kernels that have one, i.e. HMC).
+        adapt_mass_matrix: False, True or "diag" (a diagonal `inv_mass`), or "dense" (a full `[d, d]` one);
+            for kernels that have an `inv_mass` (HMC, MALA).
         gamma: dual-averaging shrinkage; default 0.05 (Stan) for a shared step size and 0.2 per
             chain, where the single-chain acceptance is noisy and the fluctuating iterate would
             otherwise average to a step size that overshoots the target acceptance.
     """
 
     def __init__(self, kernel: TransitionKernel, target_accept: float = 0.8, per_chain: bool = False,
-                 adapt_mass_matrix: bool = False, gamma: Optional[float] = None, t0: float = 10.0,
+                 adapt_mass_matrix: Union[bool, str] = False, gamma: Optional[float] = None, t0: float = 10.0,
                  kappa: float = 0.75):
-        super().__init__()
-        if not hasattr(kernel, "step_size"):
-            raise ValueError(f"{type(kernel).__name__} has no step_size to adapt")
+        super().__init__(kernel)
+        base = kernel.base
+        name = type(base).__name__
+        if getattr(base, "step_size", None) is None:
+            raise ValueError(f"{name} has no step_size to adapt")
+        if not base.is_calibrated:
+            raise ValueError(f"{name} has no accept step: its acceptance is always 1, so dual averaging would grow "
+                             "the step size without bound, past the stability limit; give it a fixed step size")
         if not 0.0 < target_accept < 1.0:
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
-        if adapt_mass_matrix and not hasattr(kernel, "inv_mass"):
-            raise ValueError(f"{type(kernel).__name__} has no inv_mass to adapt")
-        self.kernel = kernel
+        mode = {False: None, None: None, True: "diag", "diag": "diag", "dense": "dense"}.get(adapt_mass_matrix, "?")
+        if mode == "?":
+            raise ValueError(f"adapt_mass_matrix must be False, True, 'diag' or 'dense', got {adapt_mass_matrix!r}")
+        if mode and not hasattr(base, "inv_mass"):
+            raise ValueError(f"{name} has no inv_mass to adapt")
         self.target_accept = target_accept
         self.per_chain = per_chain
-        self.adapt_mass_matrix = adapt_mass_matrix
+        self.adapt_mass_matrix = mode
         gamma = (0.2 if per_chain else 0.05) if gamma is None else gamma
         self._da_args = dict(gamma=gamma, t0=t0, kappa=kappa)
         self.adapting = True
         self._da: Optional[DualAveraging] = None
-        self._windows: List[int] = []
+        self._windows: List[Tuple[int, int]] = []
         self._step = 0
-
-    # Everything that is not adaptation belongs to the wrapped kernel.
-    def __getattr__(self, name):
-        if name == "kernel":
-            raise AttributeError(name)
-        return getattr(self.kernel, name)
-
-    @property
-    def is_calibrated(self) -> bool:
-        return self.kernel.is_calibrated
-
-    @property
-    def step_size(self):
-        return self.kernel.step_size
-
-    def reseed(self, seed, device=None) -> None:
-        self.kernel.reseed(seed, device)
-
-    def init(self, position: torch.Tensor):
-        state = self.kernel.init(position)
-        s = torch.as_tensor(self.kernel.step_size, dtype=torch.float64)
-        if self.per_chain and s.dim() == 0:
-            s = s.expand(position.shape[0]).clone()
-        self._da = DualAveraging(s, self.target_accept, **self._da_args)
         self._reset_window()
-        return state
 
     def start_warmup(self, num_steps: int) -> None:
         self.adapting = True
         self._step = 0
+        self._da = None  # restarts from the kernel's current step size at the first step
         self._windows = mass_matrix_windows(num_steps) if self.adapt_mass_matrix else []
         self._reset_window()
+        self.kernel.start_warmup(num_steps)
+
+    def _restart(self, step_size: torch.Tensor) -> None:
+        self.base.step_size = step_size
+        self._da = DualAveraging(step_size, self.target_accept, **self._da_args)
 
     def _reset_window(self) -> None:
         self._n, self._sum, self._sumsq = 0, None, None
 
     def _accumulate(self, x: torch.Tensor) -> None:
-        x = x.detach().to(torch.float64)
-        s, ss = x.sum(0), (x * x).sum(0)
+        x = x.detach().to(torch.float64).reshape(x.shape[0], -1)
+        s = x.sum(0)
+        ss = x.T @ x if self.adapt_mass_matrix == "dense" else (x * x).sum(0)
         self._sum = s if self._sum is None else self._sum + s
         self._sumsq = ss if self._sumsq is None else self._sumsq + ss
         self._n += x.shape[0]
@@ -155,9 +150,14 @@ class StepSizeAdaptation(TransitionKernel):
         state, info = self.kernel.step(state)
         if not self.adapting:
             return state, info
+        if self._da is None:
+            s = torch.as_tensor(self.base.step_size, dtype=torch.float64)
+            if self.per_chain and s.dim() == 0:
+                s = s.expand(info.acceptance_prob.shape[0]).clone()
+            self._restart(s)
         self._step += 1
         alpha = info.acceptance_prob if self.per_chain else info.acceptance_prob.mean()
-        self.kernel.step_size = self._da.update(alpha)
+        self.base.step_size = self._da.update(alpha)
         if self._windows:
             start, end = self._windows[0]
             if self._step > start:
@@ -169,14 +169,20 @@ class StepSizeAdaptation(TransitionKernel):
     def _finish_window(self) -> None:
         n = self._n
         mean = self._sum / n
-        var = (self._sumsq / n - mean * mean).clamp_min(0.0) * n / max(n - 1, 1)
-        self.kernel.inv_mass = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+        if self.adapt_mass_matrix == "dense":
+            cov = (self._sumsq / n - torch.outer(mean, mean)) * n / max(n - 1, 1)
+            eye = torch.eye(cov.shape[0], dtype=cov.dtype)
+            inv_mass = (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * eye
+        else:
+            var = (self._sumsq / n - mean * mean).clamp_min(0.0) * n / max(n - 1, 1)
+            inv_mass = ((n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))).reshape(self.base.target.event_shape)
+        self.base.inv_mass = inv_mass
         self._windows.pop(0)
         self._reset_window()
-        self._da.reset(self._da.final_step_size)
+        self._restart(self._da.final_step_size)
 
     def end_warmup(self) -> None:
-        if self._da is not None and self._da.t > 0:
-            self.kernel.step_size = self._da.final_step_size
+        if self.adapting and self._da is not None and self._da.t > 0:
+            self.base.step_size = self._da.final_step_size
         self.adapting = False
         self.kernel.end_warmup()

@@ -1,4 +1,5 @@
-"""Metropolis-adjusted Langevin: x' = x - s^2/2 dU(x) + s z (MALA with step s, thesis section 4.3)."""
+"""Metropolis-adjusted Langevin: x' = x - s^2/2 M^-1 dU(x) + s L z, L L^T = M^-1 (thesis section 4.3;
+with M = I the plain MALA of step s)."""
 from __future__ import annotations
 
 import math
@@ -6,29 +7,42 @@ import math
 import torch
 
 from .base import ChainState
-from .metropolis import MetropolisHastingsKernel, Proposal, broadcast_step_size, gaussian_log_density
-from .rwm import _gaussian_entropy
+from .metropolis import PreconditionedKernel, Proposal, broadcast_step_size
 
 
-class MALA(MetropolisHastingsKernel):
-    """Langevin proposal corrected by Metropolis-Hastings; one gradient evaluation per step."""
+class MALA(PreconditionedKernel):
+    """Langevin proposal N(x - s^2/2 M^-1 dU(x), s^2 M^-1) corrected by Metropolis-Hastings; one gradient
+    evaluation per step. `inv_mass` = M^-1 preconditions it: None (identity), diagonal or dense `[d, d]`."""
 
     def proposal_log_density(self, x: torch.Tensor, grad_x: torch.Tensor, x_new: torch.Tensor) -> torch.Tensor:
-        """log q(x_new | x) = log N(x_new; x - s^2/2 dU(x), s^2 I), including the 2pi constant."""
+        """log q(x_new | x) = log N(x_new; x - s^2/2 M^-1 dU(x), s^2 M^-1), with all constants."""
         s = broadcast_step_size(self.step_size, x)
+        metric = self.metric(x)
         d = x[0].numel()
-        mean = x - 0.5 * s * s * grad_x
-        return gaussian_log_density(x_new - mean, s) - 0.5 * d * math.log(2 * math.pi)
+        r = (x_new - (x - 0.5 * s * s * metric.apply_inv_mass(grad_x))) / s
+        log_s = torch.log(s).flatten()
+        return (-0.5 * metric.whitened_sq_norm(r) - d * log_s - 0.5 * metric.log_det_inv_mass
+                - 0.5 * d * math.log(2 * math.pi))
 
     def propose(self, state: ChainState) -> Proposal:
         x, g = state.position, state.grad
         s = broadcast_step_size(self.step_size, x)
-        x_new = x - 0.5 * s * s * g + s * self.randn_like(x)
+        metric = self.metric(x)
+        x_new = x - 0.5 * s * s * metric.apply_inv_mass(g) + s * metric.scale_noise(self.randn_like(x))
         cand = self.evaluate(x_new)
         log_correction = (self.proposal_log_density(x_new, cand.grad, x)
                           - self.proposal_log_density(x, g, x_new))
         return Proposal(cand, log_correction, 1)
 
     def proposal_entropy(self, state: ChainState) -> torch.Tensor:
-        """Entropy of the Gaussian proposal per chain (nats); it does not depend on the gradient."""
-        return _gaussian_entropy(self.step_size, state.position)
+        """Entropy of the Gaussian proposal per chain (nats): d/2 (1 + log 2pi) + d log s + log|M^-1|/2;
+        it does not depend on the gradient."""
+        x = state.position
+        return gaussian_entropy(self.step_size, x) + 0.5 * self.metric(x).log_det_inv_mass
+
+
+def gaussian_entropy(step_size, x: torch.Tensor) -> torch.Tensor:
+    """Entropy of N(m, s^2 I) in the event dimension of `x`, per chain (nats)."""
+    d = x[0].numel()
+    s = torch.as_tensor(step_size, dtype=x.dtype, device=x.device).expand(x.shape[0])
+    return 0.5 * d * (1.0 + math.log(2 * math.pi)) + d * torch.log(s)

@@ -8,13 +8,15 @@ flagged as divergent, never an exception.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
 from ..targets.base import Target
 from .base import ChainState, Seed, StepInfo, TransitionKernel
+from .metric import Metric, check_inv_mass
 
 
 @dataclass
@@ -27,20 +29,25 @@ class Proposal:
     extras: Dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _event_dims(x: torch.Tensor) -> Tuple[int, ...]:
-    return tuple(range(1, x.dim()))
+def select_chains(mask: torch.Tensor, new, old):
+    """Per chain, every field of `new` where `mask` is true and of `old` elsewhere.
 
-
-def select_chains(mask: torch.Tensor, new: ChainState, old: ChainState) -> ChainState:
-    """Per chain, the field of `new` where `mask` is true and of `old` elsewhere."""
+    Works on any dataclass state: tensor fields are picked per chain (leading dimension), a field
+    that is None on either side becomes None, and other fields (a step index, a name) come from `new`.
+    """
 
     def pick(a, b):
         if a is None or b is None:
             return None
+        if not isinstance(a, torch.Tensor):
+            return a
         m = mask.view(-1, *([1] * (a.dim() - 1)))
         return torch.where(m, a, b)
 
-    return ChainState(pick(new.position, old.position), pick(new.energy, old.energy), pick(new.grad, old.grad))
+    if type(new) is not type(old):
+        raise TypeError(f"cannot select between states of types {type(new).__name__} and {type(old).__name__}")
+    values = {f.name: pick(getattr(new, f.name), getattr(old, f.name)) for f in dataclasses.fields(new)}
+    return dataclasses.replace(new, **values)
 
 
 def broadcast_step_size(step_size: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +75,7 @@ class MetropolisHastingsKernel(TransitionKernel):
     def __init__(self, target: Target, step_size=0.1, seed: Seed = None, divergence_threshold: float = 1000.0):
         super().__init__(seed)
         if not isinstance(target, Target):
-            raise ValueError(f"target must be an entropy_mcmc Target, got {type(target).__name__}")
+            raise TypeError(f"target must be an entropy_mcmc Target, got {type(target).__name__}")
         self.target = target
         self.step_size = step_size
         self.divergence_threshold = divergence_threshold
@@ -103,6 +110,11 @@ class MetropolisHastingsKernel(TransitionKernel):
             raise ValueError(f"initial energy is not finite for chains {bad.nonzero().flatten().tolist()[:10]}")
         return state
 
+    def refresh(self, state: ChainState) -> ChainState:
+        """The energy (and gradient) re-evaluated at the same positions."""
+        fresh = self.evaluate(state.position)
+        return dataclasses.replace(state, energy=fresh.energy, grad=fresh.grad)
+
     def propose(self, state: ChainState) -> Proposal:
         raise NotImplementedError
 
@@ -119,8 +131,34 @@ class MetropolisHastingsKernel(TransitionKernel):
         accepted = u < accept_prob
         diverging = ~finite | (-log_ratio > self.divergence_threshold)
         new_state = select_chains(accepted, cand, state)
-        info = StepInfo(accept_prob, accepted, diverging, prop.num_grad_evals, prop.extras)
+        info = StepInfo(accept_prob, accepted, diverging, prop.num_grad_evals, prop.extras, self.step_size)
         return new_state, info
+
+
+class PreconditionedKernel(MetropolisHastingsKernel):
+    """An MH kernel with a mass matrix M (HMC) or preconditioner (MALA), given by `inv_mass` = M^-1:
+    None (identity), a tensor of the event shape (diagonal), or `[d, d]` (dense)."""
+
+    def __init__(self, target: Target, step_size=0.1, inv_mass=None, seed: Seed = None,
+                 divergence_threshold: float = 1000.0):
+        super().__init__(target, step_size, seed, divergence_threshold)
+        self.inv_mass = inv_mass
+
+    @property
+    def inv_mass(self) -> Optional[torch.Tensor]:
+        return self._inv_mass
+
+    @inv_mass.setter
+    def inv_mass(self, value) -> None:
+        self._inv_mass = check_inv_mass(value, self.target.event_shape)
+        self._metric: Optional[Metric] = None
+
+    def metric(self, like: torch.Tensor) -> Metric:
+        """The mass matrix in the dtype and device of `like`, built once per `inv_mass`."""
+        m = self._metric
+        if m is None or m.inv_mass.dtype != like.dtype or m.inv_mass.device != like.device:
+            m = self._metric = Metric(self._inv_mass, like)
+        return m
 
 
 def gaussian_log_density(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -133,5 +171,5 @@ def sum_event(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).sum(1)
 
 
-__all__ = ["MetropolisHastingsKernel", "Proposal", "select_chains", "broadcast_step_size",
+__all__ = ["MetropolisHastingsKernel", "PreconditionedKernel", "Proposal", "select_chains", "broadcast_step_size",
            "gaussian_log_density", "sum_event"]

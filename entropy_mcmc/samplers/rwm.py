@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .base import ChainState
+from .mala import gaussian_entropy
 from .metropolis import MetropolisHastingsKernel, Proposal, broadcast_step_size
 
 
@@ -20,12 +21,4 @@ class RandomWalkMetropolis(MetropolisHastingsKernel):
 
     def proposal_entropy(self, state: ChainState) -> torch.Tensor:
         """Entropy of N(x, s^2 I) per chain (nats)."""
-        return _gaussian_entropy(self.step_size, state.position)
-
-
-def _gaussian_entropy(step_size, x: torch.Tensor) -> torch.Tensor:
-    import math
-
-    d = x[0].numel()
-    s = torch.as_tensor(step_size, dtype=x.dtype, device=x.device).expand(x.shape[0])
-    return 0.5 * d * (1.0 + math.log(2 * math.pi)) + d * torch.log(s)
+        return gaussian_entropy(self.step_size, state.position)

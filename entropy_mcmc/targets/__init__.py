@@ -1,10 +1,15 @@
-"""Targets: U(x) = -log p(x) over `[chains, *event]`, and a registry by name."""
+"""Targets: U(x) = -log p(x) over `[chains, *event]`, and a registry by name.
+
+Other packages add targets through the `entropy_mcmc.targets` entry point group: the entry point
+is a callable returning a `Target` (a factory or a `Target` subclass taking no arguments).
+"""
 from __future__ import annotations
 
 import re
 from typing import Callable, Dict
 
-from .base import Target
+from ..plugins import first_line, iter_plugins
+from .base import LogDensity, Target
 from .funnel import Funnel
 from .gaussian import Gaussian, GaussianMixture, ill_conditioned_gaussian, strongly_correlated_gaussian
 from ..datasets import DATASETS, load_dataset
@@ -27,12 +32,48 @@ _REGISTRY: Dict[str, Callable[[], Target]] = {
 }
 
 
+_SOURCES: Dict[str, str] = {name: "built-in" for name in _REGISTRY}
+PLUGIN_ERRORS: Dict[str, str] = {}
+_plugins_loaded = False
+
+
+def register_target(name: str, factory: Callable[[], Target], source: str = "user") -> None:
+    """Make `get_target(name)` (and `--target NAME`) build `factory()`."""
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+        raise ValueError(f"a target name must be a non-empty word, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"register_target needs a callable returning a Target, got {type(factory).__name__}")
+    _REGISTRY[name] = factory
+    _SOURCES[name] = source
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for name, obj, source in iter_plugins("entropy_mcmc.targets", PLUGIN_ERRORS):
+        if name in _REGISTRY:
+            PLUGIN_ERRORS[name] = f"target name {name!r} is taken by {_SOURCES[name]}; plugin from {source} ignored"
+        elif not callable(obj):
+            PLUGIN_ERRORS[name] = f"entry point is a {type(obj).__name__}, not a callable returning a Target"
+        else:
+            register_target(name, obj, source)
+
+
+def target_sources() -> Dict[str, tuple]:
+    """name -> (source, one-line description) for every registered target, plugins included."""
+    _load_plugins()
+    return {n: (_SOURCES[n], first_line(f) if _SOURCES[n] != "built-in" else "") for n in sorted(_REGISTRY)}
+
+
 _FUNNEL = re.compile(r"funnel(\d+(?:\.\d+)?)-(\d+)")
 _ICG = re.compile(r"icg(\d+)")
 
 
 def target_names():
     """Names `get_target` accepts (plus the patterns `icg<d>` and `funnel<sigma>-<d>`)."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
@@ -40,6 +81,11 @@ def check_target_name(name: str) -> str:
     """`name` if `get_target` accepts it, else a `ValueError` naming what it accepts; builds nothing."""
     if name in _REGISTRY or _FUNNEL.fullmatch(name) or _ICG.fullmatch(name):
         return name
+    _load_plugins()
+    if name in _REGISTRY:
+        return name
+    if name in PLUGIN_ERRORS:
+        raise ValueError(f"target plugin {name!r} failed to load: {PLUGIN_ERRORS[name]}")
     raise ValueError(f"unknown target {name!r}; known targets: {', '.join(target_names())}, "
                      "or the patterns icg<d> and funnel<sigma>-<d>")
 
@@ -48,13 +94,16 @@ def get_target(name: str) -> Target:
     """A target by registry name: icg50, scg2, funnel1-100, funnel3-20, mog2, german, australian, heart."""
     check_target_name(name)
     if name in _REGISTRY:
-        return _REGISTRY[name]()
+        target = _REGISTRY[name]()
+        if not isinstance(target, Target):
+            raise TypeError(f"target {name!r} ({_SOURCES[name]}) built a {type(target).__name__}, not a Target")
+        return target
     m = _FUNNEL.fullmatch(name)
     if m:
         return Funnel(int(m.group(2)), float(m.group(1)))
     return ill_conditioned_gaussian(int(_ICG.fullmatch(name).group(1)))
 
 
-__all__ = ["Target", "Gaussian", "GaussianMixture", "Funnel", "LogisticRegression", "load_dataset",
+__all__ = ["Target", "LogDensity", "register_target", "target_sources", "PLUGIN_ERRORS", "Gaussian", "GaussianMixture", "Funnel", "LogisticRegression", "load_dataset",
            "ill_conditioned_gaussian", "strongly_correlated_gaussian", "get_target", "target_names",
            "check_target_name"]

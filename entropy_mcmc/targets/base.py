@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
@@ -16,6 +16,7 @@ class Target:
     """
 
     name: str = "target"
+    dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)  # what `validate` accepts
 
     def __init__(self, event_shape: Sequence[int], mean: Optional[torch.Tensor] = None,
                  std: Optional[torch.Tensor] = None):
@@ -43,15 +44,31 @@ class Target:
         return self.energy_and_grad(x)[1]
 
     def validate(self, x: torch.Tensor) -> torch.Tensor:
-        """Raise a `ValueError` naming the expected layout unless x is `[chains, *event_shape]` floating."""
+        """Raise a `TypeError` or `ValueError` naming the expected layout unless x is `[chains, *event_shape]`
+        of one of the target's `dtypes`."""
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{self.name}: expected a torch.Tensor of shape [chains, {_fmt(self.event_shape)}], "
-                             f"got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise ValueError(f"{self.name}: expected a float32 or float64 tensor, got dtype {x.dtype}")
+            raise TypeError(f"{self.name}: expected a torch.Tensor of shape [chains, {_fmt(self.event_shape)}], "
+                            f"got {type(x).__name__}")
+        if x.dtype not in self.dtypes:
+            names = " or ".join(str(d).replace("torch.", "") for d in self.dtypes)
+            raise TypeError(f"{self.name}: expected a {names} tensor, got dtype {x.dtype}")
         if x.dim() != 1 + len(self.event_shape) or x.shape[1:] != self.event_shape:
             raise ValueError(f"{self.name}: expected shape [chains, {_fmt(self.event_shape)}], got {list(x.shape)}")
         return x
+
+    def initial_positions(self, chains: int, seed: int = 0, dtype: torch.dtype = torch.float32, device="cpu",
+                          scale: float = 0.1) -> torch.Tensor:
+        """`[chains, *event]` draws of N(0, scale^2 I), made on the CPU so every device gets the same start."""
+        gen = torch.Generator().manual_seed(int(seed))
+        x = scale * torch.randn((chains,) + tuple(self.event_shape), generator=gen, dtype=torch.float64)
+        return x.to(dtype=dtype, device=device)
+
+    @staticmethod
+    def from_log_prob(log_prob: Callable[[torch.Tensor], torch.Tensor], event_shape: Sequence[int],
+                      name: str = "log_prob") -> "LogDensity":
+        """A target from a plain function: `log_prob(x)` takes `[chains, *event_shape]` and returns `[chains]`
+        (log p up to a constant); gradients come from autograd."""
+        return LogDensity(log_prob, event_shape, name)
 
     def sample(self, num: int, generator: Optional[torch.Generator] = None,
                dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -60,6 +77,28 @@ class Target:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, event_shape={tuple(self.event_shape)})"
+
+
+class LogDensity(Target):
+    """A `Target` whose energy is minus a user's vectorized log density (see `Target.from_log_prob`)."""
+
+    def __init__(self, log_prob: Callable[[torch.Tensor], torch.Tensor], event_shape: Sequence[int],
+                 name: str = "log_prob"):
+        if not callable(log_prob):
+            raise TypeError(f"log_prob must be a callable, got {type(log_prob).__name__}")
+        if isinstance(event_shape, int):
+            event_shape = (event_shape,)
+        super().__init__(event_shape)
+        self.log_prob = log_prob
+        self.name = name
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        lp = self.log_prob(x)
+        if not isinstance(lp, torch.Tensor) or lp.shape != x.shape[:1]:
+            shape = list(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__
+            raise ValueError(f"{self.name}: log_prob must map positions [chains, {_fmt(self.event_shape)}] to a "
+                             f"tensor [chains] = [{x.shape[0]}], got {shape}; sum over the event dimensions")
+        return -lp
 
 
 def _fmt(shape) -> str:

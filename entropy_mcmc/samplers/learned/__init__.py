@@ -5,9 +5,11 @@
 - `LearnedSampler`: the proposal plus the library's Metropolis-Hastings path, exact for any weights.
 - `train_sampler` / `TrainConfig`: the entropy (eqs. 4.4-4.5) or L2-jump objective.
 - `AdaptiveMALA`: gradient-based adaptive MALA with a learned preconditioner (Titsias & Dellaportas 2019).
+- `make_learned_kernel`: the registry's `learned` kernel, loaded from a file or trained on the target.
 - `preset(name)`: Table C.1 hyper-parameters per target, scaled to a 2-core CPU.
 """
 from .adaptive_mala import AdaptiveMALA, AdaptiveMALAConfig, AdaptiveMALAProposal
+from .build import make_learned_kernel, train_on_target
 from .flow import CouplingFlow, checkerboard_masks, random_masks
 from .kernel import LearnedSampler, TargetFunctions, load_proposal, propose_move, save_proposal
 from .networks import StepIndexedMLP
@@ -16,7 +18,7 @@ from .proposal import LearnedProposal, LearnedProposalConfig, ProposalModel
 from .registry import build_model
 from .training import TrainConfig, TrainResult, train_sampler
 
-__all__ = ["LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "ProposalModel", "CouplingFlow",
+__all__ = ["LearnedSampler", "make_learned_kernel", "train_on_target", "LearnedProposal", "LearnedProposalConfig", "ProposalModel", "CouplingFlow",
            "StepIndexedMLP", "random_masks", "checkerboard_masks", "TargetFunctions", "propose_move",
            "save_proposal", "load_proposal", "build_model", "AdaptiveMALA", "AdaptiveMALAProposal",
            "AdaptiveMALAConfig", "TrainConfig", "TrainResult", "train_sampler", "preset", "THESIS_TABLE_C1",

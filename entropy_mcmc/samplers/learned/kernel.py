@@ -153,9 +153,9 @@ class LearnedSampler(MetropolisHastingsKernel):
 
         Uses its own generator (`seed`), so it never advances the chain's random stream.
         """
-        x = self._flat(state.position if isinstance(state, ChainState) else state)
+        x = self._flat(getattr(state, "position", state))
         gen = torch.Generator(device=x.device).manual_seed(seed)
-        g = self._flat(state.grad) if isinstance(state, ChainState) else None
+        g = self._flat(getattr(state, "grad", None))
         if self.model.needs_grad_at_x and g is None:
             g = self._fns.grad(x)
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)

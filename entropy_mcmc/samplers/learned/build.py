@@ -1,8 +1,8 @@
-"""The learned sampler (thesis section 4.3) for a Pyro model: trained on the chain-vectorized target, or loaded.
+"""The learned sampler (thesis section 4.3) on any target, by name in the kernel registry: loaded, or trained.
 
 `make_learned_kernel(target, sampler=path)` loads a sampler saved by `train_sampler` /
 `LearnedSampler.save`; otherwise the sampler is trained on `train_target` (a
-`PyroTarget`, vectorized over the training batch) before the first step:
+chain-vectorized target, e.g. a `PyroTarget`) first:
 
 1. `batch_size` chains from Pyro's `init_to_uniform` box run `warmup_steps` MALA steps
    with dual-averaged step size (acceptance 0.574). With zero network outputs the full
@@ -20,13 +20,13 @@ from typing import Dict, Optional, Union
 
 import torch
 
-from ..samplers.adaptation import StepSizeAdaptation
-from ..samplers.learned import (LearnedProposalConfig, LearnedSampler, ProposalModel, TrainConfig,
-                                TrainResult, train_sampler)
-from ..samplers.mala import MALA
-from ..targets.base import Target
-
-__all__ = ["make_learned_kernel", "train_on_target", "DEFAULT_TRAIN", "DEFAULT_WIDTH"]
+from ...targets.base import Target
+from ..adaptation import StepSizeAdaptation
+from ..mala import MALA
+from ..registry import KernelOption, KernelSpec, register_kernel
+from .kernel import LearnedSampler
+from .proposal import LearnedProposalConfig, ProposalModel
+from .training import TrainConfig, TrainResult, train_sampler
 
 # Modest defaults so that training fits in a Pyro warmup on a CPU; pass `train=` for the thesis' budgets.
 DEFAULT_TRAIN = dict(steps=300, batch_size=64, lr=1e-3, min_lr=1e-5, target_accept=0.75, beta_lr=0.05,
@@ -104,3 +104,13 @@ def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel,
     kernel = LearnedSampler(target, result.model, step_size=step_size)
     kernel.train_result = result
     return kernel
+
+
+register_kernel("learned", KernelSpec(
+    make_learned_kernel, "the entropy-maximizing learned sampler (thesis ch. 4) of sampler=PATH (trained here "
+    "when none is given); its eps is part of what was trained, so warmup does not adapt it", step_size=None,
+    target_accept=0.7, adapts_step_size=False,
+    options=(KernelOption("sampler", str, None, "learned: a sampler file written by `entropy-mcmc train-sampler` "
+                                               "(required on the command line)"),)))
+
+__all__ = ["make_learned_kernel", "train_on_target", "DEFAULT_TRAIN", "DEFAULT_WIDTH"]

@@ -1,60 +1,40 @@
-"""The learned sampler's part of the `entropy-mcmc` command line.
+"""`entropy-mcmc train-sampler`: train the learned sampler (thesis ch. 4) on a registry target.
 
     entropy-mcmc train-sampler --target german --out german.pt --seed 0 [--steps N] [--batch-size B]
     entropy-mcmc sample --target german --kernel learned --sampler german.pt --chains 64 --warmup 0 \
         --draws 2000 --seed 0 --out draws.nc
 
-`train-sampler` uses the Table C.1 settings of the target scaled to a 2-core CPU
-(`presets.preset(target, "cpu")`; `--scale thesis` for the thesis' batch and steps).
-`cli.py` registers these hooks; they live here so the CLI module stays small.
+Uses the Table C.1 settings of the target scaled to a 2-core CPU (`presets.preset(target, "cpu")`;
+`--scale thesis` for the thesis' batch and steps).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
+from . import common
 
-def sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    """`sample` options of `--kernel learned`."""
-    parser.add_argument("--sampler", default=None, metavar="PATH",
-                        help="learned: a sampler file written by `entropy-mcmc train-sampler` (required)")
-
-
-def build_learned(target, args):
-    """`--kernel learned`: the saved sampler as an exact MH kernel (its own eps unless --step-size is given)."""
-    from .kernel import LearnedSampler
-
-    if not getattr(args, "sampler", None):
-        from ...cli import UsageError
-
-        raise UsageError("--kernel learned needs --sampler PATH (train one with `entropy-mcmc train-sampler`)")
-    try:
-        return LearnedSampler.load(args.sampler, target, step_size=args.step_size)
-    except (OSError, ValueError) as err:
-        from ...cli import UsageError
-
-        raise UsageError(f"--sampler {args.sampler}: {err}") from None
+HELP = ("train the learned sampler (thesis ch. 4) on a registry target with its Table C.1 settings scaled to a CPU; "
+        "write it for `sample --kernel learned --sampler PATH`")
 
 
-def train_arguments(parser: argparse.ArgumentParser) -> None:
-    from ...cli import _nonneg_int, _positive_float, _positive_int, _probability, _seed, _target_name
-
-    parser.add_argument("--target", required=True, type=_target_name,
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True, type=common.target_name,
                         help="registry name (icg50, scg2, funnel1-100, funnel3-20, german, australian, heart, ...)")
     parser.add_argument("--out", required=True, metavar="PATH", help="where to write the trained sampler (.pt)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seeds the weights, the masks and the training draws")
+    parser.add_argument("--seed", type=common.seed, default=0,
+                        help="seeds the weights, the masks and the training draws")
     parser.add_argument("--scale", choices=("cpu", "thesis"), default="cpu",
                         help="cpu: Table C.1 settings with batch, steps (and funnel widths) cut to minutes on a "
                              "2-core CPU (default); thesis: the thesis' batch 8192 x 5000 steps (a GPU job)")
-    parser.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (override)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="batch size (override)")
-    parser.add_argument("--width", type=_positive_int, default=None, help="MLP width (override)")
-    parser.add_argument("--flow-steps", type=_positive_int, default=None, dest="num_steps",
+    parser.add_argument("--steps", type=common.positive_int, default=None, help="optimizer steps (override)")
+    parser.add_argument("--batch-size", type=common.positive_int, default=None, help="batch size (override)")
+    parser.add_argument("--width", type=common.positive_int, default=None, help="MLP width (override)")
+    parser.add_argument("--flow-steps", type=common.positive_int, default=None, dest="num_steps",
                         help="z-update steps N of the coupling flow (override)")
-    parser.add_argument("--target-accept", type=_probability, default=None, help="acceptance beta aims at")
-    parser.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate (override)")
-    parser.add_argument("--eps", type=_positive_float, default=None, help="scale eps of x' = x + eps z (0.1)")
+    parser.add_argument("--target-accept", type=common.probability, default=None, help="acceptance beta aims at")
+    parser.add_argument("--lr", type=common.positive_float, default=None, help="initial learning rate (override)")
+    parser.add_argument("--eps", type=common.positive_float, default=None, help="scale eps of x' = x + eps z (0.1)")
     parser.add_argument("--variant", choices=("full", "no_grad", "langevin"), default=None,
                         help="full model (default) or an appendix C.1 ablation")
     parser.add_argument("--precondition", choices=("none", "diag", "dense"), default=None,
@@ -64,18 +44,18 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objective", choices=("entropy", "l2"), default=None,
                         help="proposal entropy (default) or expected squared jump")
     parser.add_argument("--dtype", choices=("float32", "float64"), default=None)
-    parser.add_argument("--threads", type=_nonneg_int, default=1,
+    parser.add_argument("--threads", type=common.nonneg_int, default=1,
                         help="torch intra-op threads; 0: torch's default (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run_train(args) -> int:
+def run(args) -> int:
     import torch
 
-    from ...targets import get_target
-    from .presets import preset
-    from .training import train_sampler
+    from ..samplers.learned import preset, train_sampler
+    from ..targets import get_target
 
+    common.check_writable_file(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     target = get_target(args.target)
@@ -90,15 +70,10 @@ def run_train(args) -> int:
     t0 = time.perf_counter()
     result = train_sampler(target, config=train_cfg, model_config=model_cfg, seed=args.seed,
                            progress=not args.no_progress)
-    command = "entropy-mcmc " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("entropy-mcmc") \
-        else "entropy_mcmc.cli.main"
-    result.save(args.out, command=command, seed=args.seed)
+    result.save(args.out, command=common.command_line(), seed=args.seed)
     f = result.final
     print(f"trained in {time.perf_counter() - t0:.1f} s ({result.sample_source} samples); last 10% of steps: "
           f"acceptance {f['accept']:.3f}, beta {f['beta']:.3g}, proposal entropy {f['entropy']:.2f} nats "
           f"(MALA at eps: {result.history['entropy'][0]:.2f}); skipped steps {result.skipped_steps}")
     print(f"wrote {args.out}")
     return 0
-
-
-__all__ = ["sampler_arguments", "build_learned", "train_arguments", "run_train"]

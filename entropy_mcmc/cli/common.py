@@ -1,0 +1,105 @@
+"""What every command shares: the one-line usage error, argument types, and output checks."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, List, Optional
+
+
+class UsageError(Exception):
+    """A bad combination of options found after parsing; `main` reports it in one line, like argparse."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with every error as one line on stderr (`entropy-mcmc sample: error: ...`), exit status 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def checked(convert, ok, unparsable: str, out_of_range: Optional[str] = None):
+    """An argparse type: `convert(text)`, then `ok(value)`; each failure says what was expected."""
+    out_of_range = out_of_range or unparsable
+
+    def parse(text: str):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{unparsable}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{out_of_range}, got {text!r}")
+        return v
+
+    return parse
+
+
+positive_int = checked(int, lambda v: v >= 1, "expected a positive integer")
+nonneg_int = checked(int, lambda v: v >= 0, "expected a non-negative integer")
+probability = checked(float, lambda v: 0.0 < v < 1.0, "expected a number in (0, 1)")
+unit_interval = checked(float, lambda v: 0.0 <= v < 1.0, "expected a number in [0, 1)")
+positive_float = checked(float, lambda v: v > 0.0 and v != float("inf"), "expected a positive number",
+                         "expected a positive finite number")
+seed = checked(int, lambda v: 0 <= v < 2 ** 63, "expected an integer seed", "seed must lie in [0, 2^63)")
+
+
+def target_name(text: str) -> str:
+    """Checks a registry name without building the target (that happens once, in the handler)."""
+    from ..targets import check_target_name
+
+    try:
+        return check_target_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def name_list(kind: str, allowed: Callable[[], tuple]):
+    """An argparse type for a comma-separated list of names out of `allowed()`."""
+
+    def parse(text: str) -> List[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        known = list(allowed())
+        for n in names or [text]:
+            if n not in known:
+                raise argparse.ArgumentTypeError(f"unknown {kind} {n!r}; expected some of {', '.join(known)}")
+        return names
+
+    return parse
+
+
+def device(text: str) -> str:
+    import torch
+
+    try:
+        torch.empty(1, device=text)
+        torch.Generator(device=text)  # the kernels draw their randomness on the device
+    except Exception as err:  # RuntimeError, or AssertionError from a torch built without that backend
+        raise argparse.ArgumentTypeError(f"device {text!r} is not usable: {err}") from None
+    return text
+
+
+def check_writable_file(path: Optional[str], option: str = "--out") -> None:
+    """Fail before any work when `path` cannot be written (missing folder, no permission, a directory)."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a directory, expected a file path")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{option} {path}: folder {folder} cannot be made ({err.strerror or err})") from None
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot be written ({err.strerror or err})") from None
+    if not existed:
+        os.remove(path)
+
+
+def command_line() -> str:
+    return "entropy-mcmc " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("entropy-mcmc") \
+        else "entropy_mcmc.cli.main"

@@ -1,0 +1,28 @@
+"""`entropy-mcmc list`: the kernels and targets installed, where each came from, and the kernels' defaults."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "list the kernels and targets installed (built-in and plugged in), with their sources and defaults"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args) -> int:
+    from ..samplers.registry import PLUGIN_ERRORS as KERNEL_ERRORS, kernel_specs
+    from ..targets import PLUGIN_ERRORS as TARGET_ERRORS, target_sources
+
+    print("kernels:")
+    for name, spec in kernel_specs().items():
+        defaults = ", ".join(f"{k}={v}" for k, v in spec.defaults().items())
+        print(f"  {name:<14} [{spec.source}] {spec.help}" + (f" ({defaults})" if defaults else ""))
+    print("targets:")
+    for name, (source, doc) in target_sources().items():
+        print(f"  {name:<14} [{source}]" + (f" {doc}" if doc else ""))
+    print("  (also the patterns icg<d> and funnel<sigma>-<d>)")
+    for kind, errors in (("kernel", KERNEL_ERRORS), ("target", TARGET_ERRORS)):
+        for name, message in sorted(errors.items()):
+            print(f"broken {kind} plugin {name}: {message}")
+    return 0

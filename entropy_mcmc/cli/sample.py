@@ -1,0 +1,141 @@
+"""`entropy-mcmc sample`: one registry target with one registry kernel; the ArviZ summary, warnings, NetCDF.
+
+    entropy-mcmc sample --target german --kernel hmc --chains 256 --warmup 500 --draws 1000 --seed 0 --out draws.nc
+
+Under `torchrun --nproc_per_node N` the chains are split across the processes and rank 0 reports.
+"""
+from __future__ import annotations
+
+import argparse
+
+from . import common
+
+HELP = "sample a registry target with one kernel; print the ArviZ summary, write NetCDF"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..samplers import kernel_names
+    from ..samplers.registry import kernel_specs
+
+    specs = kernel_specs()
+    parser.add_argument("--target", required=True, type=common.target_name,
+                        help="registry name: icg50, scg2, funnel1-100, funnel3-20, mog2, german, australian, "
+                             "heart, icg<d>, funnel<sigma>-<d>, or a plugged-in target (entropy-mcmc list)")
+    parser.add_argument("--kernel", required=True, choices=kernel_names(),
+                        help="; ".join(f"{k}: {s.help}" for k, s in specs.items()))
+    parser.add_argument("--chains", type=common.positive_int, default=4, help="parallel chains (default 4)")
+    parser.add_argument("--warmup", type=common.nonneg_int, default=500,
+                        help="adaptation steps, discarded (default 500)")
+    parser.add_argument("--draws", type=common.positive_int, default=1000, help="kept draws per chain (default 1000)")
+    parser.add_argument("--thin", type=common.positive_int, default=1, help="keep every N-th state (default 1)")
+    parser.add_argument("--seed", type=common.seed, default=0, help="seed of the initial positions and the kernel")
+    parser.add_argument("--out", default=None, metavar="PATH",
+                        help="write the draws and sample stats as ArviZ InferenceData (NetCDF)")
+    parser.add_argument("--save-warmup", action="store_true",
+                        help="keep the warmup draws and stats (warmup_posterior, warmup_sample_stats)")
+    parser.add_argument("--target-accept", type=common.probability, default=None,
+                        help="acceptance rate step-size adaptation aims at (default per kernel: "
+                             + ", ".join(f"{k} {s.target_accept}" for k, s in specs.items()
+                                         if s.target_accept and s.adapts_step_size) + ")")
+    parser.add_argument("--step-size", type=common.positive_float, default=None,
+                        help="initial step size before adaptation (default 0.1)")
+    parser.add_argument("--adapt-mass", action=argparse.BooleanOptionalAction, default=None,
+                        help="adapt a diagonal mass matrix during warmup (kernels with one: hmc, mala; default on "
+                             "for those)")
+    parser.add_argument("--dense-mass", action="store_true",
+                        help="adapt a dense mass matrix instead of a diagonal one (hmc, mala)")
+    parser.add_argument("--step-size-jitter", type=common.unit_interval, default=None, metavar="J",
+                        help="after warmup, draw each chain's step size uniformly in [s(1-J), s(1+J)] at every "
+                             "step (default: hmc 0.5, others 0)")
+    parser.add_argument("--per-chain-step-size", action="store_true",
+                        help="adapt one step size per chain instead of one shared step size")
+    parser.add_argument("--init-scale", type=common.positive_float, default=0.1,
+                        help="chains start at N(0, s^2 I) draws (default 0.1)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--device", type=common.device, default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--threads", type=common.nonneg_int, default=1,
+                        help="torch intra-op threads while sampling; 0: torch's default, one per core "
+                             "(default 1: the same draws on any load, and no stalls when other processes "
+                             "share the cores; see BENCHMARKS.md)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-summary", action="store_true", help="do not print the ArviZ summary table")
+    seen = set()
+    for spec in specs.values():
+        for option in spec.options:
+            if option.cli_flag not in seen:
+                seen.add(option.cli_flag)
+                parser.add_argument(option.cli_flag, dest=_dest(option), type=option.type, default=None,
+                                    help=option.help)
+
+
+def _dest(option) -> str:
+    return "kernel_" + option.cli_flag.lstrip("-").replace("-", "_")
+
+
+def build_options(args) -> dict:
+    """The `build_kernel` keywords the parsed options ask for (None: the kernel's default)."""
+    from ..samplers import get_kernel_spec
+
+    spec = get_kernel_spec(args.kernel)
+    options = {}
+    for option in spec.options:
+        value = getattr(args, _dest(option), None)
+        if value is not None:
+            options[option.name] = value
+    if args.kernel == "learned" and not options.get("sampler"):
+        raise common.UsageError("--kernel learned needs --sampler PATH (train one with `entropy-mcmc train-sampler`)")
+    mass = args.adapt_mass
+    if args.dense_mass:
+        if mass is False:
+            raise common.UsageError("--dense-mass contradicts --no-adapt-mass")
+        mass = "dense"
+    return dict(target_accept=args.target_accept, step_size=args.step_size, adapt_mass=mass,
+                jitter=args.step_size_jitter, per_chain=args.per_chain_step_size, **options)
+
+
+def run(args) -> int:
+    from ..samplers import run_chains
+    from ..samplers.distributed import process_group
+
+    options = build_options(args)
+    rank, world = process_group(args.device)
+    if rank == 0:  # only rank 0 writes; ranks checking at once could delete each other's probe file
+        common.check_writable_file(args.out)
+        print(f"entropy-mcmc sample: {args.kernel} on {args.target}, {args.chains} chains"
+              + (f" across {world} processes" if world > 1 else "")
+              + f", {args.warmup} warmup + {args.draws} draws, {args.dtype} on {args.device}, seed {args.seed}",
+              flush=True)
+    try:
+        result = run_chains(args.target, args.kernel, chains=args.chains, num_warmup=args.warmup,
+                            num_draws=args.draws, thin=args.thin, seed=args.seed, dtype=args.dtype,
+                            device=args.device, threads=args.threads, init_scale=args.init_scale,
+                            progress=not args.no_progress and rank == 0, collect_warmup=args.save_warmup,
+                            warn=False, **options)
+    except OSError as err:  # e.g. a sampler file that cannot be read
+        raise common.UsageError(str(err)) from None
+    if rank != 0:
+        return 0
+    idata = result.to_arviz()
+    idata.posterior.attrs.update(kernel=result.kernel_name, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                                 command=common.command_line())
+    from ..benchmarks.summary import ess_line, summary_while_writing
+
+    summary = summary_while_writing(idata, args.out)
+    if not args.no_summary:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.width", 140):
+            print(summary.round(4).to_string())
+    step = result.stats.get("step_size")
+    step_text = "" if step is None else f", step size {float(step.float().mean()):.4g}"
+    jitter = result.attrs["step_size_jitter"]
+    step_text += f" (jitter +-{jitter:g})" if jitter else ""
+    print(f"warmup {result.warmup_time:.2f} s, sampling {result.sampling_time:.2f} s, "
+          f"acceptance {result.acceptance_rate:.3f} (warmup {result.warmup_acceptance:.3f}){step_text}, "
+          f"divergences {result.num_divergences}")
+    print(ess_line(summary, result.sampling_time, result.total_time, "warmup + sampling"))
+    for message in result.convergence_warnings(summary):
+        print(f"warning: {message}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0

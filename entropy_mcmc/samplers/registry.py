@@ -1,0 +1,189 @@
+"""The kernel registry: one place for each kernel's defaults and for the order of the wrappers around it.
+
+    kernel = build_kernel("hmc", target, num_warmup=500)   # StepSizeJitter(StepSizeAdaptation(HMC))
+
+The CLI, the bench suite, `PyroKernel`, the NumPyro-style front door and the trainers all build
+kernels here. Other packages add kernels through the `entropy_mcmc.kernels` entry point group: the
+entry point is a `KernelSpec`, or a callable `(target, **options) -> TransitionKernel`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from ..plugins import first_line, iter_plugins
+from .adaptation import StepSizeAdaptation
+from .base import TransitionKernel
+from .hmc import HMC
+from .jitter import StepSizeJitter
+from .langevin import UnadjustedLangevin
+from .mala import MALA
+from .rwm import RandomWalkMetropolis
+
+
+@dataclass(frozen=True)
+class KernelOption:
+    """A keyword of a kernel's builder that the CLI offers as `flag` (default `--name-with-dashes`)."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    flag: Optional[str] = None
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+@dataclass
+class KernelSpec:
+    """How a kernel is built by name, and its defaults.
+
+    build: `(target, **options) -> TransitionKernel`; gets `step_size` when one is known.
+    help: one line for `--help` and `entropy-mcmc list`.
+    step_size: initial step size (None: the kernel's own, e.g. a trained sampler's eps).
+    target_accept: the acceptance rate step-size adaptation aims at.
+    adapts_step_size: whether warmup adapts the step size (False for a trained learned sampler).
+    adapts_mass: the default mass-matrix adaptation: False, "diag" or "dense".
+    step_size_jitter: default jitter after warmup (HMC: 0.5, see BENCHMARKS.md).
+    options: the builder's own keywords the CLI exposes.
+    source: "built-in", or the distribution a plugin came from.
+    """
+
+    build: Callable[..., TransitionKernel]
+    help: str = ""
+    step_size: Optional[float] = 0.1
+    target_accept: Optional[float] = None
+    adapts_step_size: bool = True
+    adapts_mass: Union[bool, str] = False
+    step_size_jitter: float = 0.0
+    options: Tuple[KernelOption, ...] = ()
+    source: str = "built-in"
+
+    def defaults(self) -> Dict[str, Any]:
+        out = {"step_size": self.step_size, "target_accept": self.target_accept if self.adapts_step_size else None,
+               "adapt_mass": self.adapts_mass or None, "jitter": self.step_size_jitter or None}
+        out.update({o.name: o.default for o in self.options})
+        return {k: v for k, v in out.items() if v is not None}
+
+
+_KERNELS: Dict[str, KernelSpec] = {}
+PLUGIN_ERRORS: Dict[str, str] = {}
+_plugins_loaded = False
+
+
+def register_kernel(name: str, spec: Union[KernelSpec, Callable[..., TransitionKernel]]) -> KernelSpec:
+    """Make `name` buildable by `build_kernel` (and `sample --kernel NAME`, `PyroKernel(kernel=NAME)`, ...)."""
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+        raise ValueError(f"a kernel name must be a non-empty word, got {name!r}")
+    if not isinstance(spec, KernelSpec):
+        if not callable(spec):
+            raise TypeError(f"register_kernel needs a KernelSpec or a callable, got {type(spec).__name__}")
+        spec = KernelSpec(build=spec, help=first_line(spec))
+    _KERNELS[name] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for name, obj, source in iter_plugins("entropy_mcmc.kernels", PLUGIN_ERRORS):
+        if name in _KERNELS and _KERNELS[name] is obj:
+            continue  # a module of this package registered it at import
+        if name in _KERNELS:
+            PLUGIN_ERRORS[name] = f"kernel name {name!r} is taken by {_KERNELS[name].source}; plugin from {source} ignored"
+            continue
+        if not isinstance(obj, KernelSpec) and not callable(obj):
+            PLUGIN_ERRORS[name] = f"entry point is a {type(obj).__name__}, not a KernelSpec or a callable"
+            continue
+        spec = obj if isinstance(obj, KernelSpec) else KernelSpec(build=obj, help=first_line(obj))
+        if spec.source == "built-in":
+            spec = dataclasses.replace(spec, source=source)
+        _KERNELS[name] = spec
+
+
+def kernel_names() -> List[str]:
+    """Every kernel `build_kernel` knows, built-in and plugged in."""
+    _load_plugins()
+    return sorted(_KERNELS)
+
+
+def kernel_specs() -> Dict[str, KernelSpec]:
+    _load_plugins()
+    return dict(sorted(_KERNELS.items()))
+
+
+def get_kernel_spec(name: str) -> KernelSpec:
+    if name not in _KERNELS:
+        _load_plugins()
+    if name not in _KERNELS:
+        broken = f" (plugin {name!r} failed to load: {PLUGIN_ERRORS[name]})" if name in PLUGIN_ERRORS else ""
+        raise ValueError(f"unknown kernel {name!r}{broken}; known kernels: {', '.join(kernel_names())}")
+    return _KERNELS[name]
+
+
+def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int, target_accept: Optional[float] = None,
+                 step_size: Optional[float] = None, adapt_mass: Union[None, bool, str] = None,
+                 jitter: Optional[float] = None, per_chain: bool = False, **kernel_options) -> TransitionKernel:
+    """The kernel `name` (a registry name, or a `KernelSpec` not in the registry) on `target`, wrapped as its spec says: `StepSizeAdaptation` when it adapts and there
+    is a warmup, then `StepSizeJitter` when the jitter is positive. None means the spec's default.
+
+    Raises ValueError for an unknown name, an option the kernel cannot honour (mass adaptation without a mass
+    matrix, a jitter outside [0, 1)), and TypeError for a builder that does not return a TransitionKernel.
+    """
+    spec = name if isinstance(name, KernelSpec) else get_kernel_spec(name)
+    if isinstance(num_warmup, bool) or int(num_warmup) != num_warmup or num_warmup < 0:
+        raise ValueError(f"num_warmup must be a non-negative integer, got {num_warmup!r}")
+    options = {o.name: o.default for o in spec.options if o.default is not None}
+    options.update(kernel_options)
+    s = spec.step_size if step_size is None else step_size
+    if s is not None:
+        options["step_size"] = s
+    kernel = spec.build(target, **options)
+    if not isinstance(kernel, TransitionKernel):
+        raise TypeError(f"the builder of kernel {getattr(spec.build, '__name__', name)!r} returned a {type(kernel).__name__}, "
+                        "not an entropy_mcmc TransitionKernel")
+    base = kernel.base
+    mass = spec.adapts_mass if adapt_mass is None else adapt_mass
+    if mass is True:
+        mass = "diag"
+    if mass not in (False, None, "diag", "dense"):
+        raise ValueError(f"adapt_mass must be False, True, 'diag' or 'dense', got {adapt_mass!r}")
+    if mass and not hasattr(base, "inv_mass"):
+        raise ValueError(f"mass-matrix adaptation does not apply to kernel {name!r} (it has no mass matrix)")
+    jitter = spec.step_size_jitter if jitter is None else jitter
+    if not 0.0 <= jitter < 1.0:
+        raise ValueError(f"step-size jitter must lie in [0, 1), got {jitter!r}")
+    if getattr(base, "step_size", None) is None:
+        return kernel
+    if num_warmup > 0 and spec.adapts_step_size and base.is_calibrated:
+        accept = spec.target_accept if target_accept is None else target_accept
+        kernel = StepSizeAdaptation(kernel, target_accept=accept if accept is not None else 0.8, per_chain=per_chain,
+                                    adapt_mass_matrix=mass or False)
+    return StepSizeJitter(kernel, jitter) if jitter > 0 else kernel
+
+
+def _positive_int(text) -> int:
+    v = int(text)
+    if v < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+register_kernel("rwm", KernelSpec(RandomWalkMetropolis, "random-walk Metropolis", target_accept=0.234))
+register_kernel("mala", KernelSpec(MALA, "Metropolis-adjusted Langevin, preconditioned by an adapted diagonal mass "
+                                   "matrix", target_accept=0.574, adapts_mass="diag"))
+register_kernel("hmc", KernelSpec(HMC, "HMC, fixed number of leapfrog steps, adapted diagonal mass matrix",
+                                  target_accept=0.8, adapts_mass="diag", step_size_jitter=0.5,
+                                  options=(KernelOption("num_steps", _positive_int, 10,
+                                                        "HMC: leapfrog steps per transition (default 10)",
+                                                        flag="--leapfrog-steps"),)))
+register_kernel("ula", KernelSpec(UnadjustedLangevin, "unadjusted Langevin (no accept step: biased by O(s^2), "
+                                  "fixed step size)", step_size=0.01, adapts_step_size=False))
+
+__all__ = ["KernelSpec", "KernelOption", "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names",
+           "kernel_specs", "PLUGIN_ERRORS"]
