@@ -37,9 +37,9 @@ def z_scores(model, chains=1000, draws=500, seed=0):
     with torch.no_grad():
         vj, hj, pj, _ = joint_table(model, n_grid=48)
         exact = (pj[:, None] * invariant_statistics(vj, hj)).sum(0).numpy()
-    kernel = build_kernel("caprbm-gibbs", model)
+    kernel = build_kernel("caprbm-gibbs", model, num_warmup=0)
     init = model.random_visible(chains, torch.Generator().manual_seed(seed))
-    res = sample(kernel, init, num_draws=draws, num_warmup=50, seed=seed + 1, progress=False)
+    res = sample(kernel, init, num_draws=draws, num_warmup=50, seed=seed + 1, progress=False, warn=False)
     v, h = res.samples["visible"], res.samples["hidden"]
     x = invariant_statistics(v, h).numpy()
     z = np.abs(x.mean((0, 1)) - exact) / mcse(x)
@@ -65,7 +65,7 @@ def test_gibbs_without_log_i0_fails_the_same_test():
 
 def test_runner_records_and_arviz_variables():
     m = CAPRBM(6, 4, seed=1, init_scale=0.5)
-    kernel = build_kernel("caprbm-gibbs", m)
+    kernel = build_kernel("caprbm-gibbs", m, num_warmup=0)
     init = m.random_visible(8, torch.Generator().manual_seed(0))
     res = sample(kernel, init, num_draws=30, seed=2, progress=False)
     assert res.samples["visible"].shape == (8, 30, 6) and res.samples["hidden"].shape == (8, 30, 4)
@@ -91,7 +91,7 @@ def test_clamped_visible_draws_hidden_from_its_conditional():
                                                                                        dtype=torch.float64))
     init = v0.expand(400, 3).clone()
     kernel = CAPRBMGibbs(m, clamp_visible=True)
-    res = sample(kernel, init, num_draws=200, seed=3, progress=False)
+    res = sample(kernel, init, num_draws=200, seed=3, progress=False, warn=False)
     assert torch.equal(res.samples["visible"], init[:, None].expand(400, 200, 3))
     rate, prob = m.hidden_rates(v0[None])
     h = res.samples["hidden"]

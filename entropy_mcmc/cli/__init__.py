@@ -14,7 +14,7 @@ import sys
 import time
 from typing import List, Optional
 
-from . import bench, list as list_command, sample, train_sampler
+from . import bench, list as list_command, sample, sample_rbm, train_rbm, train_sampler
 from .common import Parser, UsageError
 
 COMMANDS = {
@@ -22,6 +22,8 @@ COMMANDS = {
     "train-sampler": train_sampler,
     "bench": bench,
     "list": list_command,
+    "train-rbm": train_rbm,
+    "sample-rbm": sample_rbm,
 }
 
 

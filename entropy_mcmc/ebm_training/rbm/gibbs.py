@@ -13,6 +13,7 @@ from typing import Dict, Optional
 
 import torch
 
+from ...samplers import KernelSpec, register_kernel
 from ...samplers.base import Seed, StepInfo, TransitionKernel
 from .bernoulli import RBM
 from .caprbm import CAPRBM, check_units
@@ -101,3 +102,13 @@ class BernoulliGibbs(_BlockGibbs):
 
     def _energy(self, v, h):
         return self.model.energy(v, h) if self.record_energy else None
+
+
+# registry entries (also declared as `entropy_mcmc.kernels` entry points in setup.cfg):
+# build_kernel("caprbm-gibbs", model, num_warmup=0, clamp_visible=False, record_energy=True, seed=None)
+CAPRBM_GIBBS = register_kernel("caprbm-gibbs", KernelSpec(
+    CAPRBMGibbs, "block Gibbs for a CAP-RBM (thesis ch. 2): hidden then visible layer, amplitude Bernoulli(eq. A.3), "
+    "phase von Mises (eq. A.4); target: a CAPRBM", step_size=None, adapts_step_size=False))
+BERNOULLI_GIBBS = register_kernel("bernoulli-gibbs", KernelSpec(
+    BernoulliGibbs, "block Gibbs for a Bernoulli RBM: hidden then visible layer; target: an RBM", step_size=None,
+    adapts_step_size=False))
