@@ -117,6 +117,10 @@ def test_pcd_resume_is_bitwise_with_complex_momentum(tmp_path):
     for (name, a), b in zip(straight.named_parameters(), resumed.model.parameters()):
         assert torch.equal(a, b), name
     assert (tmp_path / "log.csv").read_text().startswith("epoch,seconds,reconstruction_error")
+    # settings given on resume replace the saved ones (e.g. weight decay for the last PCD epochs)
+    decayed = Trainer.load(ck, epochs=3, weight_decay=0.01, learning_rate=0.02)
+    assert [g["weight_decay"] for g in decayed.optimizer.param_groups] == [0.01, 0.0]
+    assert all(g["lr"] == 0.02 for g in decayed.optimizer.param_groups)
 
 
 def test_checkpoints_refuse_the_wrong_model(tmp_path):

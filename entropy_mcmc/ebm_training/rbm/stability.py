@@ -98,7 +98,8 @@ def plot_stability_grid(blocks, path, image_shape=(24, 24)):
     fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1.2, 1.1 * rows), squeeze=False)
     r = 0
     for title, images, snaps, steps in blocks:
-        series = [("data", images)] + [(f"{s} steps", snaps[i]) for i, s in enumerate(steps)]
+        series = [("data", images)] + [(s if isinstance(s, str) else f"{s} steps", snaps[i])
+                                       for i, s in enumerate(steps)]
         for label, z in series:
             for c in range(cols):
                 ax = axes[r, c]

@@ -222,8 +222,9 @@ class Trainer:
         model = model if model is not None else load_model(path)
         config = TrainConfig(**{**t["config"], **config_changes})
         trainer = cls(model, config, payload.get("meta"))
-        if t["config"]["momentum"] == config.momentum and t["config"]["learning_rate"] == config.learning_rate:
-            trainer.optimizer.load_state_dict(t["optimizer"])
+        trainer.optimizer.load_state_dict(t["optimizer"])   # momentum buffers; the settings are the new config's
+        for group, decay in zip(trainer.optimizer.param_groups, (config.weight_decay, 0.0)):
+            group.update(lr=config.learning_rate, momentum=config.momentum, weight_decay=decay)
         trainer.generator.set_state(t["generator"])
         if t["kernel_generator"] is not None:
             trainer.kernel.reseed(config.seed + 1, model.W.device)
