@@ -116,3 +116,22 @@ def test_kernel_errors():
         kernel.init(torch.ones(2, 5, dtype=torch.complex64))
     with pytest.raises(TypeError, match="complex"):
         kernel.init(torch.ones(2, 4))
+
+
+def test_kernels_are_registered_and_declared_as_entry_points():
+    import configparser
+    import importlib
+    from pathlib import Path
+
+    from entropy_mcmc.samplers import get_kernel_spec
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    lines = [ln.strip() for ln in cfg["options.entry_points"]["entropy_mcmc.kernels"].strip().splitlines()]
+    declared = dict(ln.split(" = ") for ln in lines)
+    for name in ("caprbm-gibbs", "bernoulli-gibbs"):
+        module, obj = declared[name].split(":")
+        assert getattr(importlib.import_module(module), obj) is get_kernel_spec(name)
+    with pytest.raises(TypeError, match="CAPRBM"):
+        build_kernel("caprbm-gibbs", torch.nn.Linear(2, 2), num_warmup=0)
+    assert isinstance(build_kernel("caprbm-gibbs", CAPRBM(3, 2), num_warmup=0, clamp_visible=True), CAPRBMGibbs)
