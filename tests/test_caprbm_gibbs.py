@@ -135,3 +135,22 @@ def test_kernels_are_registered_and_declared_as_entry_points():
     with pytest.raises(TypeError, match="CAPRBM"):
         build_kernel("caprbm-gibbs", torch.nn.Linear(2, 2), num_warmup=0)
     assert isinstance(build_kernel("caprbm-gibbs", CAPRBM(3, 2), num_warmup=0, clamp_visible=True), CAPRBMGibbs)
+
+
+def test_circular_summary_on_known_draws():
+    rng = np.random.default_rng(0)
+    chains, draws = 4, 500
+    on = rng.random((chains, draws)) < 0.3
+    z = np.stack([np.exp(1j * 0.7) * np.ones((chains, draws)),                  # always on, fixed phase
+                  on * np.exp(1j * rng.vonmises(-2.0, 4.0, (chains, draws))),   # 30% on, von Mises(-2, 4)
+                  np.zeros((chains, draws))], -1)                                # never on
+    s = circular_summary(torch.as_tensor(z))
+    assert s.loc[0, "p_active"] == 1.0 and s.loc[0, "mean_phase"] == pytest.approx(0.7)
+    assert s.loc[0, "resultant"] == pytest.approx(1.0) and s.loc[0, "circular_spread"] == pytest.approx(0, abs=1e-6)
+    from scipy import special
+
+    assert abs(s.loc[1, "p_active"] - 0.3) < 0.03 and abs(s.loc[1, "mean_phase"] + 2.0) < 0.08
+    assert abs(s.loc[1, "resultant"] - special.i1(4.0) / special.i0(4.0)) < 0.03
+    assert s.loc[1, "ess_cos"] > 1000 and np.isnan(s.loc[2, "mean_phase"]) and s.loc[2, "p_active"] == 0
+    with pytest.raises(TypeError, match="complex"):
+        circular_summary(np.ones((2, 3, 4)))

@@ -31,9 +31,10 @@ def circular_summary(draws):
     import pandas as pd
 
     z = _complex_draws(draws)
-    amp = np.abs(z)
+    mod = np.abs(z)
+    amp = (mod > 0.5).astype(np.float64)
     n_active = amp.sum((0, 1))
-    total = z.sum((0, 1))
+    total = np.where(amp > 0, z / np.where(amp > 0, mod, 1.0), 0).sum((0, 1))
     with np.errstate(invalid="ignore", divide="ignore"):
         resultant = np.where(n_active > 0, np.abs(total) / np.maximum(n_active, 1), np.nan)
         spread = np.sqrt(-2 * np.log(resultant))
