@@ -116,7 +116,7 @@ def main(argv=None):
     plot_stability_grid([("free samples from random units (global phase set automatically)",
                           codec.decode(noise, align=True).flatten(1),
                           torch.stack([codec.decode(r, align=True).flatten(1) for r in free]), free_steps)],
-                        out / "free_samples.png", image_shape=(28, 28))
+                        out / "free_samples.png", image_shape=(28, 28), first_label="random start")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -95,6 +95,7 @@ def run(args) -> int:
             raise UsageError(f"cannot show {model.num_visible} units as a square image")
         shape = (side, side)
     title = f"{type(model).__name__} from {args.start}"
-    plot_stability_grid([(title, first.cpu(), shown.cpu(), snapshots)], out, image_shape=tuple(shape))
+    plot_stability_grid([(title, first.cpu(), shown.cpu(), snapshots)], out, image_shape=tuple(shape),
+                        first_label="data" if args.start == "data" else "random start")
     print(f"wrote {out}")
     return 0

@@ -84,9 +84,9 @@ def complex_to_rgb(z: np.ndarray) -> np.ndarray:
     return hsv_to_rgb(np.stack([hue, np.ones_like(hue), val], -1))
 
 
-def plot_stability_grid(blocks, path, image_shape=(24, 24)):
+def plot_stability_grid(blocks, path, image_shape=(24, 24), first_label: str = "data"):
     """Fig. 2.1a: for each (title, images `[n, V]`, snapshots `[len(steps), n, V]`, steps) block, a first row
-    of data and one row of visible rates per number of Gibbs steps. Complex images are coloured (hue =
+    of data (labelled `first_label`) and one row of visible rates per number of Gibbs steps. Complex images are coloured (hue =
     phase, brightness = modulus), real ones grey. Saves a PNG at `path`."""
     import matplotlib
 
@@ -98,7 +98,7 @@ def plot_stability_grid(blocks, path, image_shape=(24, 24)):
     fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1.2, 1.1 * rows), squeeze=False)
     r = 0
     for title, images, snaps, steps in blocks:
-        series = [("data", images)] + [(s if isinstance(s, str) else f"{s} steps", snaps[i])
+        series = [(first_label, images)] + [(s if isinstance(s, str) else f"{s} steps", snaps[i])
                                        for i, s in enumerate(steps)]
         for label, z in series:
             for c in range(cols):
@@ -115,7 +115,9 @@ def plot_stability_grid(blocks, path, image_shape=(24, 24)):
                     ax.axis("off")
             axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
             r += 1
-        axes[r - len(series), 0].set_title(title, fontsize=8, loc="left")
-    fig.tight_layout()
+        axes[r - len(series), 0].text(0, 1.08, title, fontsize=8, transform=axes[r - len(series), 0].transAxes,
+                                      va="bottom", in_layout=False)
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(h_pad=1.4, rect=(0, 0, 1, 1 - 0.25 / height))   # room for the block titles
     fig.savefig(path, dpi=110)
     plt.close(fig)
