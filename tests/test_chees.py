@@ -114,8 +114,10 @@ def test_state_dependent_length_fails_the_same_test():
 
     from entropy_mcmc.samplers import get_kernel_spec
 
-    spec = dataclasses.replace(get_kernel_spec("chees-hmc"),
-                               build=lambda target, step_size, **kw: ChEESAdaptation(FarthestPointChEES(target, step_size, **kw)))
+    def build(target, step_size, **kw):
+        return ChEESAdaptation(FarthestPointChEES(target, step_size, **kw))
+
+    spec = dataclasses.replace(get_kernel_spec("chees-hmc"), build=build)
     res = run_chees(spec)
     z_mean, z_var = moment_z_scores(res.draws, MEAN, COV.diagonal())
     assert max(z_mean.max(), z_var.max()) > 8, (z_mean, z_var)
