@@ -38,9 +38,9 @@ def test_u_turn_of_a_harmonic_oscillator_by_hand():
     """U = x^2 / 2 from phase -0.05 (x = sin(-0.05), p = cos(-0.05)) with step 0.1, every doubling forward: the
     leaves follow x = sin(t), p = cos(t) at t = 0.05, 0.15, ... Four doublings (1 + 2 + 4 + 8 leaves) reach
     t = 1.45 (momenta all positive: no U-turn). The fifth subtree's first two leaves, t = 1.55 and 1.65, form an
-    aligned block whose end momenta cos 1.55 = 0.021 and cos 1.65 = -0.079 have opposite signs, so one of them has a non-positive
-    dot product with their sum: the subtree U-turns at its second leaf and is discarded. Tree depth 4,
-    15 + 2 = 17 leapfrog steps, and the draw lies on the first 16 states, x <= sin(1.45)."""
+    aligned block whose end momenta cos 1.55 = 0.021 and cos 1.65 = -0.079 have opposite signs, so one of them
+    has a non-positive dot product with their sum: the subtree U-turns at its second leaf and is discarded.
+    Tree depth 4, 15 + 2 = 17 leapfrog steps, and the draw lies on the first 16 states, x <= sin(1.45)."""
     target = Gaussian(torch.zeros(1), torch.eye(1))
     noise = torch.tensor([[math.cos(-0.05)]], dtype=torch.float64)
     kernel = Forced(target, 0.1, [1.0] * 10, noise=noise, max_tree_depth=10)
