@@ -16,6 +16,7 @@ from entropy_mcmc.ebm_training.losses import (NoiseLevels, dsm_loss, energy_and_
 from entropy_mcmc.ebm_training.networks import (GaussianEnergy, MLPEnergy, QuadraticHead, ResNetEnergy,
                                                 build_network, network_preset)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 D, N, S = 2, 8000, 0.5
 M = torch.tensor([1.0, -2.0], dtype=torch.float64)
 SIGMA0 = 0.1

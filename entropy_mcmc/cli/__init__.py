@@ -13,12 +13,14 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
-from . import bench, list as list_command, sample, train_sampler
+from . import bench, list as list_command, sample, sample_ebm, train_ebm, train_sampler
 from .common import Parser, UsageError
 
 COMMANDS = {
     "sample": sample,
     "train-sampler": train_sampler,
+    "train-ebm": train_ebm,
+    "sample-ebm": sample_ebm,
     "bench": bench,
     "list": list_command,
 }
