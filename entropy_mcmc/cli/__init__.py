@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
-from . import bench, list as list_command, sample, sample_ebm, train_ebm, train_sampler
+from . import bench, cluster, list as list_command, sample, sample_ebm, train_ebm, train_sampler
 from .common import Parser, UsageError
 
 COMMANDS = {
@@ -23,6 +23,7 @@ COMMANDS = {
     "sample-ebm": sample_ebm,
     "bench": bench,
     "list": list_command,
+    "cluster": cluster,
 }
 
 
