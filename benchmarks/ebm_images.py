@@ -25,7 +25,7 @@ from entropy_mcmc.ebm_training.plots import energy_trace, image_grid
 from entropy_mcmc.ebm_training.presets import training_preset
 from entropy_mcmc.ebm_training.sampling import sample_ebm
 from entropy_mcmc.ebm_training.trainer import EBMTrainConfig, EBMTrainer
-from entropy_mcmc.cli.sample_ebm import image_mask
+from entropy_mcmc.ebm_training.inpainting import image_mask
 
 
 def classifier(train_x, train_y, seed):

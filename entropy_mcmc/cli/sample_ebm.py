@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..ebm_training.inpainting import MASKS
 from . import common
 
 HELP = "sample a trained energy model (annealed Langevin, denoising jump, inpainting); write .npz or .png"
-MASKS = ("bottom-half", "top-half", "left-half", "right-half", "center")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,31 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def image_mask(name: str, shape) -> "torch.Tensor":
-    """A boolean mask of the known pixels of `[C, H, W]` images."""
-    import torch
-
-    c, h, w = shape
-    m = torch.zeros(c, h, w, dtype=torch.bool)
-    if name == "bottom-half":
-        m[:, : h // 2] = True  # the top half is known, the bottom half is sampled
-    elif name == "top-half":
-        m[:, h // 2:] = True
-    elif name == "right-half":
-        m[:, :, : w // 2] = True
-    elif name == "left-half":
-        m[:, :, w // 2:] = True
-    else:
-        m[:] = True
-        m[:, h // 4: h - h // 4, w // 4: w - w // 4] = False
-    return m
-
-
 def run(args) -> int:
     import numpy as np
     import torch
 
-    from ..ebm_training.data import TOYS, IMAGES, load_data
+    from ..ebm_training.data import IMAGES, TOYS, load_data
+    from ..ebm_training.inpainting import image_mask
     from ..ebm_training.plots import image_grid, scatter_2d
     from ..ebm_training.sampling import sample_ebm
     from ..ebm_training.trainer import load_model
