@@ -219,6 +219,11 @@ def unwrap(kernel: TransitionKernel) -> List[TransitionKernel]:
 
 
 def kernel_name(kernel: TransitionKernel) -> str:
-    """`StepSizeJitter(StepSizeAdaptation(HMC))` for a stack."""
-    names = [type(k).__name__ for k in unwrap(kernel)]
+    """`StepSizeJitter(StepSizeAdaptation(HMC))` for a stack; a kernel made of others (`parts`: a mixture, a
+    warmup handoff) lists them, `MixtureKernel(MALA, LearnedSampler)`."""
+    stack = unwrap(kernel)
+    names = [type(k).__name__ for k in stack]
+    parts = getattr(stack[-1], "parts", None)
+    if parts:
+        names[-1] += "(" + ", ".join(kernel_name(p) for p in parts) + ")"
     return "(".join(names) + ")" * (len(names) - 1)
