@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -63,6 +64,21 @@ def _adapts_per_chain(kernel: TransitionKernel) -> bool:
     return any(getattr(k, "adapting", False) and getattr(k, "per_chain", False) for k in unwrap(kernel))
 
 
+@contextmanager
+def _step_size_of(kernel: TransitionKernel, index: torch.Tensor):
+    """A per-chain step size (frozen per-chain adaptation) cut to the chains `index` while they step."""
+    base = kernel.base
+    s = getattr(base, "step_size", None)
+    per_chain = isinstance(s, torch.Tensor) and s.dim() == 1
+    if per_chain:
+        base.step_size = s[index.to(s.device)]
+    try:
+        yield
+    finally:
+        if per_chain:
+            base.step_size = s
+
+
 class MixtureKernel(TransitionKernel):
     """With probability `p` one step of `first`, else one step of `second`, drawn per chain and per step
     from this kernel's generator, independently of the state.
@@ -74,7 +90,9 @@ class MixtureKernel(TransitionKernel):
     mixture's generator, so one seed fixes the run.
 
     `StepInfo.extras["mixture_component"]` says which part moved each chain (0: `first`, 1: `second`);
-    the parts' own extras are not kept (they exist only for the chains that ran that part).
+    the parts' own extras are kept, NaN (or zero, if not floating) for the chains the other part moved.
+    Their names are read once, before the first step, from one proposal of each part's base kernel on
+    the first chain with the generator restored afterwards (an MH kernel changes nothing else when it steps).
     `num_grad_evals` is the mean per chain over the chains of the step. Warmup hooks reach both parts;
     a part that adapts per chain during a mixture step is refused (its schedule is per chain, while each
     step sees only the chains that chose it).
@@ -91,6 +109,7 @@ class MixtureKernel(TransitionKernel):
         self.parts = (first, second)
         self.p = float(p)
         self._needs: List[Optional[set]] = [None, None]
+        self._extras: Optional[Dict[str, torch.dtype]] = None
 
     @property
     def is_calibrated(self) -> bool:
@@ -139,15 +158,38 @@ class MixtureKernel(TransitionKernel):
         u = torch.rand(num_chains(state), generator=self.generator, dtype=torch.float64, device=like.device)
         return u < self.p
 
+    def _refreshed(self, i: int, state):
+        """`state` with the cached fields part `i` needs and lacks re-evaluated (None if it lacks none)."""
+        needs = self._needs[i]
+        if (needs is None and _missing(state)) or (needs and needs & _missing(state)):
+            return self.parts[i].refresh(state)
+        return None
+
+    def _extras_template(self, state) -> Dict[str, torch.dtype]:
+        saved = self.generator.get_state()
+        index = torch.zeros(1, dtype=torch.long, device=state_tensors(state)[0].device)
+        out: Dict[str, torch.dtype] = {}
+        try:
+            for i, part in enumerate(self.parts):
+                sub = take_chains(state, index)
+                sub = self._refreshed(i, sub) or sub
+                with _step_size_of(part, index):
+                    _, info = part.base.step(sub)
+                for name, value in info.extras.items():
+                    out.setdefault(name, value.dtype)
+        finally:
+            self.generator.set_state(saved)
+        return out
+
     def _step_part(self, i: int, state):
         part = self.parts[i]
         if _adapts_per_chain(part):
             raise ValueError(f"mixture part {type(part.base).__name__} adapts its step size per chain, which a mixture "
                              "cannot do (each step runs only the chains that chose that part); adapt it shared")
-        needs = self._needs[i]
-        if not ((needs is None and _missing(state)) or (needs and needs & _missing(state))):
+        fresh = self._refreshed(i, state)
+        if fresh is None:
             return part.step(state)
-        new, info = part.step(part.refresh(state))
+        new, info = part.step(fresh)
         if "grad" in _missing(state) and getattr(part.base, "needs_grad", False):
             info.num_grad_evals += 1  # the refresh evaluated the gradient the other part does not keep
         return new, info
@@ -155,6 +197,8 @@ class MixtureKernel(TransitionKernel):
     def step(self, state) -> Tuple[object, StepInfo]:
         if self.generator is None:
             self._ensure_generator(state_tensors(state)[0])
+        if self._extras is None:
+            self._extras = self._extras_template(state)
         n = num_chains(state)
         first = self.choose_first(state)
         pieces, infos = [], []
@@ -162,17 +206,8 @@ class MixtureKernel(TransitionKernel):
             index = mask.nonzero().flatten()
             if index.numel() == 0:
                 continue
-            sub = take_chains(state, index)
-            base = self.parts[i].base
-            s = getattr(base, "step_size", None)
-            per_chain = isinstance(s, torch.Tensor) and s.dim() == 1
-            if per_chain:  # a per-chain step size (frozen per-chain adaptation, jitter) for these chains only
-                base.step_size = s[index.to(s.device)]
-            try:
-                new, info = self._step_part(i, sub)
-            finally:
-                if per_chain:
-                    base.step_size = s
+            with _step_size_of(self.parts[i], index):
+                new, info = self._step_part(i, take_chains(state, index))
             pieces.append((index, new))
             infos.append((index, i, info))
         return merge_chains(pieces, n), self._merge_infos(infos, n, state_tensors(state)[0])
@@ -186,16 +221,22 @@ class MixtureKernel(TransitionKernel):
         with_step = any(getattr(k.base, "step_size", None) is not None for k in self.parts)
         step = torch.full((n,), float("nan"), dtype=torch.float64, device=dev) if with_step else None
         grads = 0.0
+        extras = {name: torch.full((n,), float("nan"), dtype=dtype, device=dev) if dtype.is_floating_point
+                  else torch.zeros(n, dtype=dtype, device=dev) for name, dtype in self._extras.items()}
         for index, i, info in infos:
             acc[index] = info.acceptance_prob.to(acc.dtype)
             accepted[index] = info.accepted
             diverging[index] = info.diverging
             component[index] = i
             grads += info.num_grad_evals * index.numel() / n
+            for name, value in info.extras.items():
+                if name in extras:
+                    extras[name][index] = value.to(extras[name].dtype)
             if step is not None and info.step_size is not None:
                 s = torch.as_tensor(info.step_size).to(dev, torch.float64)
                 step[index] = s.expand(index.numel()) if s.dim() == 0 else s
-        return StepInfo(acc, accepted, diverging, grads, {"mixture_component": component}, step)
+        extras["mixture_component"] = component
+        return StepInfo(acc, accepted, diverging, grads, extras, step)
 
 
 __all__ = ["MixtureKernel", "take_chains", "merge_chains"]
