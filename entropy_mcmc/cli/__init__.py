@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
-from . import bench, list as list_command, sample, train_sampler
+from . import bench, cluster, list as list_command, sample, sample_rbm, train_rbm, train_sampler
 from .common import Parser, UsageError
 
 COMMANDS = {
@@ -21,6 +21,9 @@ COMMANDS = {
     "train-sampler": train_sampler,
     "bench": bench,
     "list": list_command,
+    "cluster": cluster,
+    "train-rbm": train_rbm,
+    "sample-rbm": sample_rbm,
 }
 
 
