@@ -91,6 +91,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="results/learned_user_start")
     p.add_argument("--only", default=None, help="comma-separated labels to run (default all)")
+    p.add_argument("--timing-repeats", type=int, default=0,
+                   help="then time the share's cost: alternate mixture shares 0, 0.05 and 0.1 from the exact start "
+                        "this many times (1000 draws each) and report the median sampling seconds of each")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -147,6 +150,15 @@ def main(argv=None):
         lines.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
     (out / f"{args.target}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.timing_repeats:
+        times = {0.0: [], 0.05: [], 0.1: []}
+        for _ in range(args.timing_repeats):  # alternated, so that the machine's load hits every share alike
+            for share in times:
+                times[share].append(run("learned", 0, draws=1000, init=posterior, mixture_share=share,
+                                        **learned).sampling_time)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        print("median sampling seconds per 1000 steps, exact start, by mixture share: "
+              + ", ".join(f"{k:g}: {v:.2f} s ({v / med[0.0]:.2f}x)" for k, v in med.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def test_sample_with_the_learned_kernel(trained, tmp_path, capsys):
     assert idata.posterior["x"].shape == (8, 50, 25)
     assert idata.posterior.attrs["kernel_name"] == "learned"
     # the file holds what the library gives with the saved sampler: the CLI loaded and ran that sampler
-    lib = run_chains("german", "learned", chains=8, num_warmup=0, num_draws=50, seed=0, sampler=str(trained), warn=False)
+    lib = run_chains("german", "learned", chains=8, num_warmup=0, num_draws=50, seed=0, sampler=str(trained),
+                     warn=False)
     assert np.array_equal(idata.posterior["x"].values, lib.draws.numpy())
     # a kernel extra, kept where the learned kernel moved (NaN where the mixture's MALA share did)
     assert np.array_equal(idata.sample_stats["log_det"].values, lib.stats["log_det"].numpy(), equal_nan=True)

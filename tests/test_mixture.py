@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from entropy_mcmc.samplers import (HMC, MALA, ChainState, MixtureKernel, RandomWalkMetropolis, StepSizeAdaptation,
+from entropy_mcmc.samplers import (HMC, MALA, MixtureKernel, RandomWalkMetropolis, StepSizeAdaptation,
                                    WarmupHandoff, build_kernel, sample)
 from entropy_mcmc.samplers.base import kernel_name
 from entropy_mcmc.targets import Gaussian
@@ -143,7 +143,8 @@ def test_registry_spec_with_a_warmup_kernel_builds_the_handoff_and_the_mixture()
     assert isinstance(k, WarmupHandoff) and isinstance(k.kernel, MixtureKernel) and k.kernel.p == 0.1
     assert k.kernel.parts[0] is k.warmup_kernel and k.warmup_kernel.adapt_mass_matrix == "dense"
     assert k.warmup_kernel.target_accept == 0.574  # the warmup kernel's own defaults
-    assert build_kernel(spec, t, num_warmup=100, target_accept=0.7, adapt_mass="diag").warmup_kernel.target_accept == 0.7
+    tuned = build_kernel(spec, t, num_warmup=100, target_accept=0.7, adapt_mass="diag").warmup_kernel
+    assert tuned.target_accept == 0.7 and tuned.adapt_mass_matrix == "diag"
     assert isinstance(build_kernel(spec, t, num_warmup=100, mixture_share=0).kernel, RandomWalkMetropolis)
     assert isinstance(build_kernel(spec, t, num_warmup=0), MixtureKernel)
     assert isinstance(build_kernel(spec, t, num_warmup=0, mixture_share=0.0), RandomWalkMetropolis)

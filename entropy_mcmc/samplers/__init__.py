@@ -15,8 +15,9 @@ from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, Learn
 from .run import run_chains
 
 __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "MetropolisHastingsKernel",
-           "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "find_kernel", "spawn_seeds", "RandomWalkMetropolis", "MALA",
-           "HMC", "UnadjustedLangevin", "MixtureKernel", "WarmupHandoff", "StepSizeAdaptation", "StepSizeJitter",
-           "DualAveraging", "KernelSpec", "KernelOption", "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample",
-           "run_chains", "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal",
-           "LearnedProposalConfig", "AdaptiveMALA", "TrainConfig", "train_sampler"]
+           "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "find_kernel", "spawn_seeds",
+           "RandomWalkMetropolis", "MALA", "HMC", "UnadjustedLangevin", "MixtureKernel", "WarmupHandoff",
+           "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec", "KernelOption", "register_kernel",
+           "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains", "SampleResult",
+           "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "AdaptiveMALA",
+           "TrainConfig", "train_sampler"]

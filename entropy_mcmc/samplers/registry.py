@@ -140,6 +140,10 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int, targe
     """The kernel `name` (a registry name, or a `KernelSpec` not in the registry) on `target`, wrapped as its spec says: `StepSizeAdaptation` when it adapts and there
     is a warmup, then `StepSizeJitter` when the jitter is positive. None means the spec's default.
 
+    A spec with a `warmup_kernel` (`learned`) comes back as `WarmupHandoff(MixtureKernel(warmup kernel, kernel,
+    mixture_share), warmup kernel)`: `target_accept`, `adapt_mass` and `per_chain` then go to the warmup kernel,
+    `step_size` and `jitter` to the kernel; no mixture with a zero share, no handoff without warmup.
+
     Raises ValueError for an unknown name, an option the kernel cannot honour (mass adaptation without a mass
     matrix, a jitter outside [0, 1)), and TypeError for a builder that does not return a TransitionKernel.
     """
