@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from entropy_mcmc.samplers import (HMC, MALA, ChainState, StepInfo, StepSizeAdaptation, StepSizeJitter,
-                                   TransitionKernel, UnadjustedLangevin, sample, select_chains)
+from entropy_mcmc.samplers import (HMC, MALA, ChainState, RandomWalkMetropolis, StepInfo, StepSizeAdaptation,
+                                   StepSizeJitter, TransitionKernel, UnadjustedLangevin, sample, select_chains)
 from entropy_mcmc.samplers.metric import Metric
 from entropy_mcmc.samplers.metropolis import Proposal
 from entropy_mcmc.samplers.runner import ConvergenceWarning
@@ -274,3 +274,18 @@ def test_layer_contracts_hold():
     proc = subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout
+
+
+# ------------------------------------------------------------------ stuck chains
+def test_a_chain_that_never_moves_is_named_and_counted():
+    t = get_target("scg2")
+    step = torch.full((4,), 0.3, dtype=torch.float64)
+    step[2] = 1e4   # chain 2 proposes absurd moves: every one rejected
+    res = sample(RandomWalkMetropolis(t, step), torch.zeros(4, 2), 200, progress=False, seed=0, warn=False)
+    assert res.stuck_at_end[2] == 200 and res.longest_stuck[2] == 200
+    assert res.longest_stuck[[0, 1, 3]].max() < 20
+    messages = [m for m in res.convergence_warnings() if "accepted no move" in m]
+    assert len(messages) == 1 and messages[0].startswith("chain 2 of 4 accepted no move")
+    # a kernel without an accept step is never stuck
+    gibbs = sample(CountingKernel(), torch.zeros(4, 3), 50, progress=False, seed=0, warn=False)
+    assert gibbs.longest_stuck.max() == 0 and not any("accepted no move" in m for m in gibbs.convergence_warnings())
