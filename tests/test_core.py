@@ -262,10 +262,25 @@ def test_target_from_a_plain_function():
 
 
 def test_initial_positions_are_a_target_method_and_reproducible():
-    t = get_target("german")
+    t = get_target("icg50")
     a, b = t.initial_positions(5, seed=3), t.initial_positions(5, seed=3, dtype=torch.float64)
-    assert a.shape == (5, 25) and a.dtype == torch.float32 and torch.equal(a, b.float())
-    assert 0.05 < float(b.std()) < 0.15
+    assert a.shape == (5, 50) and a.dtype == torch.float32 and torch.equal(a, b.float())
+    assert 0.07 < float(b.std()) < 0.13 and abs(float(b.mean())) < 0.05   # N(0, 0.1^2) around the origin
+
+
+@pytest.mark.parametrize("name", ["german", "australian", "heart"])
+def test_logistic_regression_starts_at_its_mode(name):
+    """Default starts are not absurd for the posterior: centred on the MAP, within a posterior sd of the mean."""
+    from entropy_mcmc.targets.logistic_regression import load_reference
+
+    t = get_target(name)
+    mode = t.mode()
+    assert float(t.energy_and_grad(mode[None])[1].abs().max()) < 1e-8   # a stationary point of a convex energy
+    ref = load_reference(name)
+    z = (mode - torch.tensor(ref["mean"], dtype=torch.float64)) / torch.tensor(ref["std"], dtype=torch.float64)
+    assert float(z.abs().max()) < 1.0
+    x = t.initial_positions(4000, seed=0, dtype=torch.float64)
+    torch.testing.assert_close(x.mean(0), mode, atol=4 * 0.1 / 4000 ** 0.5, rtol=0)
 
 
 # ------------------------------------------------------------------ layers

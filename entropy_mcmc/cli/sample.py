@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-chain-step-size", action="store_true",
                         help="adapt one step size per chain instead of one shared step size")
     parser.add_argument("--init-scale", type=common.positive_float, default=0.1,
-                        help="chains start at N(0, s^2 I) draws (default 0.1)")
+                        help="chains start at N(c, s^2 I) draws around the target's centre c: the posterior mode "
+                             "for logistic regression, the origin otherwise (default 0.1)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--device", type=common.device, default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=common.nonneg_int, default=1,
