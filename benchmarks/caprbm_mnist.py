@@ -59,6 +59,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--pcd-lr", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--pcd-chains", type=int, default=None, help="persistent chains (default: the batch size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default="results/caprbm_mnist")
@@ -88,7 +89,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     decay_from = a.cd_epochs + a.pcd_epochs - a.weight_decay_epochs
     pcd = Trainer.load(out / "mnist_cd1.pt", persistent=True, learning_rate=a.pcd_lr, momentum=0.5,
-                       epochs=decay_from)
+                       epochs=decay_from, num_chains=a.pcd_chains)
     pcd.fit(data, checkpoint=out / "mnist_pcd.pt", log=log)
     pcd.save(out / "mnist_pcd.pt")
     pcd = Trainer.load(out / "mnist_pcd.pt", weight_decay=a.weight_decay, epochs=a.cd_epochs + a.pcd_epochs)
