@@ -1,6 +1,6 @@
 """Thesis Fig. 2.1b,c at CPU scale: the CAP-RBM on MNIST in the complex wavelet domain.
 
-    .venv/bin/python benchmarks/caprbm_mnist.py [--train 8000 --cd-epochs 10 --pcd-epochs 30] [--out results/caprbm_mnist]
+    .venv/bin/python benchmarks/caprbm_mnist.py [--train 8000 --cd-epochs 10 --pcd-epochs 30] [--out DIR]
     .venv/bin/python benchmarks/caprbm_mnist.py --quick
 
 Appendix A.3's recipe on the 10k MNIST split in ../shared/data/mnist (the thesis used the 60k
