@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from entropy_mcmc.diagnostics import ess, rhat
-from entropy_mcmc.samplers import HMC, StepSizeAdaptation, StepSizeJitter, sample, spawn_seeds
+from entropy_mcmc.samplers import build_kernel, sample, spawn_seeds
 from entropy_mcmc.targets import get_target
 
 
@@ -42,8 +42,8 @@ def main():
             for seed in args.seeds:
                 init_seed, kernel_seed = spawn_seeds(seed, 2)
                 x0 = target.initial_positions(args.chains, init_seed, torch.float32, "cpu")
-                k = StepSizeAdaptation(HMC(target, 0.1, args.leapfrog_steps), 0.8, adapt_mass_matrix=mass)
-                k = StepSizeJitter(k, jitter) if jitter else k
+                k = build_kernel("hmc", target, num_warmup=500, step_size=0.1, target_accept=0.8, adapt_mass=mass,
+                                 jitter=jitter, num_steps=args.leapfrog_steps)
                 t0 = time.perf_counter()
                 r = sample(k, x0, 1000, 500, progress=False, seed=kernel_seed)
                 dt = time.perf_counter() - t0

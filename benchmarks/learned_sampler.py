@@ -41,8 +41,8 @@ import torch
 from entropy_mcmc.diagnostics import autocorrelation
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess
 from entropy_mcmc.diagnostics.ess import ess as arviz_ess
-from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation, StepSizeJitter, sample
-from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedSampler, TrainConfig,
+from entropy_mcmc.samplers import build_kernel, sample
+from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, TrainConfig,
                                            preset, train_sampler)
 from entropy_mcmc.targets import get_target
 from entropy_mcmc.targets.base import Target
@@ -116,11 +116,11 @@ def log_rows(name, rows, log):
             f"mean err {r['max_mean_err_sd']:.3f} sd")
 
 
-def run_baseline(kernel, init, seed, target_accept, jitter=0.0):
-    adapted = StepSizeAdaptation(kernel, target_accept=target_accept)
-    if jitter:
-        adapted = StepSizeJitter(adapted, jitter)
-    return sample(adapted, init, STEPS, num_warmup=WARMUP, progress=False, seed=seed)
+def run_baseline(name, target, init, seed, target_accept, jitter=0.0, **options):
+    """A registry kernel as the thesis' baselines run: step size adapted from 0.1, no mass matrix."""
+    kernel = build_kernel(name, target, num_warmup=WARMUP, step_size=0.1, target_accept=target_accept, adapt_mass=False,
+                          jitter=jitter, **options)
+    return sample(kernel, init, STEPS, num_warmup=WARMUP, progress=False, seed=seed)
 
 
 def proposals_figure(target, kernels, x0, path, n=400, seed=0):
@@ -226,7 +226,8 @@ def run_target(name, out, log, args):
 
     rows = []
     t0 = time.perf_counter()
-    res = sample(LearnedSampler(target, trained.model), init, STEPS, progress=False, seed=seed)
+    learned = build_kernel("learned", target, num_warmup=0, sampler=trained.model)
+    res = sample(learned, init, STEPS, progress=False, seed=seed)
     pre = model_cfg.precondition
     row = evaluate(name, res, target, mean, var, "learned" if pre == "none" else f"learned ({pre} precond.)")
     row.update(train_s=trained.train_time, batch_size=train_cfg.batch_size, train_steps=train_cfg.steps,
@@ -237,11 +238,11 @@ def run_target(name, out, log, args):
     if args.learned_only:
         log_rows(name, rows, log)
         return rows
-    baselines = (("MALA", MALA(target, 0.1), 0.574, 0.0), ("HMC-40", HMC(target, 0.1, num_steps=40), 0.8, 0.0),
-                 ("HMC-40+jitter", HMC(target, 0.1, num_steps=40), 0.8, 0.5))
-    for label, kernel, accept, jitter in baselines:
+    baselines = (("MALA", "mala", {}, 0.574, 0.0), ("HMC-40", "hmc", {"num_steps": 40}, 0.8, 0.0),
+                 ("HMC-40+jitter", "hmc", {"num_steps": 40}, 0.8, 0.5))
+    for label, kernel, options, accept, jitter in baselines:
         t0 = time.perf_counter()
-        res = run_baseline(kernel, init, seed, accept, jitter)
+        res = run_baseline(kernel, target, init, seed, accept, jitter, **options)
         rows.append(evaluate(name, res, target, mean, var, label))
         log(f"[{name}] {label}: {time.perf_counter() - t0:.1f} s")
     if pre != "none":
@@ -250,7 +251,7 @@ def run_target(name, out, log, args):
         white = Whitened(target, trained.model)
         with torch.no_grad():
             y0 = trained.model.whiten(init.reshape(CHAINS, -1))
-        res = run_baseline(HMC(white, 0.1, num_steps=40), y0, seed, 0.8, 0.5)
+        res = run_baseline("hmc", white, y0, seed, 0.8, 0.5, num_steps=40)
         with torch.no_grad():
             res.draws = trained.model.unwhiten(res.draws.flatten(0, 1)).reshape(res.draws.shape)
         rows.append(evaluate(name, res, target, mean, var, label))
@@ -272,9 +273,11 @@ def run_target(name, out, log, args):
         l2.save(out / f"{name}_l2.pt", benchmark="benchmarks/learned_sampler.py")
         mala_step = rows[1]["step_size"]
         x0 = (-0.5 * target.std * torch.tensor([1.0, 1.0], dtype=torch.float64) * 2.5).float()
-        proposals_figure(target, {f"MALA (step {mala_step:.2f})": MALA(target, mala_step),
-                                  "entropy-trained": LearnedSampler(target, trained.model),
-                                  "L2-jump-trained": LearnedSampler(target, l2.model)}, x0, out / f"fig41_{name}.png")
+        kernels = {f"MALA (step {mala_step:.2f})": build_kernel("mala", target, num_warmup=0, step_size=mala_step,
+                                                                  adapt_mass=False),
+                   "entropy-trained": build_kernel("learned", target, num_warmup=0, sampler=trained.model),
+                   "L2-jump-trained": build_kernel("learned", target, num_warmup=0, sampler=l2.model)}
+        proposals_figure(target, kernels, x0, out / f"fig41_{name}.png")
         log(f"[{name}] wrote fig41_{name}.png (L2 sampler trained {l2.train_time:.1f} s)")
     return rows
 

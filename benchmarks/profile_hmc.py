@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import torch.nn.functional as F
 
-from entropy_mcmc.samplers import HMC
+from entropy_mcmc.samplers import build_kernel
 from entropy_mcmc.targets import LogisticRegression, get_target, load_dataset
 
 
@@ -66,7 +66,8 @@ def main():
     x = 0.1 * torch.randn(args.chains, targets[0][1].dim, generator=torch.Generator().manual_seed(0), dtype=dtype)
     for (label, target), threads in [(t, n) for n in args.threads for t in targets]:
         torch.set_num_threads(threads)
-        kernel = HMC(target, step_size=0.05, num_steps=args.leapfrog_steps, seed=0)
+        kernel = build_kernel("hmc", target, num_warmup=0, step_size=0.05, jitter=0.0, num_steps=args.leapfrog_steps,
+                              seed=0)
         state = kernel.init(x)
 
         def step():

@@ -131,11 +131,9 @@ def main() -> None:
 
     from pyro.infer import NUTS
 
-    from entropy_mcmc.samplers import StepSizeJitter
     from entropy_mcmc.pyro import PyroKernel, blr_target, load_blr_data, logistic_regression_model
     from entropy_mcmc.samplers.learned import train_on_target
-    from entropy_mcmc.samplers import HMC, MALA, StepSizeAdaptation
-    from entropy_mcmc.samplers.learned import LearnedSampler
+    from entropy_mcmc.samplers import build_kernel
     from entropy_mcmc.targets import LogisticRegression
     from entropy_mcmc.targets.logistic_regression import load_reference
 
@@ -171,12 +169,11 @@ def main() -> None:
     init = pyro_target.initial_position(args.chains, generator=gen)
 
     def mala(t):
-        return StepSizeAdaptation(MALA(t, 0.1), 0.574, per_chain=True)
+        return build_kernel("mala", t, num_warmup=args.warmup, target_accept=0.574, per_chain=True, adapt_mass=False)
 
     def hmc(t):
-        inner = StepSizeAdaptation(HMC(t, 0.1, num_steps=args.hmc_steps), 0.8, per_chain=True,
-                                   adapt_mass_matrix=True)
-        return StepSizeJitter(inner, args.jitter)
+        return build_kernel("hmc", t, num_warmup=args.warmup, target_accept=0.8, per_chain=True, adapt_mass="diag",
+                            jitter=args.jitter, num_steps=args.hmc_steps)
 
     trained_native = None
     if not args.no_learned:
@@ -194,7 +191,7 @@ def main() -> None:
             # like PyroKernel, start from the training's bootstrap chains (already in the typical set)
             buffer = trained.extra["buffer"]
             start = buffer[torch.arange(args.chains) % buffer.shape[0]].to(init)
-            r, _ = run_runner(path, "learned", lambda t: LearnedSampler(t, trained.model), target, start,
+            r, _ = run_runner(path, "learned", lambda t: build_kernel("learned", t, num_warmup=0, sampler=trained.model), target, start,
                               args.warmup, args.draws, ref, args.seed, extra_warmup=train_s,
                            note="trained on this target" if path == "runner/native" else
                            "the adapter's trained sampler")

@@ -98,7 +98,7 @@ def test_bad_arguments_are_argparse_errors(argv, message, capsys):
 
 def test_kernel_defaults_follow_the_spec():
     german = get_target("german")
-    for name, accept, mass in (("rwm", 0.234, None), ("mala", 0.574, "diag"), ("hmc", 0.8, "diag")):
+    for name, accept, mass in (("rwm", 0.234, None), ("mala", 0.574, "dense"), ("hmc", 0.8, "diag")):
         kernel = build_kernel(name, german, num_warmup=10)
         adapt = kernel.kernel if isinstance(kernel, StepSizeJitter) else kernel
         assert isinstance(adapt, StepSizeAdaptation)
@@ -107,7 +107,7 @@ def test_kernel_defaults_follow_the_spec():
         assert isinstance(kernel, StepSizeJitter) == (name == "hmc")
     assert build_kernel("hmc", german, num_warmup=0).base.num_steps == 10
     assert not isinstance(build_kernel("mala", german, num_warmup=0), StepSizeAdaptation)  # no warmup, nothing to adapt
-    assert build_kernel("mala", german, num_warmup=10, adapt_mass="dense").adapt_mass_matrix == "dense"
+    assert build_kernel("mala", german, num_warmup=10, adapt_mass="diag").adapt_mass_matrix == "diag"
 
 
 def test_registered_kernel_is_selectable(monkeypatch):
@@ -180,3 +180,31 @@ def test_threads_option_leaves_the_callers_setting_alone():
     result = run_chains("scg2", "mala", chains=2, num_warmup=2, num_draws=2, threads=1, warn=False)
     assert torch.get_num_threads() == before
     assert result.attrs["threads"] == 1
+
+
+def test_mala_on_german_with_the_defaults_converges(capsys):
+    """The issue's report: `sample --target german --kernel mala --chains 64 --warmup 500 --draws 1000 --seed 1`
+    ended at R-hat 1.05 and said nothing. With the adapted dense preconditioner it converges, and says nothing."""
+    assert cli.main(["sample", "--target", "german", "--kernel", "mala", "--chains", "64", "--warmup", "500",
+                     "--draws", "1000", "--seed", "1", "--no-progress", "--no-summary"]) == 0
+    out = capsys.readouterr().out
+    max_rhat = float(out.split("max R-hat ")[1].split(",")[0])
+    assert max_rhat <= 1.01 and "warning:" not in out
+
+
+def test_unconverged_sample_prints_warnings_with_the_numbers(capsys):
+    assert cli.main(["sample", "--target", "german", "--kernel", "mala", "--chains", "4", "--warmup", "10",
+                     "--draws", "20", "--seed", "1", "--no-progress", "--no-summary"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: max R-hat is" in out and "warning: min bulk ESS is" in out
+
+
+def test_cli_errors_are_one_line_without_a_traceback(tmp_path):
+    exe = Path(sys.executable).parent / "entropy-mcmc"
+    if not exe.exists():
+        pytest.skip("console script not installed next to this interpreter")
+    proc = subprocess.run([str(exe), "sample", "--target", "german", "--kernel", "learned", "--sampler",
+                           str(tmp_path / "missing.pt"), "--draws", "5"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing.pt" in lines[0] and "Traceback" not in proc.stderr

@@ -159,3 +159,34 @@ def test_invalid_arguments_are_rejected():
     bad = PyroKernel(hierarchical_normal_model, lambda target: "not a kernel")
     with pytest.raises(TypeError, match="must return an entropy_mcmc TransitionKernel"):
         run(bad, num_samples=2, warmup_steps=0, num_chains=1)
+
+
+def _subsampled(y):
+    loc = pyro.sample("loc", pyro.distributions.Normal(0.0, 1.0))
+    with pyro.plate("data", y.shape[0], subsample_size=5) as idx:
+        pyro.sample("y", pyro.distributions.Normal(loc, 1.0), obs=y[idx])
+
+
+def test_a_subsampled_plate_is_refused_with_the_reason():
+    kernel = PyroKernel(_subsampled, "mala")
+    with pytest.raises(ValueError, match=r"plate 'data' subsamples 5 of 20 items.*noisy"):
+        kernel.setup(0, torch.zeros(20))
+
+
+def test_learned_starts_where_the_user_put_the_chain():
+    """With `initial_params` the learned kernel starts there; without, at one of the training's chains."""
+    start = {"mu": torch.tensor(3.0, dtype=torch.float64), "tau": torch.tensor(-1.0, dtype=torch.float64),
+             "eta": torch.full((4,), 2.0, dtype=torch.float64)}   # unconstrained values (log tau = -1)
+    positions = {}
+    for given in (True, False):
+        kernel = PyroKernel(hierarchical_normal_model, "learned", train=dict(steps=5, batch_size=8),
+                            model_config=dict(width=4), warmup_steps=5)
+        if given:
+            kernel.initial_params = start
+        pyro.set_rng_seed(0)
+        kernel.setup(0, *DATA)
+        kernel._build(kernel.initial_params)   # trains, then makes the chain's kernel and first state
+        positions[given] = kernel._state.position[0]
+        buffer = kernel.train_result.extra["buffer"].reshape(8, -1).to(positions[given])
+    assert torch.equal(positions[True], kernel.layout.flatten(start))
+    assert any(torch.equal(positions[False], row) for row in buffer)

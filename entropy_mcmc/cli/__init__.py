@@ -10,11 +10,10 @@ Heavy imports beyond torch (arviz, pandas, pyro, jax) happen inside the handlers
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import List, Optional
 
-from . import bench, list as list_command, sample, sample_rbm, train_rbm, train_sampler
+from . import bench, cluster, list as list_command, sample, sample_rbm, train_rbm, train_sampler
 from .common import Parser, UsageError
 
 COMMANDS = {
@@ -22,6 +21,7 @@ COMMANDS = {
     "train-sampler": train_sampler,
     "bench": bench,
     "list": list_command,
+    "cluster": cluster,
     "train-rbm": train_rbm,
     "sample-rbm": sample_rbm,
 }

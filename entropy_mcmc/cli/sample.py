@@ -40,10 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-size", type=common.positive_float, default=None,
                         help="initial step size before adaptation (default 0.1)")
     parser.add_argument("--adapt-mass", action=argparse.BooleanOptionalAction, default=None,
-                        help="adapt a diagonal mass matrix during warmup (kernels with one: hmc, mala; default on "
-                             "for those)")
-    parser.add_argument("--dense-mass", action="store_true",
-                        help="adapt a dense mass matrix instead of a diagonal one (hmc, mala)")
+                        help="adapt a mass matrix during warmup (kernels with one: hmc, mala; default on for those)")
+    parser.add_argument("--mass", choices=("diag", "dense"), default=None,
+                        help="the mass matrix adapted: diagonal or dense (default: hmc diag, mala dense)")
     parser.add_argument("--step-size-jitter", type=common.unit_interval, default=None, metavar="J",
                         help="after warmup, draw each chain's step size uniformly in [s(1-J), s(1+J)] at every "
                              "step (default: hmc 0.5, others 0)")
@@ -85,10 +84,10 @@ def build_options(args) -> dict:
     if args.kernel == "learned" and not options.get("sampler"):
         raise common.UsageError("--kernel learned needs --sampler PATH (train one with `entropy-mcmc train-sampler`)")
     mass = args.adapt_mass
-    if args.dense_mass:
+    if args.mass is not None:
         if mass is False:
-            raise common.UsageError("--dense-mass contradicts --no-adapt-mass")
-        mass = "dense"
+            raise common.UsageError(f"--mass {args.mass} contradicts --no-adapt-mass")
+        mass = args.mass
     return dict(target_accept=args.target_accept, step_size=args.step_size, adapt_mass=mass,
                 jitter=args.step_size_jitter, per_chain=args.per_chain_step_size, **options)
 

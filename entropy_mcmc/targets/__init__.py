@@ -64,7 +64,8 @@ def _load_plugins() -> None:
 def target_sources() -> Dict[str, tuple]:
     """name -> (source, one-line description) for every registered target, plugins included."""
     _load_plugins()
-    return {n: (_SOURCES[n], first_line(f) if _SOURCES[n] != "built-in" else "") for n in sorted(_REGISTRY)}
+    return {n: (_SOURCES[n], first_line(_REGISTRY[n]) if _SOURCES[n] != "built-in" else "")
+            for n in sorted(_REGISTRY)}
 
 
 _FUNNEL = re.compile(r"funnel(\d+(?:\.\d+)?)-(\d+)")

@@ -8,10 +8,10 @@
 - `make_learned_kernel`: the registry's `learned` kernel, loaded from a file or trained on the target.
 - `preset(name)`: Table C.1 hyper-parameters per target, scaled to a 2-core CPU.
 """
-from .adaptive_mala import AdaptiveMALA, AdaptiveMALAConfig, AdaptiveMALAProposal
+from .adaptive_mala import AdaptiveMALAConfig, AdaptiveMALAProposal
 from .build import make_learned_kernel, train_on_target
 from .flow import CouplingFlow, checkerboard_masks, random_masks
-from .kernel import LearnedSampler, TargetFunctions, load_proposal, propose_move, save_proposal
+from .kernel import AdaptiveMALA, LearnedSampler, TargetFunctions, load_proposal, propose_move, save_proposal
 from .networks import StepIndexedMLP
 from .presets import CPU_BUDGET, THESIS_BUDGET, THESIS_TABLE_C1, preset
 from .proposal import LearnedProposal, LearnedProposalConfig, ProposalModel

@@ -20,9 +20,6 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from ...targets.base import Target
-from ..base import Seed
-from .kernel import LearnedSampler
 from .proposal import Move, ProposalModel, _eps, log_normal
 
 
@@ -82,14 +79,4 @@ class AdaptiveMALAProposal(ProposalModel):
         return log_normal(z0) - self.log_diag.sum() - d_log_eps
 
 
-class AdaptiveMALA(LearnedSampler):
-    """MH kernel with the adaptive-MALA proposal: one gradient evaluation per step (dU(x') only)."""
-
-    def __init__(self, target: Target, model: AdaptiveMALAProposal = None, step_size=None, seed: Seed = None,
-                 divergence_threshold: float = 1000.0):
-        if model is None:
-            model = AdaptiveMALAProposal(AdaptiveMALAConfig(target.dim, tuple(target.event_shape)))
-        super().__init__(target, model, step_size, seed, divergence_threshold)
-
-
-__all__ = ["AdaptiveMALA", "AdaptiveMALAProposal", "AdaptiveMALAConfig"]
+__all__ = ["AdaptiveMALAProposal", "AdaptiveMALAConfig"]

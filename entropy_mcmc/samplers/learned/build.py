@@ -64,14 +64,15 @@ def train_on_target(target: Target, train: Union[TrainConfig, Dict, None] = None
     dtype = getattr(target, "dtype", torch.float32)
     cfg = _train_config(train, dtype)
     cfg_dtype = getattr(torch, cfg.dtype)
-    init, mala_step = warm_start(target, cfg.batch_size, warmup_steps, seed, cfg_dtype)
+    chains = cfg.buffer_size or cfg.batch_size
+    init, mala_step = warm_start(target, chains, warmup_steps, seed, cfg_dtype)
     if isinstance(model_config, LearnedProposalConfig):
         mc = model_config
     else:
         options = {"width": DEFAULT_WIDTH, "eps": mala_step, **(model_config or {})}
         mc = LearnedProposalConfig(target.dim, tuple(target.event_shape), **options)
     return train_sampler(target, config=cfg, model_config=mc, seed=seed, progress=progress,
-                         init=init.reshape((cfg.batch_size,) + tuple(target.event_shape)))
+                         init=init.reshape((chains,) + tuple(target.event_shape)))
 
 
 def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel, TrainResult, None] = None,

@@ -8,6 +8,8 @@ ratio uses log q(x|x') - log q(x'|x) from the flow's change of variables.
 """
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
@@ -17,6 +19,7 @@ import torch
 from ...targets.base import Target
 from ..base import ChainState, Seed
 from ..metropolis import MetropolisHastingsKernel, Proposal
+from .adaptive_mala import AdaptiveMALAConfig, AdaptiveMALAProposal
 from .proposal import Move, ProposalModel, base_entropy
 
 
@@ -28,7 +31,8 @@ class TargetFunctions:
     returns a gradient carrying an autograd graph (the analytic gradients of the Gaussian, funnel
     and logistic regression targets do when the input requires grad), otherwise autograd on
     `target.energy` with `create_graph=True`. `stop_gradient=True` detaches the gradient instead
-    (the cheaper scheme of Titsias & Dellaportas that the thesis found worse), kept for ablations.
+    (the cheaper scheme of Titsias & Dellaportas that the thesis found worse), kept for ablations;
+    the energy U stays differentiable, so the acceptance term still trains the proposal.
     """
 
     def __init__(self, target: Target, differentiable: bool = False, stop_gradient: bool = False):
@@ -51,16 +55,19 @@ class TargetFunctions:
         return self._differentiable_energy_and_grad(y)
 
     def grad(self, y: torch.Tensor) -> torch.Tensor:
-        if not self.differentiable:
-            if callable(self._grad_only):
-                return self._grad_only(self._view(y)).reshape(y.shape)
-            return self.target.energy_and_grad(self._view(y))[1].reshape(y.shape)
-        return self._differentiable_energy_and_grad(y)[1]
+        if self.differentiable and not self.stop_gradient:
+            return self._differentiable_energy_and_grad(y)[1]
+        if self.stop_gradient:
+            y = y.detach()
+        if callable(self._grad_only):
+            return self._grad_only(self._view(y)).reshape(y.shape).detach()
+        return self.target.energy_and_grad(self._view(y))[1].reshape(y.shape).detach()
 
     def _differentiable_energy_and_grad(self, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.stop_gradient:
-            u, g = self.target.energy_and_grad(self._view(y.detach()))
-            return u, g.reshape(y.shape)
+        if self.stop_gradient:  # dU(x') is a constant; U(x') in the acceptance ratio stays differentiable
+            g = self.target.energy_and_grad(self._view(y.detach()))[1].detach()
+            with torch.enable_grad():
+                return self.energy(y), g.reshape(y.shape)
         with torch.enable_grad():
             if not y.requires_grad:
                 y = y.detach().requires_grad_(True)
@@ -184,22 +191,78 @@ class LearnedSampler(MetropolisHastingsKernel):
         return kernel
 
 
+class AdaptiveMALA(LearnedSampler):
+    """MH kernel with the adaptive-MALA proposal: one gradient evaluation per step (dU(x') only)."""
+
+    def __init__(self, target: Target, model: AdaptiveMALAProposal = None, step_size=None, seed: Seed = None,
+                 divergence_threshold: float = 1000.0):
+        if model is None:
+            model = AdaptiveMALAProposal(AdaptiveMALAConfig(target.dim, tuple(target.event_shape)))
+        super().__init__(target, model, step_size, seed, divergence_threshold)
+
+
 FORMAT_VERSION = 1
 
 
+def _plain(value: Any, where: str) -> Any:
+    """`value` as plain containers of tensors and primitives, all that `torch.load(weights_only=True)` reads:
+    numpy arrays become tensors, numpy scalars numbers, dataclasses dicts, paths strings; anything else is a
+    TypeError naming `where`."""
+    import numpy as np
+
+    if value is None or type(value) in (bool, int, float, str):  # exact types: np.float64 is a float subclass
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.dtype):
+        return str(value).replace("torch.", "")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value), where)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"cannot save {where}: key {k!r} is a {type(k).__name__}, not a str or int")
+            out[k] = _plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise TypeError(f"cannot save {where}: a {type(value).__name__} is not a tensor, number, string or container "
+                    "of those (a sampler file holds plain data only, so loading it runs no code)")
+
+
 def save_proposal(path: Union[str, Path], model: ProposalModel, **meta) -> None:
-    """torch.save of {format, model: {kind, config}, state_dict, meta}; reload with `load_proposal`."""
+    """torch.save of {format, model: {kind, config}, state_dict, meta}, plain data only; reload with
+    `load_proposal`. `meta` may hold numpy arrays and dataclasses (converted); other objects are a TypeError."""
     payload = {"format": "entropy_mcmc.learned_sampler", "version": FORMAT_VERSION,
-               "model": model.describe(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "meta": meta}
+               "model": _plain(model.describe(), "the model description"),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "meta": _plain(meta, "meta")}
     torch.save(payload, str(path))
 
 
 def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalModel, Dict[str, Any]]:
-    """Rebuild a proposal model from its saved config and load its weights (masks included)."""
+    """Rebuild a proposal model from its saved config and load its weights (masks included).
+
+    The file is read with `torch.load(weights_only=True)`: a file holding anything but tensors and plain
+    containers (a pickle that would run code when loaded) is a ValueError, and nothing in it is executed.
+    """
     from .registry import build_model
 
-    payload = torch.load(str(path), map_location=map_location, weights_only=False)
+    try:  # weights_only: tensors and plain containers; a pickle that would import or call anything is refused
+        payload = torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = next((line for line in str(err).splitlines() if "GLOBAL" in line), "").strip()
+        raise ValueError(f"{path} was refused: it holds objects whose unpickling would run code"
+                         + (f" ({detail})" if detail else "")
+                         + "; a learned sampler file holds only tensors and plain data") from None
     if not isinstance(payload, dict) or payload.get("format") != "entropy_mcmc.learned_sampler":
         raise ValueError(f"{path} is not a learned sampler file written by entropy_mcmc")
     model = build_model(payload["model"])
@@ -208,4 +271,4 @@ def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalM
     return model, payload.get("meta", {})
 
 
-__all__ = ["LearnedSampler", "TargetFunctions", "propose_move", "MoveResult", "save_proposal", "load_proposal"]
+__all__ = ["LearnedSampler", "AdaptiveMALA", "TargetFunctions", "propose_move", "MoveResult", "save_proposal", "load_proposal"]

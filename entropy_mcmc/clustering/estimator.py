@@ -1,0 +1,105 @@
+"""The scikit-learn estimator shape for people who cluster their own arrays:
+`NMCE(n_clusters=10, random_state=0).fit_predict(X)`, with `fit`, `predict`, `transform` (the embedding z)
+and `predict_proba` (the cluster posterior from the Gumbel sampler's draws through the common runner)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+
+from ..samplers.runner import sample
+from .augment import GaussianNoise
+from .gumbel import GumbelClusterKernel, cluster_posterior
+from .networks import ClusterNetwork, MLPBackbone
+from .training import NMCETrainer, TrainConfig, embed, three_stages
+
+
+class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Neural manifold clustering and embedding of the rows of `X` (thesis ch. 5) with an MLP backbone.
+
+    The data are centred and divided by one global scale (so distances keep their shape); the
+    augmentation adds Gaussian noise of standard deviation `aug_noise` in those units (the locality
+    constraint). Training runs the three stages of `three_stages(steps)`.
+
+    Fitted attributes: `network_` (the `ClusterNetwork`), `labels_`, `embedding_`, `history_` (the
+    training log rows), `mean_`, `scale_`, `n_features_in_`.
+    """
+
+    def __init__(self, n_clusters: int = 10, z_dim: Optional[int] = None, width: int = 256, depth: int = 4,
+                 aug_noise: float = 0.05, steps: Sequence[int] = (300, 300, 300), batch_size: int = 1024,
+                 lam: float = 20.0, eps_sq: float = 0.01, lr: float = 1e-3, tau: float = 1.0, n_draws: int = 200,
+                 random_state: Optional[int] = None, verbose: bool = False, out_dir=None):
+        self.n_clusters, self.z_dim, self.width, self.depth = n_clusters, z_dim, width, depth
+        self.aug_noise, self.steps, self.batch_size, self.lam = aug_noise, steps, batch_size, lam
+        self.eps_sq, self.lr, self.tau, self.n_draws = eps_sq, lr, tau, n_draws
+        self.random_state, self.verbose, self.out_dir = random_state, verbose, out_dir
+
+    def _check_X(self, X, fitting: bool) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(f"X must be a non-empty 2-D array [n_samples, n_features], got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("X contains NaN or infinite values")
+        if not fitting:
+            if not hasattr(self, "network_"):
+                raise ValueError("this NMCE instance is not fitted yet: call fit(X) first")
+            if x.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {x.shape[1]} features, the model was fitted on {self.n_features_in_}")
+            return (x - self.mean_) / self.scale_
+        return x
+
+    def fit(self, X, y=None):
+        x = self._check_X(X, fitting=True)
+        n, d = x.shape
+        k = int(self.n_clusters)
+        if k < 1:
+            raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
+        batch = min(int(self.batch_size), n)
+        if k > batch:
+            raise ValueError(f"n_clusters={k} is larger than the batch ({batch} points): every cluster needs points "
+                             "in a batch for its coding rate; use fewer clusters or a larger batch/data set")
+        seed = 0 if self.random_state is None else int(self.random_state)
+        self.mean_ = x.mean(0)
+        self.scale_ = x.sub(self.mean_).pow(2).sum(1).mean().sqrt().clamp_min(1e-12) / d ** 0.5
+        x = (x - self.mean_) / self.scale_
+        z_dim = self.z_dim or max(6, min(128, 4 * k))
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            net = ClusterNetwork(MLPBackbone(d, self.width, self.depth), z_dim, k)
+            config = TrainConfig(stages=three_stages(tuple(self.steps), lr=self.lr, lam=self.lam),
+                                 eps_sq=self.eps_sq, tau=self.tau, batch_size=batch, seed=seed)
+            trainer = NMCETrainer(net, GaussianNoise(self.aug_noise), config, out_dir=self.out_dir,
+                                  progress=self.verbose)
+            self.history_ = trainer.fit(x)
+        self.network_, self.n_features_in_ = net, d
+        self.embedding_, logits = (t.numpy() for t in embed(net, x))
+        self.labels_ = logits.argmax(1)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """The embedding z (unit vectors, `[n, z_dim]`)."""
+        x = self._check_X(X, fitting=False)
+        return embed(self.network_, x)[0].numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable cluster of each row."""
+        x = self._check_X(X, fitting=False)
+        return embed(self.network_, x)[1].argmax(1).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Each row's posterior over clusters: the frequencies of `n_draws` Gumbel-max draws from the
+        cluster head (`GumbelClusterKernel` through `samplers.sample`, one chain per row)."""
+        x = self._check_X(X, fitting=False)
+        self.network_.eval()
+        kernel = GumbelClusterKernel(self.network_, hard=True)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        result = sample(kernel, x, num_draws=int(self.n_draws), seed=seed, progress=False)
+        return cluster_posterior(result.draws).numpy()
+
+    def fit_predict(self, X, y=None, **kwargs) -> np.ndarray:
+        return self.fit(X).labels_
+
+
+__all__ = ["NMCE"]

@@ -1,0 +1,108 @@
+"""One call from data to results: train NMCE on a data set, report ACC/NMI/ARI, write `metrics.json`,
+the CSV log, a checkpoint and the figures. The `cluster` command is a thin wrapper around `run_clustering`.
+
+Defaults aim at a data set a user brings on a CPU (a few thousand images, well under 30 minutes): images
+larger than `max_side` pixels are downscaled, and the backbone is an MLP on the (augmented) pixels unless
+`backbone='resnet'` asks for the small ResNet of appendix D.2.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .augment import GaussianNoise, ImageAugment
+from .data import ClusterData, load_dataset
+from .figures import plot_cluster_images, plot_points, plot_singular_values
+from .metrics import clustering_scores, subspace_report
+from .networks import ClusterNetwork, MLPBackbone, SmallResNet
+from .training import NMCETrainer, TrainConfig, embed, three_stages
+
+
+def prepare(data: ClusterData, max_side: int = 32) -> torch.Tensor:
+    """Vectors centred and divided by one global scale; images downscaled so that no side exceeds `max_side`."""
+    x = data.x
+    if data.is_image:
+        h, w = x.shape[-2:]
+        if max(h, w) > max_side:
+            f = max_side / max(h, w)
+            x = F.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+        return x
+    x = x - x.mean(0)
+    return x / x.pow(2).sum(1).mean().sqrt().clamp_min(1e-12) * x.shape[1] ** 0.5
+
+
+def build(data: ClusterData, x: torch.Tensor, n_clusters: int, z_dim: Optional[int], backbone: str, width: int,
+          aug_noise: float):
+    """The network and augmentation that suit the data."""
+    z_dim = z_dim or max(6, min(128, 4 * n_clusters))
+    if data.is_image:
+        augment = ImageAugment(tuple(x.shape[-2:]))
+        if backbone == "resnet":
+            net = ClusterNetwork(SmallResNet(x.shape[1], width=max(8, width // 16)), z_dim, n_clusters, pre_feature=width)
+        else:
+            net = ClusterNetwork(MLPBackbone(x[0].numel(), width, 4), z_dim, n_clusters)
+    else:
+        augment = GaussianNoise(aug_noise)
+        net = ClusterNetwork(MLPBackbone(x.shape[1], width, 4), z_dim, n_clusters)
+    return net, augment
+
+
+def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_dir=None,
+                   steps: Sequence[int] = (400, 300, 300), batch_size: int = 1024, lam: float = 20.0,
+                   lr: float = 1e-3, eps_sq: float = 0.01, tau: float = 1.0, z_dim: Optional[int] = None,
+                   backbone: str = "mlp", width: int = 512, aug_noise: float = 0.05, max_side: int = 32,
+                   progress: bool = True, figures: bool = True) -> dict:
+    """Train NMCE on `data` (a `ClusterData` or a spec for `load_dataset`) and return the metrics.
+
+    `n_clusters` defaults to the number of classes in the labels. Writes into `out_dir` (when given):
+    `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures.
+    """
+    if backbone not in ("mlp", "resnet"):
+        raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
+    t0 = time.perf_counter()
+    data = data if isinstance(data, ClusterData) else load_dataset(str(data), seed=seed)
+    k = int(n_clusters or data.num_classes)
+    if k < 2:
+        raise ValueError("give the number of clusters (the data set has no labels to read it from)")
+    n = data.x.shape[0]
+    batch = min(batch_size, n)
+    if k > batch:
+        raise ValueError(f"{k} clusters is more than the batch of {batch} points; use fewer clusters or a larger batch")
+    x = prepare(data, max_side)
+    torch.manual_seed(seed)
+    net, augment = build(data, x, k, z_dim, backbone, width, aug_noise)
+    config = TrainConfig(stages=three_stages(tuple(steps), lr=lr, lam=lam), eps_sq=eps_sq, tau=tau,
+                         batch_size=batch, seed=seed)
+    out = Path(out_dir) if out_dir is not None else None
+    trainer = NMCETrainer(net, augment, config, out_dir=out, progress=progress)
+    trainer.fit(x)
+    z, logits = embed(net, x)
+    labels = logits.argmax(1)
+    metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone,
+               "train_seconds": trainer.seconds}
+    if data.y is not None:
+        metrics.update(clustering_scores(data.y, labels))
+        if k == 2:
+            metrics.update(subspace_report(z, data.y, labels))
+    metrics["found_clusters"] = int(torch.unique(labels).numel())
+    metrics["seconds"] = time.perf_counter() - t0
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save({"labels": labels, "z": z}, out / "labels.pt")
+        if figures:
+            plot_singular_values(z, labels, out / "singular_values.png")
+            if data.is_image:
+                plot_cluster_images(x, labels, out / "clusters.png")
+            elif data.x.shape[1] == 2:
+                plot_points(data.x, labels, out / "clusters.png", f"NMCE, ACC {metrics.get('acc', float('nan')):.3f}")
+        metrics["seconds"] = time.perf_counter() - t0
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+__all__ = ["run_clustering", "prepare", "build"]

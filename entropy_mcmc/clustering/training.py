@@ -1,0 +1,260 @@
+"""Multistage NMCE training (thesis ch. 5.3-5.4, appendix D.2).
+
+Stage 1 trains backbone and feature head with TCR (eq. 5.5); stage 2 re-initializes the feature head,
+adds the cluster head and trains both with NMCE (eq. 5.4) on the frozen backbone; stage 3 fine-tunes the
+whole network with NMCE. Adam with linear learning-rate warm-up then cosine decay (the released code's
+schedule), the cluster-term weight gamma ramped linearly from `gamma_min` to `gamma` (the released code's
+`set_gamma`), checkpoints that resume bitwise, a tqdm bar and a CSV log. Under `torchrun` the network is
+wrapped in DistributedDataParallel and the losses see the global batch (`distributed.gather_with_grad`).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+
+from .augment import make_views
+from .coding_rate import nmce_loss, tcr_loss
+from .distributed import gather_with_grad, world
+from .gumbel import gumbel_softmax
+from .networks import ClusterNetwork
+
+
+@dataclass
+class Stage:
+    """One training stage. `objective` is 'tcr' or 'nmce'; `lam` weighs the view-similarity constraint.
+
+    The cluster head has its own SGD optimizer (momentum 0.9, `cluster_lr`, `cluster_weight_decay`), as in the
+    released code: with a slow head the soft memberships stay uniform, the cluster rate equals the total
+    rate and the features collapse under the similarity term.
+    """
+
+    objective: str
+    steps: int
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    cluster_lr: float = 0.5
+    cluster_weight_decay: float = 5e-3
+    lam: float = 20.0
+    train_backbone: bool = True
+    reset_heads: bool = False
+    gamma: float = 1.0
+    gamma_min: float = 0.0
+    gamma_warmup: int = 0
+    lr_warmup: int = 0
+
+    def __post_init__(self):
+        if self.objective not in ("tcr", "nmce"):
+            raise ValueError(f"a stage's objective is 'tcr' or 'nmce', got {self.objective!r}")
+        if int(self.steps) != self.steps or self.steps < 0:
+            raise ValueError(f"stage steps must be a non-negative integer, got {self.steps!r}")
+
+    def gamma_at(self, step: int) -> float:
+        if self.gamma_warmup <= 0:
+            return self.gamma
+        return self.gamma_min + (self.gamma - self.gamma_min) * min(1.0, step / self.gamma_warmup)
+
+    def lr_factor(self, step: int) -> float:
+        if step < self.lr_warmup:
+            return (step + 1) / self.lr_warmup
+        span = max(self.steps - self.lr_warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * (step - self.lr_warmup) / span))
+
+
+def three_stages(steps=(500, 300, 300), lr: float = 1e-3, lam: float = 20.0, gamma_warmup: int = 100,
+                 **common) -> List[Stage]:
+    """The thesis' three stages: TCR; NMCE with new heads on the frozen backbone; NMCE fine-tuning of all."""
+    s1, s2, s3 = steps
+    return [Stage("tcr", s1, lr=lr, lam=lam, lr_warmup=min(50, s1 // 10), **common),
+            Stage("nmce", s2, lr=lr, lam=lam, train_backbone=False, reset_heads=True, gamma_warmup=gamma_warmup,
+                  **common),
+            Stage("nmce", s3, lr=lr / 10, lam=lam, **common)]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides network, augmentation and data; `batch_size` is the global batch."""
+
+    stages: List[Stage] = field(default_factory=three_stages)
+    eps_sq: float = 0.01
+    tau: float = 1.0
+    batch_size: int = 1024
+    n_views: int = 2
+    seed: int = 0
+    checkpoint_every: int = 0
+    log_every: int = 10
+
+
+class NMCETrainer:
+    """Runs the stages of `config` on `net` with `augment`; `out_dir` receives `log.csv` and `checkpoint.pt`."""
+
+    def __init__(self, net: ClusterNetwork, augment: nn.Module, config: TrainConfig, out_dir=None,
+                 progress: bool = True):
+        self.net, self.augment, self.config = net, augment, config
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.stage_index, self.step = 0, 0
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.history: List[dict] = []
+        self.seconds = 0.0
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "stage": self.stage_index, "step": self.step,
+                "optimizer": None if self.optimizer is None else (self.optimizer.state_dict(),
+                                                                  self.cluster_optimizer.state_dict()),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "history": list(self.history), "seconds": self.seconds,
+                "config": {**asdict(self.config), "stages": [asdict(s) for s in self.config.stages]}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.stage_index, self.step = state["stage"], state["step"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history, self.seconds = list(state["history"]), state["seconds"]
+        self._resume_optimizer = state["optimizer"]
+
+    def save(self, path=None) -> None:
+        path = Path(path) if path is not None else self.out_dir / "checkpoint.pt"
+        torch.save(self.state_dict(), path)
+
+    # ------------------------------------------------------------------ training
+    def _setup_stage(self, stage: Stage, fresh: bool):
+        if fresh and stage.reset_heads:
+            with torch.random.fork_rng():
+                torch.manual_seed(self.config.seed + 1000 * (self.stage_index + 1))
+                self.net.reset_heads()
+        for p in self.net.backbone_parameters():
+            p.requires_grad_(stage.train_backbone)
+        params = list(self.net.subspace.parameters())
+        if stage.train_backbone:
+            params += self.net.backbone_parameters()
+        self.optimizer = torch.optim.Adam(params, lr=stage.lr, betas=(0.9, 0.99), weight_decay=stage.weight_decay)
+        self.cluster_optimizer = torch.optim.SGD(self.net.cluster.parameters(), lr=stage.cluster_lr, momentum=0.9,
+                                                 weight_decay=stage.cluster_weight_decay)
+        state = getattr(self, "_resume_optimizer", None)
+        if not fresh and state is not None:
+            self.optimizer.load_state_dict(state[0])
+            self.cluster_optimizer.load_state_dict(state[1])
+        self._resume_optimizer = None
+        rank, size = world()
+        self.model = self.net
+        if size > 1:
+            self.model = nn.parallel.DistributedDataParallel(self.net)
+
+    def _batch(self, x: torch.Tensor) -> torch.Tensor:
+        n, b = x.shape[0], self.config.batch_size
+        idx = torch.randperm(n, generator=self.generator)[:b] if b < n else torch.arange(n)
+        rank, size = world()
+        return x[idx.chunk(size)[rank]] if size > 1 else x[idx]
+
+    def train_step(self, x: torch.Tensor, stage: Stage) -> dict:
+        xb = self._batch(x)
+        views = make_views(xb, self.augment, self.config.n_views, generator=self.generator)
+        v, b = views.shape[:2]
+        if not stage.train_backbone:  # frozen: batch-norm statistics stay those of the previous stage
+            self.net.backbone.eval()
+            self.net.pre_feature.eval()
+        z, logits = self.model(views.flatten(0, 1), detach_backbone=not stage.train_backbone)
+        z = gather_with_grad(z.view(v, b, -1), dim=1)
+        gamma = stage.gamma_at(self.step)
+        if stage.objective == "tcr":
+            parts = tcr_loss(z, self.config.eps_sq, stage.lam)
+        else:
+            logits = gather_with_grad(logits.view(v, b, -1), dim=1)
+            probs = gumbel_softmax(logits, self.config.tau, generator=self.generator)
+            parts = nmce_loss(z, probs, self.config.eps_sq, stage.lam, gamma)
+        if not torch.isfinite(parts.loss):
+            raise FloatingPointError(f"non-finite NMCE loss at stage {self.stage_index + 1}, step {self.step}")
+        factor = stage.lr_factor(self.step)
+        lr = stage.lr * factor
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        for group in self.cluster_optimizer.param_groups:
+            group["lr"] = stage.cluster_lr * factor
+        self.optimizer.zero_grad(set_to_none=True)
+        self.cluster_optimizer.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        self.optimizer.step()
+        if stage.objective == "nmce":
+            self.cluster_optimizer.step()
+        return {"stage": self.stage_index + 1, "step": self.step + 1, "loss": float(parts.loss.detach()),
+                "rate": parts.rate, "cluster_rate": parts.cluster_rate, "similarity": parts.similarity,
+                "gamma": gamma if stage.objective == "nmce" else float("nan"), "lr": lr}
+
+    def fit(self, x: torch.Tensor, resume: bool = True) -> List[dict]:
+        """Train on points `x` `[n, ...]`; resumes from `out_dir/checkpoint.pt` when it exists and `resume`."""
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            ckpt = self.out_dir / "checkpoint.pt"
+            if resume and ckpt.exists():
+                self.load_state_dict(torch.load(ckpt, weights_only=False))
+        if self.stage_index == 0 and self.step == 0 and not self.history:
+            torch.manual_seed(self.config.seed)
+        rank, _ = world()
+        total = sum(s.steps for s in self.config.stages)
+        done = sum(s.steps for s in self.config.stages[:self.stage_index]) + self.step
+        bar = None
+        if self.progress and rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=done, desc="NMCE", disable=None, leave=False, dynamic_ncols=True)
+        self.net.train()
+        while self.stage_index < len(self.config.stages):
+            stage = self.config.stages[self.stage_index]
+            self._setup_stage(stage, fresh=self.step == 0)
+            t0 = time.perf_counter()
+            while self.step < stage.steps:
+                row = self.train_step(x, stage)
+                self.step += 1
+                if self.step % self.config.log_every == 0 or self.step == stage.steps:
+                    self.history.append(row)
+                    if bar is not None:
+                        bar.set_postfix(stage=row["stage"], loss=f"{row['loss']:.3g}", sim=f"{row['similarity']:.3f}",
+                                        refresh=False)
+                if bar is not None:
+                    bar.update(1)
+                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
+                        and self.out_dir is not None and rank == 0:
+                    self.seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self.save()
+            self.seconds += time.perf_counter() - t0
+            self.net.train()
+            self.stage_index, self.step = self.stage_index + 1, 0
+            if self.out_dir is not None and rank == 0:
+                self.save()
+        if bar is not None:
+            bar.close()
+        if self.out_dir is not None and rank == 0:
+            self.write_log(self.out_dir / "log.csv")
+        return self.history
+
+    def write_log(self, path) -> None:
+        if not self.history:
+            return
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(self.history[0]))
+            writer.writeheader()
+            writer.writerows(self.history)
+
+
+@torch.no_grad()
+def embed(net: ClusterNetwork, x: torch.Tensor, batch_size: int = 2048):
+    """Features `[n, z_dim]` and cluster logits `[n, k]` of `x` in evaluation mode."""
+    was = net.training
+    net.eval()
+    outs = [net(chunk) for chunk in x.split(batch_size)]
+    net.train(was)
+    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+__all__ = ["Stage", "TrainConfig", "three_stages", "NMCETrainer", "embed"]

@@ -1,0 +1,61 @@
+"""The scikit-learn-shaped NMCE estimator: fit/predict/transform/predict_proba/fit_predict and its errors."""
+import numpy as np
+import pytest
+import torch
+
+from entropy_mcmc.clustering import NMCE, clustering_accuracy
+
+
+def blobs(n=120, seed=0):
+    g = np.random.default_rng(seed)
+    centres = np.array([[8.0, 0.0, 0.0], [-8.0, 0.0, 0.0]])
+    y = np.arange(n) % 2
+    return centres[y] + 0.5 * g.standard_normal((n, 3)), y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    torch.set_num_threads(1)
+    X, y = blobs()
+    return NMCE(n_clusters=2, width=32, depth=2, steps=(30, 20, 10), batch_size=64, random_state=0).fit(X), X, y
+
+
+def test_fit_predict_transform_proba(fitted):
+    model, X, y = fitted
+    assert model.labels_.shape == (120,) and model.n_features_in_ == 3
+    assert clustering_accuracy(y, model.labels_) == 1.0   # two blobs 16 standard deviations apart
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    z = model.transform(X)
+    assert z.shape == (120, model.network_.z_dim)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+    proba = model.predict_proba(X)
+    assert proba.shape == (120, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    # the sampler's frequencies estimate softmax(logits) within MCSE (200 independent draws)
+    with torch.no_grad():
+        p = torch.softmax(model.network_(torch.as_tensor((X - model.mean_.numpy()) / float(model.scale_),
+                                                         dtype=torch.float32))[1], 1).numpy()
+    se = np.sqrt(p * (1 - p) / model.n_draws)
+    assert np.all(np.abs(proba - p) <= 5 * se + 1e-9)
+    assert len(model.history_) > 0
+
+
+def test_fit_predict_is_reproducible(fitted):
+    model, X, _ = fitted
+    again = NMCE(n_clusters=2, width=32, depth=2, steps=(30, 20, 10), batch_size=64, random_state=0).fit_predict(X)
+    np.testing.assert_array_equal(again, model.labels_)
+    assert model.get_params()["n_clusters"] == 2
+
+
+def test_errors(fitted):
+    model, X, _ = fitted
+    with pytest.raises(ValueError, match="larger than the batch"):
+        NMCE(n_clusters=50, batch_size=32).fit(X)
+    with pytest.raises(ValueError, match="not fitted"):
+        NMCE().predict(X)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        NMCE(n_clusters=2).fit(np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match="2-D"):
+        NMCE(n_clusters=2).fit(np.ones(5))

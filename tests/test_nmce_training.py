@@ -1,0 +1,90 @@
+"""NMCE training: schedules, the three stages (frozen backbone in stage 2), bitwise resume, CSV log."""
+import math
+
+import pytest
+import torch
+
+from entropy_mcmc.clustering.augment import GaussianNoise
+from entropy_mcmc.clustering.data import double_spiral
+from entropy_mcmc.clustering.networks import ClusterNetwork, MLPBackbone, SmallResNet
+from entropy_mcmc.clustering.training import NMCETrainer, Stage, TrainConfig, embed, three_stages
+
+
+def small_run(out_dir=None, steps=(6, 4, 4), seed=0):
+    torch.manual_seed(seed)
+    net = ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2)
+    config = TrainConfig(stages=three_stages(steps, gamma_warmup=2), batch_size=32, seed=seed, log_every=2,
+                         checkpoint_every=3)
+    return net, NMCETrainer(net, GaussianNoise(0.1), config, out_dir=out_dir, progress=False)
+
+
+def test_schedules():
+    s = Stage("nmce", 100, lr_warmup=10, gamma=1.0, gamma_min=0.2, gamma_warmup=40)
+    assert s.gamma_at(0) == pytest.approx(0.2) and s.gamma_at(20) == pytest.approx(0.6) and s.gamma_at(90) == 1.0
+    assert s.lr_factor(0) == pytest.approx(0.1) and s.lr_factor(9) == pytest.approx(1.0)
+    assert s.lr_factor(10) == pytest.approx(1.0) and s.lr_factor(55) == pytest.approx(0.5)
+    assert s.lr_factor(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    with pytest.raises(ValueError, match="objective"):
+        Stage("mcr", 10)
+    with pytest.raises(ValueError, match="steps"):
+        Stage("tcr", -1)
+
+
+def test_three_stages_freeze_the_backbone_in_stage_two(tmp_path):
+    x = double_spiral(128, seed=1).x / 10
+    net, trainer = small_run(tmp_path)
+    snapshots = []
+    original_setup = trainer._setup_stage
+
+    def spy(stage, fresh):
+        snapshots.append([p.detach().clone() for p in net.backbone.parameters()])
+        original_setup(stage, fresh)
+
+    trainer._setup_stage = spy
+    history = trainer.fit(x)
+    after = [p.detach().clone() for p in net.backbone.parameters()]
+    # stage 2 leaves the backbone as stage 1 left it; stage 1 and stage 3 change it
+    assert all(torch.equal(a, b) for a, b in zip(snapshots[1], snapshots[2]))
+    assert not all(torch.equal(a, b) for a, b in zip(snapshots[0], snapshots[1]))
+    assert not all(torch.equal(a, b) for a, b in zip(snapshots[2], after))
+    assert {row["stage"] for row in history} == {1, 2, 3}
+    assert all(math.isfinite(row["loss"]) for row in history)
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("stage,step,loss,rate,cluster_rate,similarity") and len(lines) == len(history) + 1
+    z, logits = embed(net, x)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(128))
+    assert logits.shape == (128, 2)
+
+
+def test_resume_from_checkpoint_is_bitwise(tmp_path):
+    x = double_spiral(128, seed=2).x / 10
+    reference, trainer = small_run(None)
+    trainer.fit(x)
+    # interrupted run: dies in the middle of stage 2, after a checkpoint taken in that stage ...
+    crashed, trainer = small_run(tmp_path)
+    calls = {"n": 0}
+    step = trainer.train_step
+
+    def dying_step(*args):
+        calls["n"] += 1
+        if calls["n"] == 10:  # stage 2, step 4: the last checkpoint is stage 2, step 3
+            raise KeyboardInterrupt
+        return step(*args)
+
+    trainer.train_step = dying_step
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(x)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert (ckpt["stage"], ckpt["step"]) == (1, 3)
+    # ... and a fresh process resumes from disk to the same parameters, bit for bit
+    resumed, trainer = small_run(tmp_path)
+    trainer.fit(x)
+    for a, b in zip(resumed.state_dict().values(), reference.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_small_resnet_network_shapes():
+    net = ClusterNetwork(SmallResNet(1, width=4, blocks=(1, 1)), z_dim=5, n_clusters=3, pre_feature=16)
+    z, logits = net(torch.rand(6, 1, 12, 12))
+    assert z.shape == (6, 5) and logits.shape == (6, 3)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(6))
