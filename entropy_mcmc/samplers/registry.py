@@ -134,7 +134,7 @@ def get_kernel_spec(name: str) -> KernelSpec:
     return _KERNELS[name]
 
 
-def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int, target_accept: Optional[float] = None,
+def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, target_accept: Optional[float] = None,
                  step_size: Optional[float] = None, adapt_mass: Union[None, bool, str] = None,
                  jitter: Optional[float] = None, per_chain: bool = False, **kernel_options) -> TransitionKernel:
     """The kernel `name` (a registry name, or a `KernelSpec` not in the registry) on `target`, wrapped as its spec says: `StepSizeAdaptation` when it adapts and there
