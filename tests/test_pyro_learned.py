@@ -11,7 +11,7 @@ from pyro.infer import MCMC
 from entropy_mcmc.pyro import PyroKernel, PyroTarget, hierarchical_normal_data, hierarchical_normal_model
 from entropy_mcmc.samplers.learned import train_on_target
 from entropy_mcmc.diagnostics import mcse
-from entropy_mcmc.samplers import run_chains, sample
+from entropy_mcmc.samplers import MixtureKernel, WarmupHandoff, find_kernel, run_chains, sample
 from entropy_mcmc.samplers.learned import LearnedSampler
 
 pytestmark = pytest.mark.usefixtures("one_thread", "sequential_chains")
@@ -33,21 +33,23 @@ def run(kernel, num_samples, warmup_steps, num_chains=1, seed=0, args=DATA):
 
 def test_trained_sampler_is_saved_loaded_and_reused_across_chains(tmp_path):
     path = tmp_path / "hier.pt"
-    trained = PyroKernel(hierarchical_normal_model, "learned", save_to=path, **TINY)
+    trained = PyroKernel(hierarchical_normal_model, "learned", save_to=path, mixture_share=0, **TINY)
     mcmc = run(trained, 20, 10, num_chains=2)
     assert path.exists() and mcmc.get_samples()["eta"].shape == (40, 4)
     result = trained.train_result
     assert len(result.history["accept"]) == 30
-    # the second chain reused the first chain's training: the last chain's proposal is the trained one
-    assert trained.sampler.model is result.model
+    # the second chain reused the first chain's training (and the mixture share): the last chain's proposal is
+    # the trained one, alone after the MALA warmup
+    assert isinstance(trained.sampler, WarmupHandoff) and trained.sampler.kernel.model is result.model
 
     loaded = PyroKernel(hierarchical_normal_model, "learned", sampler=path)
     run(loaded, 20, 10)
-    assert isinstance(loaded.sampler, LearnedSampler) and loaded.train_result is None
-    for (name, a), (_, b) in zip(result.model.state_dict().items(), loaded.sampler.model.state_dict().items()):
+    learned = find_kernel(loaded.sampler, LearnedSampler)
+    assert isinstance(loaded.sampler.kernel, MixtureKernel) and loaded.train_result is None
+    for (name, a), (_, b) in zip(result.model.state_dict().items(), learned.model.state_dict().items()):
         torch.testing.assert_close(a.to(b.dtype), b, msg=name)
-    # the trained eps is the step size; it is not adapted unless asked
-    assert loaded.sampler.step_size == pytest.approx(result.model.eps)
+    # the trained eps is the step size; it is not adapted (the warmup adapts MALA's)
+    assert learned.step_size == pytest.approx(result.model.eps)
     assert mcmc.diagnostics()["step size"]["chain 1"] == pytest.approx(result.model.eps)
 
 

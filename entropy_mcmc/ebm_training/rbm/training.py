@@ -139,7 +139,6 @@ class Trainer:
             v_neg = self._negatives(v, data)
             neg = model.free_energy_grad(v_neg)
         self.optimizer.zero_grad(set_to_none=True)
-        activity = None
         if c.sparsity_target is not None and c.sparsity_cost > 0:
             activity = _hidden_activity(model, v).mean(0)
             (0.5 * c.sparsity_cost * (activity - c.sparsity_target).pow(2).sum()).backward()
@@ -148,11 +147,9 @@ class Trainer:
                 step = pos[name] - neg[name]
                 p.grad = step if p.grad is None else p.grad + step
         self.optimizer.step()
-        with torch.no_grad():
-            if activity is None:
-                activity = _hidden_activity(model, v).mean(0)
-            return {"hidden_activity": float(activity.mean()),
-                    "grad_norm_W": float((pos["W"] - neg["W"]).abs().pow(2).sum().sqrt())}
+        # the mean hidden activity at the data, before the step: dF/d(hidden bias) is +-P(h = 1 | v)
+        mean_activity = pos["hidden_bias"].mean() if isinstance(model, CAPRBM) else -pos["hidden_bias"].mean()
+        return {"hidden_activity": float(mean_activity)}
 
     def fit(self, data: torch.Tensor, checkpoint: Optional[Union[str, Path]] = None,
             log: Optional[Union[str, Path]] = None, callback=None) -> List[Dict[str, float]]:

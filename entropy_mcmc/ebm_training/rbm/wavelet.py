@@ -39,13 +39,15 @@ MNIST_FILES = ("t10k-images-idx3-ubyte", "train-images-idx3-ubyte")
 
 
 def _pytorch_wavelets():
-    """Import pytorch_wavelets; its coefficient loader still uses `pkg_resources.resource_stream`, which
-    setuptools >= 81 no longer ships, so an equivalent over importlib.resources is provided if missing."""
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
+    """Import pytorch_wavelets. Its coefficient loader does `from pkg_resources import resource_stream` at import,
+    and setuptools >= 81 no longer ships pkg_resources: then a stand-in over importlib.resources is present
+    only while pytorch_wavelets imports (left in sys.modules it would mislead other users of pkg_resources)."""
+    import importlib.util
+    import sys
+
+    shim = None
+    if "pytorch_wavelets" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         import importlib.resources
-        import sys
         import types
 
         shim = types.ModuleType("pkg_resources")
@@ -56,6 +58,9 @@ def _pytorch_wavelets():
     except ImportError as err:
         raise ImportError("the MNIST wavelet data needs the pytorch_wavelets and PyWavelets packages "
                           "(pip install 'entropy-mcmc[rbm]')") from err
+    finally:
+        if shim is not None and sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
     return pytorch_wavelets
 
 
