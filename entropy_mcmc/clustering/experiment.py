@@ -62,9 +62,9 @@ def build(data: ClusterData, x: torch.Tensor, n_clusters: int, z_dim: Optional[i
 
 
 def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_dir=None,
-                   steps: Sequence[int] = (400, 300, 300), batch_size: int = 1024, lam: float = 20.0,
-                   lr: float = 1e-3, eps_sq: float = 0.01, tau: float = 1.0, z_dim: Optional[int] = None,
-                   backbone: str = "mlp", width: int = 512, aug_noise: float = 0.05, max_side: int = 32,
+                   steps: Sequence[int] = (300, 300, 500), batch_size: int = 1024, lam: float = 50.0,
+                   lr: float = 1e-3, eps_sq: float = 0.01, tau: float = 0.5, z_dim: Optional[int] = None,
+                   backbone: str = "mlp", width: int = 256, aug_noise: float = 0.05, max_side: int = 32,
                    progress: bool = True, figures: bool = True) -> dict:
     """Train NMCE on `data` (a `ClusterData` or a spec for `load_dataset`) and return the metrics.
 
