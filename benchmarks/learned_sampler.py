@@ -8,7 +8,11 @@ For each target: train the learned sampler with its Table C.1 settings scaled to
 the learned sampler (no warmup), MALA (step size dual-averaged to acceptance 0.574 over 500
 warmup steps) and HMC (40 leapfrog steps, step size dual-averaged to 0.8 over 500 warmup
 steps, identity mass: appendix C.3), all from the same starting points (exact samples where
-the target has them, else the learned sampler's bootstrap buffer after training). A sampler
+the target has them, else the learned sampler's bootstrap buffer after training), the thesis'
+convention. A second learned row runs it the user's way (issue 15): `run_chains` from the default
+start near zero with the default kernel, 500 MALA warmup steps handed over to the learned kernel
+mixed with a 0.05 MALA share; its stuck_chains counts chains with no accepted move over the last
+10% of the draws. A sampler
 trained with a preconditioner (the BLR presets) is also compared with HMC-40 with step-size
 jitter in the same whitened coordinates, i.e. with the same dense metric. ESS:
 
@@ -41,7 +45,7 @@ import torch
 from entropy_mcmc.diagnostics import autocorrelation
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess
 from entropy_mcmc.diagnostics.ess import ess as arviz_ess
-from entropy_mcmc.samplers import build_kernel, sample
+from entropy_mcmc.samplers import build_kernel, run_chains, sample
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, TrainConfig,
                                            preset, train_sampler)
 from entropy_mcmc.targets import get_target
@@ -226,13 +230,22 @@ def run_target(name, out, log, args):
 
     rows = []
     t0 = time.perf_counter()
-    learned = build_kernel("learned", target, num_warmup=0, sampler=trained.model)
+    # the thesis' convention: chains started at posterior draws, the learned kernel alone, no warmup
+    learned = build_kernel("learned", target, num_warmup=0, sampler=trained.model, mixture_share=0)
     res = sample(learned, init, STEPS, progress=False, seed=seed)
     pre = model_cfg.precondition
     row = evaluate(name, res, target, mean, var, "learned" if pre == "none" else f"learned ({pre} precond.)")
     row.update(train_s=trained.train_time, batch_size=train_cfg.batch_size, train_steps=train_cfg.steps,
                width=model_cfg.width, flow_steps=model_cfg.num_steps, train_accept=fin["accept"],
                train_entropy=fin["entropy"], beta=fin["beta"], precondition=pre)
+    rows.append(row)
+    # the user's way (issue 15): the default start near zero, the default kernel (500 MALA warmup steps, then
+    # the learned kernel with a 0.05 MALA share), as `entropy-mcmc sample --kernel learned` runs it
+    user = run_chains(target, "learned", chains=CHAINS, num_warmup=WARMUP, num_draws=STEPS, seed=seed,
+                      sampler=trained.model, warn=False)
+    row = evaluate(name, user, target, mean, var, "learned, user's way")
+    tail = user.stats["accepted"][:, -STEPS // 10:]
+    row.update(stuck_chains=int((~tail.any(1)).sum()), warmup_s=user.warmup_time)
     rows.append(row)
     log(f"[{name}] learned: {time.perf_counter() - t0:.1f} s")
     if args.learned_only:
@@ -275,8 +288,10 @@ def run_target(name, out, log, args):
         x0 = (-0.5 * target.std * torch.tensor([1.0, 1.0], dtype=torch.float64) * 2.5).float()
         kernels = {f"MALA (step {mala_step:.2f})": build_kernel("mala", target, num_warmup=0, step_size=mala_step,
                                                                   adapt_mass=False),
-                   "entropy-trained": build_kernel("learned", target, num_warmup=0, sampler=trained.model),
-                   "L2-jump-trained": build_kernel("learned", target, num_warmup=0, sampler=l2.model)}
+                   "entropy-trained": build_kernel("learned", target, num_warmup=0, sampler=trained.model,
+                                                   mixture_share=0),
+                   "L2-jump-trained": build_kernel("learned", target, num_warmup=0, sampler=l2.model,
+                                                   mixture_share=0)}
         proposals_figure(target, kernels, x0, out / f"fig41_{name}.png")
         log(f"[{name}] wrote fig41_{name}.png (L2 sampler trained {l2.train_time:.1f} s)")
     return rows
@@ -285,7 +300,7 @@ def run_target(name, out, log, args):
 def markdown(rows):
     cols = ["target", "sampler", "accept", "grads_per_step", "ess_per_mh", "ess_per_grad", "x0_ess_per_mh",
             "rest_min_ess_per_mh", "x0_lag1_autocorr", "ess_per_5k", "ess_per_s", "arviz_ess_per_mh",
-            "max_mean_err_sd", "train_s"]
+            "max_mean_err_sd", "stuck_chains", "train_s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []

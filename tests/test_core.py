@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from entropy_mcmc.samplers import (HMC, MALA, ChainState, StepInfo, StepSizeAdaptation, StepSizeJitter,
-                                   TransitionKernel, UnadjustedLangevin, sample, select_chains)
+from entropy_mcmc.samplers import (HMC, MALA, ChainState, RandomWalkMetropolis, StepInfo, StepSizeAdaptation,
+                                   StepSizeJitter, TransitionKernel, UnadjustedLangevin, sample, select_chains)
 from entropy_mcmc.samplers.metric import Metric
 from entropy_mcmc.samplers.metropolis import Proposal
 from entropy_mcmc.samplers.runner import ConvergenceWarning
@@ -262,10 +262,25 @@ def test_target_from_a_plain_function():
 
 
 def test_initial_positions_are_a_target_method_and_reproducible():
-    t = get_target("german")
+    t = get_target("icg50")
     a, b = t.initial_positions(5, seed=3), t.initial_positions(5, seed=3, dtype=torch.float64)
-    assert a.shape == (5, 25) and a.dtype == torch.float32 and torch.equal(a, b.float())
-    assert 0.05 < float(b.std()) < 0.15
+    assert a.shape == (5, 50) and a.dtype == torch.float32 and torch.equal(a, b.float())
+    assert 0.07 < float(b.std()) < 0.13 and abs(float(b.mean())) < 0.05   # N(0, 0.1^2) around the origin
+
+
+@pytest.mark.parametrize("name", ["german", "australian", "heart"])
+def test_logistic_regression_starts_at_its_mode(name):
+    """Default starts are not absurd for the posterior: centred on the MAP, within a posterior sd of the mean."""
+    from entropy_mcmc.targets.logistic_regression import load_reference
+
+    t = get_target(name)
+    mode = t.mode()
+    assert float(t.energy_and_grad(mode[None])[1].abs().max()) < 1e-8   # a stationary point of a convex energy
+    ref = load_reference(name)
+    z = (mode - torch.tensor(ref["mean"], dtype=torch.float64)) / torch.tensor(ref["std"], dtype=torch.float64)
+    assert float(z.abs().max()) < 1.0
+    x = t.initial_positions(4000, seed=0, dtype=torch.float64)
+    torch.testing.assert_close(x.mean(0), mode, atol=4 * 0.1 / 4000 ** 0.5, rtol=0)
 
 
 # ------------------------------------------------------------------ layers
@@ -274,3 +289,18 @@ def test_layer_contracts_hold():
     proc = subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout
+
+
+# ------------------------------------------------------------------ stuck chains
+def test_a_chain_that_never_moves_is_named_and_counted():
+    t = get_target("scg2")
+    step = torch.full((4,), 0.3, dtype=torch.float64)
+    step[2] = 1e4   # chain 2 proposes absurd moves: every one rejected
+    res = sample(RandomWalkMetropolis(t, step), torch.zeros(4, 2), 200, progress=False, seed=0, warn=False)
+    assert res.stuck_at_end[2] == 200 and res.longest_stuck[2] == 200
+    assert res.longest_stuck[[0, 1, 3]].max() < 20
+    messages = [m for m in res.convergence_warnings() if "accepted no move" in m]
+    assert len(messages) == 1 and messages[0].startswith("chain 2 of 4 accepted no move")
+    # a kernel without an accept step is never stuck
+    gibbs = sample(CountingKernel(), torch.zeros(4, 3), 50, progress=False, seed=0, warn=False)
+    assert gibbs.longest_stuck.max() == 0 and not any("accepted no move" in m for m in gibbs.convergence_warnings())

@@ -1,9 +1,10 @@
 """`entropy-mcmc train-sampler` and `entropy-mcmc sample --kernel learned --sampler PATH`, end to end."""
 import numpy as np
 import pytest
+import torch
 
 from entropy_mcmc import cli
-from entropy_mcmc.samplers import build_kernel, run_chains
+from entropy_mcmc.samplers import MALA, MixtureKernel, WarmupHandoff, build_kernel, find_kernel, run_chains
 from entropy_mcmc.samplers.learned import LearnedSampler, load_proposal
 from entropy_mcmc.targets import get_target
 
@@ -40,13 +41,24 @@ def test_sample_with_the_learned_kernel(trained, tmp_path, capsys):
     assert idata.posterior["x"].shape == (8, 50, 25)
     assert idata.posterior.attrs["kernel_name"] == "learned"
     # the file holds what the library gives with the saved sampler: the CLI loaded and ran that sampler
-    lib = run_chains("german", "learned", chains=8, num_warmup=0, num_draws=50, seed=0, sampler=str(trained), warn=False)
+    lib = run_chains("german", "learned", chains=8, num_warmup=0, num_draws=50, seed=0, sampler=str(trained),
+                     warn=False)
     assert np.array_equal(idata.posterior["x"].values, lib.draws.numpy())
-    assert np.array_equal(idata.sample_stats["log_det"].values, lib.stats["log_det"].numpy())  # a kernel extra, kept
-    assert lib.stats["log_det"].abs().max() > 0  # the trained flow moved away from MALA
-    # no step-size adaptation even with warmup: eps stays what was trained
+    # a kernel extra, kept where the learned kernel moved (NaN where the mixture's MALA share did)
+    assert np.array_equal(idata.sample_stats["log_det"].values, lib.stats["log_det"].numpy(), equal_nan=True)
+    mala_moved = lib.stats["mixture_component"] == 0
+    assert torch.isnan(lib.stats["log_det"][mala_moved]).all() and 0 < int(mala_moved.sum()) < 8 * 50 // 5
+    assert lib.stats["log_det"][~mala_moved].abs().max() > 0  # the trained flow moved away from MALA
+    # warmup is adapted MALA (dense mass), handed over to a mixture of the learned kernel and a 0.05 share of
+    # that MALA; no step-size adaptation of the learned kernel: eps stays what was trained
     kernel = build_kernel("learned", get_target("german"), num_warmup=20, sampler=str(trained))
-    assert isinstance(kernel, LearnedSampler) and float(kernel.step_size) == pytest.approx(0.1)
+    assert isinstance(kernel, WarmupHandoff) and isinstance(kernel.kernel, MixtureKernel) and kernel.kernel.p == 0.05
+    mala, learned = kernel.kernel.parts
+    assert mala is kernel.warmup_kernel and isinstance(mala.base, MALA) and mala.adapt_mass_matrix == "dense"
+    assert isinstance(learned, LearnedSampler) and float(learned.step_size) == pytest.approx(0.1)
+    assert find_kernel(kernel, LearnedSampler) is learned
+    pure = build_kernel("learned", get_target("german"), num_warmup=0, sampler=str(trained), mixture_share=0)
+    assert isinstance(pure, LearnedSampler)
 
 
 def test_learned_kernel_argument_errors(trained, capsys):

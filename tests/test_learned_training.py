@@ -14,6 +14,8 @@ from entropy_mcmc.samplers.learned.training import clip_gradients
 from entropy_mcmc.targets import Funnel, Gaussian, get_target, ill_conditioned_gaussian
 from entropy_mcmc.targets.base import Target
 
+from stats_helpers import moment_z_scores
+
 ICG = ill_conditioned_gaussian(6, 0.1, 10.0)
 
 
@@ -48,8 +50,9 @@ def test_trained_sampler_beats_mala_and_stays_exact(trained):
     learned_jump = (res.draws[:, 1:] - res.draws[:, :-1]).pow(2).sum(-1).mean()
     mala_jump = (mres.draws[:, 1:] - mres.draws[:, :-1]).pow(2).sum(-1).mean()
     assert learned_jump > 5 * mala_jump
-    x = res.draws.double().flatten(0, 1)
-    assert torch.all((x.var(0) / ICG.std ** 2 - 1).abs() < 0.35)
+    # exact: mean and variance of every coordinate within 4 Monte Carlo standard errors (ArviZ MCSE)
+    z_mean, z_var = moment_z_scores(res.draws, ICG.mean, ICG.std ** 2)
+    assert np.all(z_mean < 4) and np.all(z_var < 4), (z_mean, z_var)
 
 
 def test_save_load_proposes_identical_moves(trained, tmp_path):
@@ -132,10 +135,52 @@ def test_l2_objective_increases_expected_jump():
     assert h["beta"][0] == h["beta"][-1]  # beta belongs to the entropy objective only
 
 
-def test_stop_gradient_option_runs():
-    res = train_sampler(ICG, config=small(20, stop_gradient=True), seed=0, progress=False,
-                        model_config=LearnedProposalConfig(ICG.dim, width=8))
-    assert len(res.history["loss"]) == 20 and res.skipped_steps == 0
+class _CountBackward(torch.autograd.Function):
+    """Identity that counts the backward passes through it, per key."""
+
+    calls = {"energy": 0, "grad": 0}
+
+    @staticmethod
+    def forward(ctx, x, key):
+        ctx.key = key
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        _CountBackward.calls[ctx.key] += 1
+        return g, None
+
+
+class SpiedGaussian(Target):
+    """N(0, diag(var)) with an analytic gradient, counting the backward passes through U and through dU."""
+
+    def __init__(self, var):
+        super().__init__((len(var),))
+        self.var = torch.tensor(var)
+        self.name = "spied"
+
+    def energy(self, x):
+        return _CountBackward.apply(0.5 * (x * x / self.var.to(x)).sum(1), "energy")
+
+    def energy_and_grad(self, x):
+        return self.energy(x), _CountBackward.apply(x / self.var.to(x), "grad")
+
+
+@pytest.mark.parametrize("stop_gradient", [False, True])
+def test_stop_gradient_stops_the_gradient_through_the_target_gradient_only(stop_gradient):
+    t = SpiedGaussian([0.5, 1.0, 2.0])
+    cfg = small(5, stop_gradient=stop_gradient, sample_source="bootstrap", buffer_init_steps=10)
+    _CountBackward.calls.update(energy=0, grad=0)
+    res = train_sampler(t, config=cfg, seed=0, progress=False, model_config=LearnedProposalConfig(3, width=8))
+    assert res.skipped_steps == 0
+    calls = dict(_CountBackward.calls)
+    # U(x') in the acceptance ratio is differentiated either way; dU inside the flow only without stop_gradient
+    assert calls["energy"] == 5
+    assert (calls["grad"] == 0) if stop_gradient else (calls["grad"] >= 5), calls
+    fns = TargetFunctions(t, differentiable=True, stop_gradient=stop_gradient)
+    y = torch.randn(4, 3, requires_grad=True)
+    u, g = fns.energy_and_grad(y * 1.0)
+    assert u.requires_grad and g.requires_grad != stop_gradient and fns.grad(y * 1.0).requires_grad != stop_gradient
 
 
 class EnergyOnly(Target):
@@ -247,3 +292,33 @@ def test_preconditioner_without_samples_to_fit_is_a_clear_error():
     with pytest.raises(ValueError, match="buffer_init_steps"):
         train_sampler(t, config=small(5, buffer_init_steps=0), progress=False,
                       model_config=LearnedProposalConfig(3, width=8, precondition="diag"))
+
+
+def test_buffer_larger_than_the_batch_moves_every_chain_by_minibatches():
+    """buffer_size > batch_size: each step trains on batch_size distinct chains drawn from the whole buffer."""
+    t = NoExactSampler(torch.full((3,), 2.0, dtype=torch.float64), torch.eye(3, dtype=torch.float64) * 0.25)
+    init = torch.zeros(96, 3)
+    res = train_sampler(t, config=TrainConfig(steps=40, batch_size=32, buffer_size=96, buffer_init_steps=0,
+                                              target_accept=0.8), init=init, seed=0, progress=False,
+                        model_config=LearnedProposalConfig(3, width=16))
+    buf = res.extra["buffer"]
+    assert res.sample_source == "bootstrap" and buf.shape == (96, 3) and res.skipped_steps == 0
+    # a chain is left out of all 40 minibatches with probability (2/3)^40; moving only the first 32 rows
+    # (or a fixed minibatch) would leave two thirds of the buffer at its start
+    moved = (buf != init).any(1)
+    assert moved.float().mean() > 0.9, int(moved.sum())
+    # the same run with a buffer equal to the batch is the default
+    a = train_sampler(t, config=small(5, buffer_init_steps=20, buffer_size=128), seed=0, progress=False,
+                      model_config=LearnedProposalConfig(3, width=8))
+    b = train_sampler(t, config=small(5, buffer_init_steps=20), seed=0, progress=False,
+                      model_config=LearnedProposalConfig(3, width=8))
+    assert torch.equal(a.extra["buffer"], b.extra["buffer"]) and a.history["loss"] == b.history["loss"]
+
+
+def test_buffer_smaller_than_the_batch_is_refused_before_any_work():
+    with pytest.raises(ValueError, match=r"buffer_size \(16\) must be at least batch_size \(32\)"):
+        TrainConfig(batch_size=32, buffer_size=16)
+    t = NoExactSampler(torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="init has 10 rows; the bootstrap buffer holds buffer_size = 64"):
+        train_sampler(t, config=TrainConfig(steps=1, batch_size=32, buffer_size=64), init=torch.zeros(10, 3),
+                      progress=False, model_config=LearnedProposalConfig(3, width=8))

@@ -5,7 +5,7 @@
     entropy-mcmc list
 
 A subcommand module has `HELP`, `add_arguments(parser)` and `run(args) -> int`. Library code raises
-ValueError/TypeError; `main` prints those, and `UsageError`, as one line without a traceback (exit 2).
+ValueError/TypeError; `main` prints those, `OSError` and `UsageError`, as one line without a traceback (exit 2).
 Heavy imports beyond torch (arviz, pandas, pyro, jax) happen inside the handlers.
 """
 from __future__ import annotations
@@ -13,15 +13,19 @@ from __future__ import annotations
 import time
 from typing import List, Optional
 
-from . import bench, cluster, list as list_command, sample, train_sampler
+from . import bench, cluster, list as list_command, sample, sample_ebm, sample_rbm, train_ebm, train_rbm, train_sampler
 from .common import Parser, UsageError
 
 COMMANDS = {
     "sample": sample,
     "train-sampler": train_sampler,
+    "train-ebm": train_ebm,
+    "sample-ebm": sample_ebm,
     "bench": bench,
     "list": list_command,
     "cluster": cluster,
+    "train-rbm": train_rbm,
+    "sample-rbm": sample_rbm,
 }
 
 
@@ -44,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         code = args._run(args)
-    except (UsageError, ValueError, TypeError) as err:
+    except (UsageError, ValueError, TypeError, OSError) as err:
         args._parser.error(str(err))
     if getattr(args, "command", None) == "sample":
         print(f"total {time.perf_counter() - t0:.2f} s in main()", flush=True)

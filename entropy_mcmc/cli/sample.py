@@ -36,11 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-accept", type=common.probability, default=None,
                         help="acceptance rate step-size adaptation aims at (default per kernel: "
                              + ", ".join(f"{k} {s.target_accept}" for k, s in specs.items()
-                                         if s.target_accept and s.adapts_step_size) + ")")
+                                         if s.target_accept and s.adapts_step_size)
+                             + "; a kernel whose warmup another kernel runs, e.g. learned: that kernel's)")
     parser.add_argument("--step-size", type=common.positive_float, default=None,
                         help="initial step size before adaptation (default 0.1)")
     parser.add_argument("--adapt-mass", action=argparse.BooleanOptionalAction, default=None,
-                        help="adapt a mass matrix during warmup (kernels with one: hmc, mala; default on for those)")
+                        help="adapt a mass matrix during warmup (kernels with one: hmc, mala, and the MALA that runs "
+                             "learned's warmup; default on for those)")
     parser.add_argument("--mass", choices=("diag", "dense"), default=None,
                         help="the mass matrix adapted: diagonal or dense (default: hmc diag, mala dense)")
     parser.add_argument("--step-size-jitter", type=common.unit_interval, default=None, metavar="J",
@@ -49,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-chain-step-size", action="store_true",
                         help="adapt one step size per chain instead of one shared step size")
     parser.add_argument("--init-scale", type=common.positive_float, default=0.1,
-                        help="chains start at N(0, s^2 I) draws (default 0.1)")
+                        help="chains start at N(c, s^2 I) draws around the target's centre c: the posterior mode "
+                             "for logistic regression, the origin otherwise (default 0.1)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--device", type=common.device, default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=common.nonneg_int, default=1,

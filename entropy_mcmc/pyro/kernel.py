@@ -60,12 +60,13 @@ class PyroKernel(MCMCKernel):
         kernel: a registry name (`rwm`, `mala`, `hmc`, `learned`, or a plugged-in one: `entropy-mcmc list`),
             or a callable taking a `Target` and returning a kernel.
         adapt_step_size: run our dual-averaging `StepSizeAdaptation` during Pyro's warmup (default:
-            yes, except for `learned`, whose step size is the eps it was trained with).
+            yes, except for `learned`, whose step size is the eps it was trained with; its warmup is run by
+            step-size-adapted MALA, which then hands the chain over, and stays in a 0.05 share of the steps).
         target_accept: its target acceptance (default: the registry's, RWM 0.234, MALA 0.574, HMC 0.8;
             0.8 for a callable).
         adapt_mass_matrix: also adapt a mass matrix, True/"diag" or "dense" (default: a diagonal one for HMC
-            and for a callable kernel with an `inv_mass`; none for MALA, whose preconditioner estimated from
-            one chain's short windows costs more than it gives).
+            and for a callable kernel with an `inv_mass`; none for MALA and the MALA warmup of `learned`, whose
+            preconditioner estimated from one chain's short windows costs more than it gives).
         find_step_size: when no `step_size` is given, start from Hoffman & Gelman's heuristic.
         step_size_jitter: after warmup, redraw the step size uniformly in [s (1 - j), s (1 + j)]
             before every step (Stan's `stepsize_jitter`; breaks HMC's fixed-path-length resonance).
@@ -195,9 +196,11 @@ class PyroKernel(MCMCKernel):
         adapt = spec.adapts_step_size if self.adapt_step_size is None else self.adapt_step_size
         spec = dataclasses.replace(spec, adapts_step_size=adapt)
         mass = self.adapt_mass_matrix
-        if mass is None and self.kernel_spec == "mala":
+        if mass is None and "mala" in (self.kernel_spec, spec.warmup_kernel):
             mass = False  # one Pyro chain's short windows give a poor preconditioner (150 warmup steps: 25 draws)
-        kernel = build_kernel(spec, self.target, num_warmup=self._warmup_steps if adapt else 0,
+        # a kernel with a warmup kernel (learned) hands over after a warmup run by that kernel, adapted
+        warm = adapt or spec.warmup_kernel is not None
+        kernel = build_kernel(spec, self.target, num_warmup=self._warmup_steps if warm else 0,
                               target_accept=self.target_accept, adapt_mass=mass,
                               jitter=self.step_size_jitter, **options)
         if learned:
@@ -233,7 +236,7 @@ class PyroKernel(MCMCKernel):
                tuple(sorted((k, id(v)) for k, v in self._model_kwargs.items())))
         if self._trained is not None and self._trained[0] == key:
             options["sampler"] = self._trained[1]
-            return {k: v for k, v in options.items() if k in ("sampler", "step_size")}
+            return {k: v for k, v in options.items() if k in ("sampler", "step_size", "mixture_share")}
         try:
             train_target = PyroTarget(self.model, self._model_args, self._model_kwargs,
                                       transforms=self._user_transforms, max_plate_nesting=self._max_plate_nesting,
@@ -289,7 +292,11 @@ class PyroKernel(MCMCKernel):
 
     @property
     def step_size(self) -> float:
+        """The kernel's step size; for a kernel made of others (learned: a MALA warmup, then a mixture), the
+        step size of the last draw."""
         s = getattr(self.sampler, "step_size", None) if self.sampler is not None else None
+        if s is None and self._stats.get("step_size"):
+            s = self._stats["step_size"][-1]
         return float("nan") if s is None else float(torch.as_tensor(s).reshape(-1)[0])
 
     def logging(self):

@@ -1,6 +1,8 @@
 """Transition kernels sharing one interface, the Metropolis-Hastings path, adaptation, the registry and the runner."""
 from .adaptation import DualAveraging, StepSizeAdaptation
-from .base import ChainState, KernelWrapper, StepInfo, TransitionKernel, spawn_seeds, unwrap
+from .base import ChainState, KernelWrapper, StepInfo, TransitionKernel, find_kernel, spawn_seeds, unwrap
+from .handoff import WarmupHandoff
+from .mixture import MixtureKernel
 from .hmc import HMC
 from .jitter import StepSizeJitter
 from .langevin import UnadjustedLangevin
@@ -13,8 +15,9 @@ from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, Learn
 from .run import run_chains
 
 __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "MetropolisHastingsKernel",
-           "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "spawn_seeds", "RandomWalkMetropolis", "MALA",
-           "HMC", "UnadjustedLangevin", "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec",
-           "KernelOption", "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample",
-           "run_chains", "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal",
-           "LearnedProposalConfig", "AdaptiveMALA", "TrainConfig", "train_sampler"]
+           "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "find_kernel", "spawn_seeds",
+           "RandomWalkMetropolis", "MALA", "HMC", "UnadjustedLangevin", "MixtureKernel", "WarmupHandoff",
+           "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec", "KernelOption", "register_kernel",
+           "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains", "SampleResult",
+           "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "AdaptiveMALA",
+           "TrainConfig", "train_sampler"]

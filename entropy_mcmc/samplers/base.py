@@ -218,7 +218,25 @@ def unwrap(kernel: TransitionKernel) -> List[TransitionKernel]:
     return stack
 
 
+def find_kernel(kernel: TransitionKernel, kind: type) -> Optional[TransitionKernel]:
+    """The first kernel of type `kind` in a stack, through wrappers and the `parts` of composite kernels
+    (the `LearnedSampler` inside `build_kernel("learned", ...)`); None if there is none."""
+    for k in unwrap(kernel):
+        if isinstance(k, kind):
+            return k
+    for part in getattr(unwrap(kernel)[-1], "parts", ()):
+        found = find_kernel(part, kind)
+        if found is not None:
+            return found
+    return None
+
+
 def kernel_name(kernel: TransitionKernel) -> str:
-    """`StepSizeJitter(StepSizeAdaptation(HMC))` for a stack."""
-    names = [type(k).__name__ for k in unwrap(kernel)]
+    """`StepSizeJitter(StepSizeAdaptation(HMC))` for a stack; a kernel made of others (`parts`: a mixture, a
+    warmup handoff) lists them, `MixtureKernel(MALA, LearnedSampler)`."""
+    stack = unwrap(kernel)
+    names = [type(k).__name__ for k in stack]
+    parts = getattr(stack[-1], "parts", None)
+    if parts:
+        names[-1] += "(" + ", ".join(kernel_name(p) for p in parts) + ")"
     return "(".join(names) + ")" * (len(names) - 1)

@@ -47,7 +47,8 @@ def gather_result(result: SampleResult, world_size: int) -> Optional[SampleResul
     local = {"samples": _cpu(result.samples), "stats": _cpu(result.stats),
              "warmup_samples": _cpu(result.warmup_samples), "warmup_stats": _cpu(result.warmup_stats),
              "warmup_time": result.warmup_time, "sampling_time": result.sampling_time,
-             "divergences": result.num_divergences}
+             "divergences": result.num_divergences, "longest_stuck": result.longest_stuck,
+             "stuck_at_end": result.stuck_at_end}
     parts = [None] * world_size if dist.get_rank() == 0 else None
     dist.gather_object(local, parts, dst=0)
     if dist.get_rank() != 0:
@@ -63,6 +64,8 @@ def gather_result(result: SampleResult, world_size: int) -> Optional[SampleResul
     result.warmup_time = max(p["warmup_time"] for p in parts)
     result.sampling_time = max(p["sampling_time"] for p in parts)
     result.num_divergences = sum(p["divergences"] for p in parts)
+    result.longest_stuck = torch.cat([p["longest_stuck"] for p in parts])
+    result.stuck_at_end = torch.cat([p["stuck_at_end"] for p in parts])
     result.final_state = None  # each rank keeps its own
     result.attrs["world_size"] = world_size
     return result

@@ -15,10 +15,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from ..plugins import first_line, iter_plugins
 from .adaptation import StepSizeAdaptation
 from .base import TransitionKernel
+from .handoff import WarmupHandoff
 from .hmc import HMC
 from .jitter import StepSizeJitter
 from .langevin import UnadjustedLangevin
 from .mala import MALA
+from .mixture import MixtureKernel
 from .rwm import RandomWalkMetropolis
 
 
@@ -49,6 +51,11 @@ class KernelSpec:
     adapts_mass: the default mass-matrix adaptation: False, "diag" or "dense".
     step_size_jitter: default jitter after warmup (HMC: 0.5, see BENCHMARKS.md).
     options: the builder's own keywords the CLI exposes.
+    warmup_kernel: a registry kernel that runs the warmup instead (adapted as its own spec says, with the
+        `target_accept`, `adapt_mass` and `per_chain` given to `build_kernel`) and then hands the chains to
+        this one (`WarmupHandoff`); for a kernel that cannot adapt and may not move outside the typical
+        set, the trained learned sampler. Such a spec may have a `mixture_share` option: after warmup, each
+        step is one of the (frozen) warmup kernel with that probability (`MixtureKernel`).
     source: "built-in", or the distribution a plugin came from.
     """
 
@@ -61,6 +68,7 @@ class KernelSpec:
     step_size_jitter: float = 0.0
     options: Tuple[KernelOption, ...] = ()
     source: str = "built-in"
+    warmup_kernel: Optional[str] = None
 
     def defaults(self) -> Dict[str, Any]:
         out = {"step_size": self.step_size, "target_accept": self.target_accept if self.adapts_step_size else None,
@@ -126,11 +134,15 @@ def get_kernel_spec(name: str) -> KernelSpec:
     return _KERNELS[name]
 
 
-def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int, target_accept: Optional[float] = None,
+def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, target_accept: Optional[float] = None,
                  step_size: Optional[float] = None, adapt_mass: Union[None, bool, str] = None,
                  jitter: Optional[float] = None, per_chain: bool = False, **kernel_options) -> TransitionKernel:
     """The kernel `name` (a registry name, or a `KernelSpec` not in the registry) on `target`, wrapped as its spec says: `StepSizeAdaptation` when it adapts and there
     is a warmup, then `StepSizeJitter` when the jitter is positive. None means the spec's default.
+
+    A spec with a `warmup_kernel` (`learned`) comes back as `WarmupHandoff(MixtureKernel(warmup kernel, kernel,
+    mixture_share), warmup kernel)`: `target_accept`, `adapt_mass` and `per_chain` then go to the warmup kernel,
+    `step_size` and `jitter` to the kernel; no mixture with a zero share, no handoff without warmup.
 
     Raises ValueError for an unknown name, an option the kernel cannot honour (mass adaptation without a mass
     matrix, a jitter outside [0, 1)), and TypeError for a builder that does not return a TransitionKernel.
@@ -140,6 +152,13 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int, targe
         raise ValueError(f"num_warmup must be a non-negative integer, got {num_warmup!r}")
     options = {o.name: o.default for o in spec.options if o.default is not None}
     options.update(kernel_options)
+    if spec.warmup_kernel is not None:
+        share = options.pop("mixture_share", 0.0)
+        own = dataclasses.replace(spec, warmup_kernel=None,
+                                  options=tuple(o for o in spec.options if o.name != "mixture_share"))
+        kernel = build_kernel(own, target, num_warmup=0, step_size=step_size, jitter=jitter, **options)
+        return _hand_off(spec.warmup_kernel, kernel, target, num_warmup, share, target_accept=target_accept,
+                         adapt_mass=adapt_mass, per_chain=per_chain)
     s = spec.step_size if step_size is None else step_size
     if s is not None:
         options["step_size"] = s
@@ -165,6 +184,25 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int, targe
         kernel = StepSizeAdaptation(kernel, target_accept=accept if accept is not None else 0.8, per_chain=per_chain,
                                     adapt_mass_matrix=mass or False)
     return StepSizeJitter(kernel, jitter) if jitter > 0 else kernel
+
+
+def _hand_off(helper_name: str, kernel: TransitionKernel, target, num_warmup: int, share,
+              **helper_options) -> TransitionKernel:
+    """`WarmupHandoff(MixtureKernel(helper, kernel, share), helper)`, the helper adapted during warmup as its
+    spec says; without a share no mixture, without warmup no handoff."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
+        raise ValueError(f"mixture_share must lie in [0, 1), got {share!r}")
+    helper = build_kernel(helper_name, target, num_warmup=num_warmup, **helper_options)
+    main = MixtureKernel(helper, kernel, float(share)) if share > 0 else kernel
+    return WarmupHandoff(main, helper) if num_warmup > 0 else main
+
+
+def mixture_share(text) -> float:
+    """A `--mixture-share` value: a probability in [0, 1)."""
+    v = float(text)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"expected a share in [0, 1), got {text!r}")
+    return v
 
 
 def _positive_int(text) -> int:

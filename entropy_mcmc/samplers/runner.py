@@ -2,7 +2,7 @@
 
 Every step counts: with `thin > 1` a recorded draw carries the mean acceptance of the
 steps since the last draw, `diverging` is true if any of them diverged, and
-`num_divergences` and the gradient counts cover every step. Each `info.extras` entry a
+`num_divergences`, the gradient counts and the stuck-chain counts cover every step. Each `info.extras` entry a
 kernel returns, and the step size each step actually used, are kept per recorded draw.
 """
 from __future__ import annotations
@@ -29,7 +29,9 @@ class SampleResult:
     """Recorded draws `{name: [chains, draws, ...]}` and per-draw statistics `[chains, draws]` of one run.
 
     `draws` is the variable `var_name` (the position, for the kernels that record one).
-    `num_divergences` counts divergent transitions over every sampling step, thinned or not.
+    `num_divergences` counts divergent transitions over every sampling step, thinned or not;
+    `longest_stuck[c]` is chain c's longest run of sampling steps without an accepted move, and
+    `stuck_at_end[c]` the steps since its last accepted move when sampling ended.
     """
 
     samples: Dict[str, torch.Tensor]
@@ -48,6 +50,8 @@ class SampleResult:
     warmup_samples: Optional[Dict[str, torch.Tensor]] = None
     warmup_stats: Optional[Dict[str, torch.Tensor]] = None
     var_name: str = "x"
+    longest_stuck: Optional[torch.Tensor] = None
+    stuck_at_end: Optional[torch.Tensor] = None
 
     @property
     def draws(self) -> torch.Tensor:
@@ -111,9 +115,20 @@ class SampleResult:
 
     def convergence_warnings(self, summary=None) -> List[str]:
         """What Stan and NumPyro warn about, with the numbers: divergent transitions, max R-hat above
-        1.01, min bulk ESS below 100 per chain. `summary` (an ArviZ summary of this run) saves recomputing."""
+        1.01, min bulk ESS below 100 per chain; and, by name, chains that accepted no move over the last
+        10% of their steps. `summary` (an ArviZ summary of this run) saves recomputing."""
         out = []
         steps = self.num_steps * self.num_chains
+        if self.stuck_at_end is not None:
+            window = max(1, -(-self.num_steps // 10))
+            stuck = (self.stuck_at_end >= window).nonzero().flatten().tolist()
+            if stuck:
+                names = ", ".join(str(c) for c in stuck[:10])
+                names += f" and {len(stuck) - 10} more" if len(stuck) > 10 else ""
+                longest = int(self.longest_stuck[stuck].max())
+                out.append(f"chain{'s' if len(stuck) > 1 else ''} {names} of {self.num_chains} accepted no move over "
+                           f"the last 10% of the {self.num_steps} steps (longest run without a move: {longest} "
+                           "steps): stuck where the kernel cannot move")
         if self.num_divergences:
             out.append(f"{self.num_divergences} of {steps} transitions diverged "
                        f"({100.0 * self.num_divergences / steps:.2g}%); the draws may be biased")
@@ -195,6 +210,8 @@ class _Recorder:
         self.stats: Dict[str, list] = {}
         self.grads = 0
         self._divergences = None
+        self.stuck = torch.zeros(num_chains, dtype=torch.int64)
+        self.longest_stuck = torch.zeros(num_chains, dtype=torch.int64)
         self._acc_sum = None
         self._div_any = None
 
@@ -203,6 +220,11 @@ class _Recorder:
         self.grads += info.num_grad_evals
         d = info.diverging.sum()
         self._divergences = d if self._divergences is None else self._divergences + d
+        if self.stuck.device != info.accepted.device:
+            self.stuck = self.stuck.to(info.accepted.device)
+            self.longest_stuck = self.longest_stuck.to(info.accepted.device)
+        self.stuck = torch.where(info.accepted, 0, self.stuck + 1)
+        self.longest_stuck = torch.maximum(self.longest_stuck, self.stuck)
         if self.thin > 1:
             acc, div = info.acceptance_prob.detach(), info.diverging
             self._acc_sum = acc if self._acc_sum is None else self._acc_sum + acc
@@ -301,6 +323,7 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         final_state=state, kernel_name=kernel_name(kernel),
         warmup_acceptance=float(torch.stack(acc_warm).mean()) if acc_warm else float("nan"),
         num_divergences=rec.divergences, warmup_samples=warmup_samples, warmup_stats=warmup_stats,
+        longest_stuck=rec.longest_stuck.cpu(), stuck_at_end=rec.stuck.cpu(),
         var_name=var_name)
     if warn:
         for message in result.convergence_warnings():

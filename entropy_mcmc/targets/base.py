@@ -56,11 +56,20 @@ class Target:
             raise ValueError(f"{self.name}: expected shape [chains, {_fmt(self.event_shape)}], got {list(x.shape)}")
         return x
 
+    def initial_center(self) -> Optional[torch.Tensor]:
+        """Where default starts are centred (float64, event shape): None means the origin. Targets whose
+        posterior can sit far from 0 in posterior sds override it (logistic regression: its mode)."""
+        return None
+
     def initial_positions(self, chains: int, seed: int = 0, dtype: torch.dtype = torch.float32, device="cpu",
                           scale: float = 0.1) -> torch.Tensor:
-        """`[chains, *event]` draws of N(0, scale^2 I), made on the CPU so every device gets the same start."""
+        """`[chains, *event]` draws of N(c, scale^2 I) around `initial_center()` c (the origin by default),
+        made on the CPU so every device gets the same start."""
         gen = torch.Generator().manual_seed(int(seed))
         x = scale * torch.randn((chains,) + tuple(self.event_shape), generator=gen, dtype=torch.float64)
+        center = self.initial_center()
+        if center is not None:
+            x = x + center
         return x.to(dtype=dtype, device=device)
 
     @staticmethod

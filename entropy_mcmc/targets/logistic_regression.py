@@ -63,6 +63,30 @@ class LogisticRegression(Target):
         a = (1.0 - 2.0 * y)[:, None] * x  # signed design matrix: z = A w
         self._c = CastCache(x=x, xt=x.T.contiguous(), y=y, a=a, at=a.T.contiguous())
         self._buffers = {}
+        self._mode: Optional[torch.Tensor] = None
+
+    def mode(self, steps: int = 50, tol: float = 1e-10) -> torch.Tensor:
+        """The posterior mode (MAP) by Newton's method from 0, float64; the energy is strictly convex,
+        H = A^T diag(s (1 - s)) A + I / prior_scale^2, so a few steps reach machine precision."""
+        if self._mode is None:
+            a = self._c.get("a", torch.zeros((), dtype=torch.float64))
+            w = torch.zeros(a.shape[1], dtype=torch.float64)
+            eye = torch.eye(a.shape[1], dtype=torch.float64) / self.prior_scale ** 2
+            for _ in range(steps):
+                s = torch.sigmoid(a @ w)
+                grad = a.T @ s + w / self.prior_scale ** 2
+                hess = (a.T * (s * (1 - s))) @ a + eye
+                delta = torch.linalg.solve(hess, grad)
+                w = w - delta
+                if float(delta.abs().max()) < tol:
+                    break
+            self._mode = w
+        return self._mode
+
+    def initial_center(self) -> torch.Tensor:
+        """Default starts centre on the mode: the posterior can sit many sds from 0 (Australian's x[8]: mean
+        1.68, sd 0.15), where a learned proposal trained on the typical set cannot move."""
+        return self.mode()
 
     @classmethod
     def from_dataset(cls, name: str, data_dir=None) -> "LogisticRegression":

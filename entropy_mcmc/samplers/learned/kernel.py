@@ -31,7 +31,8 @@ class TargetFunctions:
     returns a gradient carrying an autograd graph (the analytic gradients of the Gaussian, funnel
     and logistic regression targets do when the input requires grad), otherwise autograd on
     `target.energy` with `create_graph=True`. `stop_gradient=True` detaches the gradient instead
-    (the cheaper scheme of Titsias & Dellaportas that the thesis found worse), kept for ablations.
+    (the cheaper scheme of Titsias & Dellaportas that the thesis found worse), kept for ablations;
+    the energy U stays differentiable, so the acceptance term still trains the proposal.
     """
 
     def __init__(self, target: Target, differentiable: bool = False, stop_gradient: bool = False):
@@ -54,16 +55,19 @@ class TargetFunctions:
         return self._differentiable_energy_and_grad(y)
 
     def grad(self, y: torch.Tensor) -> torch.Tensor:
-        if not self.differentiable:
-            if callable(self._grad_only):
-                return self._grad_only(self._view(y)).reshape(y.shape)
-            return self.target.energy_and_grad(self._view(y))[1].reshape(y.shape)
-        return self._differentiable_energy_and_grad(y)[1]
+        if self.differentiable and not self.stop_gradient:
+            return self._differentiable_energy_and_grad(y)[1]
+        if self.stop_gradient:
+            y = y.detach()
+        if callable(self._grad_only):
+            return self._grad_only(self._view(y)).reshape(y.shape).detach()
+        return self.target.energy_and_grad(self._view(y))[1].reshape(y.shape).detach()
 
     def _differentiable_energy_and_grad(self, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.stop_gradient:
-            u, g = self.target.energy_and_grad(self._view(y.detach()))
-            return u, g.reshape(y.shape)
+        if self.stop_gradient:  # dU(x') is a constant; U(x') in the acceptance ratio stays differentiable
+            g = self.target.energy_and_grad(self._view(y.detach()))[1].detach()
+            with torch.enable_grad():
+                return self.energy(y), g.reshape(y.shape)
         with torch.enable_grad():
             if not y.requires_grad:
                 y = y.detach().requires_grad_(True)

@@ -44,6 +44,9 @@ class TrainConfig:
     sample_source: "exact" (fresh target samples each step), "bootstrap" (a buffer of
         `buffer_size` chains moved by the sampler after every step; appendix C.2 uses a
         buffer as large as the batch), or "auto" (exact when the target can sample).
+    buffer_size: chains in the bootstrap buffer, at least `batch_size` (None: `batch_size`). A larger
+        buffer gives each step a minibatch of `batch_size` distinct chains drawn uniformly from it,
+        and only those chains move.
     buffer_init_steps: MALA steps (step size adapted to acceptance 0.6) that take the
         bootstrap buffer from `init` to the typical set before training starts. A model with a
         preconditioner (`LearnedProposalConfig.precondition`) is fitted to the buffer's positions
@@ -89,6 +92,9 @@ class TrainConfig:
             raise ValueError(f"target_accept must lie in (0, 1), got {self.target_accept!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.buffer_size is not None and self.buffer_size < self.batch_size:
+            raise ValueError(f"buffer_size ({self.buffer_size}) must be at least batch_size ({self.batch_size}): "
+                             "each step draws a minibatch of batch_size chains from the buffer")
         if not self.beta_init > 0:
             raise ValueError("beta_init must be positive")
         self.adam_betas = tuple(self.adam_betas)
@@ -259,12 +265,12 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
     fit = model.needs_preconditioner
     if source == "bootstrap":
         n = cfg.buffer_size or cfg.batch_size
+        if init is not None and init.shape[0] != n:
+            raise ValueError(f"init has {init.shape[0]} rows; the bootstrap buffer holds buffer_size = {n} chains")
         start = init if init is not None else default_init(target, n, gen, dtype)
         keep = cfg.buffer_init_steps // 2 if fit else 0
         buffer, warm = warm_buffer(target, start.to(dtype), cfg.buffer_init_steps, seed, keep_last=keep)
         buffer = buffer.reshape(n, -1)
-        if buffer.shape[0] != cfg.batch_size:
-            raise ValueError("the bootstrap buffer must hold batch_size chains (appendix C.2)")
         if fit:
             if warm is None:
                 raise ValueError("fitting the preconditioner to the bootstrap buffer needs buffer_init_steps >= 2 "
@@ -287,10 +293,14 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
         bar = tqdm(steps, desc=f"train {target.name}", disable=None, dynamic_ncols=True)
         steps = bar
     for step in steps:
+        rows = None  # the buffer's chains in this step's minibatch (None: all of them)
         if source == "exact":
             x = target.sample(cfg.batch_size, gen, dtype=dtype).reshape(cfg.batch_size, -1)
-        else:
+        elif buffer.shape[0] == cfg.batch_size:
             x = buffer
+        else:
+            rows = torch.randperm(buffer.shape[0], generator=gen)[:cfg.batch_size]
+            x = buffer[rows]
         with torch.no_grad():
             if model.needs_grad_at_x:
                 u_x, g_x = plain.energy_and_grad(x)
@@ -331,7 +341,8 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
                 log_beta += cfg.beta_lr * (acc_mean - cfg.target_accept)
             if buffer is not None:
                 take = torch.rand(acc.shape, generator=gen, dtype=dtype) < acc
-                buffer = torch.where(take[:, None], t_.x_new, buffer)
+                moved = torch.where(take[:, None], t_.x_new, x)
+                buffer = moved if rows is None else buffer.index_copy(0, rows, moved)
             ld = t_.log_det[t_.finite]
             entropy = h0 + float(ld.mean()) if ld.numel() else float("nan")
             rec = {"accept": acc_mean, "beta": math.exp(log_beta), "entropy": entropy, "loss": -float(objective),

@@ -1,0 +1,103 @@
+"""`entropy-mcmc sample-ebm`: sample a trained energy model by annealed Langevin (eq. 3.8) and the denoising
+jump (eq. 3.9), or inpaint images.
+
+    entropy-mcmc sample-ebm --model moons.pt --num 1000 --seed 0 --out moons.npz
+    entropy-mcmc sample-ebm --model moons.pt --num 1000 --seed 0 --out moons.png     # scatter over the data
+    entropy-mcmc sample-ebm --model digits.pt --num 64 --inpaint bottom-half --out inpaint.png
+
+`.npz` holds `samples` (data coordinates), `noisy` (before the jump), `temperature` and `mean_energy` (the
+trace, Figure B.7B); `.png` is a scatter with the data (2-D) or an image grid.
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..ebm_training.inpainting import MASKS
+from . import common
+
+HELP = "sample a trained energy model (annealed Langevin, denoising jump, inpainting); write .npz or .png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="PATH", help="checkpoint written by train-ebm")
+    parser.add_argument("--num", type=common.positive_int, default=1000, help="number of samples (chains)")
+    parser.add_argument("--seed", type=common.seed, default=0)
+    parser.add_argument("--out", required=True, metavar="PATH", help=".npz (arrays) or .png (picture)")
+    parser.add_argument("--steps", type=common.positive_int, default=2700, help="annealing steps (2700)")
+    parser.add_argument("--step-size", type=common.positive_float, default=0.02, help="eps of eq. 3.8 (0.02)")
+    parser.add_argument("--schedule", choices=("thesis", "geometric", "linear", "cosine", "constant"),
+                        default="thesis", help="temperature schedule (thesis: Figure B.7B's shape)")
+    parser.add_argument("--t-max", type=common.positive_float, default=100.0, help="initial temperature (100)")
+    parser.add_argument("--t-min", type=float, default=1.0, help="temperature the cooling reaches (1)")
+    parser.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=True,
+                        help="end with the single-step denoising jump (default on)")
+    parser.add_argument("--inpaint", choices=MASKS, default=None,
+                        help="images: keep this part of --num data images and sample the rest")
+    parser.add_argument("--data", default=None, help="data for --inpaint and the .png scatter (default: the "
+                        "training data when it is built in)")
+    parser.add_argument("--device", type=common.device, default="cpu")
+    parser.add_argument("--threads", type=common.nonneg_int, default=1)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from ..ebm_training.data import IMAGES, TOYS, load_data
+    from ..ebm_training.inpainting import image_mask
+    from ..ebm_training.plots import image_grid, scatter_2d
+    from ..ebm_training.sampling import sample_ebm
+    from ..ebm_training.trainer import load_model
+
+    if not args.out.endswith((".npz", ".png")):
+        raise common.UsageError(f"--out {args.out}: expected a .npz or .png path")
+    common.check_writable_file(args.out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, state = load_model(args.model, args.device)
+    dtype = next(model.parameters()).dtype
+    shift = state["normalization"]["shift"].to(dtype)
+    scale = state["normalization"]["scale"].to(dtype)
+    event = list(state["data"]["event_shape"])
+    images = len(event) == 3
+    data_name = args.data or (state["data"].get("name") if state["data"].get("name") in TOYS + IMAGES else None)
+    mask = reference = truth = None
+    if args.inpaint:
+        if not images:
+            raise common.UsageError("--inpaint needs a model of images")
+        if data_name is None:
+            raise common.UsageError("--inpaint needs --data (the images to complete)")
+        truth, _ = load_data(data_name, num=args.num, seed=args.seed + 1, dtype=dtype)
+        if list(truth.shape[1:]) != event:
+            raise ValueError(f"--data images have shape {list(truth.shape[1:])}, the model takes {event}")
+        mask = image_mask(args.inpaint, event)
+        reference = ((truth - shift) / scale).to(args.device)
+    init_mean = 0.5 if images else 0.0
+    out = sample_ebm(model, reference.shape[0] if reference is not None else args.num, seed=args.seed,
+                     step_size=args.step_size, schedule=args.schedule, anneal_steps=args.steps, t_max=args.t_max,
+                     t_min=args.t_min, denoise=args.denoise, mask=mask, reference=reference, init_mean=init_mean,
+                     progress=not args.no_progress, dtype=dtype, device=args.device)
+    samples = (out.samples.cpu() * scale + shift)
+    noisy = (out.noisy.cpu() * scale + shift)
+    print(f"entropy-mcmc sample-ebm: {samples.shape[0]} samples, {args.steps} steps of annealed Langevin "
+          f"({args.schedule}, T from {args.t_max:g}, eps {args.step_size:g}) in {out.seconds:.1f} s"
+          f"{', denoised' if args.denoise else ''}{', inpainting ' + args.inpaint if args.inpaint else ''}")
+    if args.out.endswith(".npz"):
+        np.savez(args.out, samples=samples.numpy(), noisy=noisy.numpy(), temperature=out.temperature.cpu().numpy(),
+                 mean_energy=out.mean_energy.cpu().numpy())
+    elif images:
+        if truth is not None:
+            k = min(16, samples.shape[0])
+            masked = torch.where(mask, truth[:k], torch.zeros_like(truth[:k]))
+            image_grid(torch.cat([masked, samples[:k], truth[:k]]), args.out, ncol=k,
+                       row_labels=["known", "inpainted", "truth"])
+        else:
+            image_grid(samples[:256], args.out, ncol=16)
+    elif samples.shape[1] == 2:
+        data = load_data(data_name, num=samples.shape[0], seed=args.seed + 1, dtype=dtype)[0] if data_name else None
+        scatter_2d(samples, data, args.out)
+    else:
+        raise common.UsageError(f"--out .png draws 2-D points or images; these samples have shape {event}")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,330 @@
+"""Training an energy model by score matching: MDSM (eq. 3.7, the default), DSM, exact or sliced score matching.
+
+    trainer = EBMTrainer(MLPEnergy(2), data, EBMTrainConfig(loss="mdsm", steps=5000, lr=1e-3), seed=0)
+    trainer.train(progress=True, log_path="log.csv", checkpoint_path="model.pt")
+    trainer.save("model.pt")                   # model, optimizer, step, RNG states, config, normalization
+    trainer = EBMTrainer.resume("model.pt", data)   # continues bitwise as an uninterrupted run would
+
+Adam (the thesis' learning rate 5e-5 by default), a tqdm bar, a CSV log of the loss and the mean energies of
+clean and noisy data, float32 or float64, any device. Under `torchrun --nproc_per_node N` the model is
+wrapped in DistributedDataParallel (gloo on CPU, NCCL on GPU): every rank draws the same global batch
+indices and noise levels and takes its own contiguous block, with its own noise seed, so the global batch is
+the one a single process would see. Points (`[n, d]` data) are standardized (one shift per coordinate, one
+common scale) unless told otherwise; the normalization is saved with the model.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..samplers.base import spawn_seeds
+from ..samplers.distributed import chain_shard, process_group
+from .energy_target import EnergyTarget, unwrap_model
+from .losses import LOSSES, NoiseLevels, dsm_loss, esm_loss, mdsm_loss, ssm_loss
+from .networks import build_network
+
+CHECKPOINT_FORMAT = "entropy-mcmc-ebm/1"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class EBMTrainConfig:
+    """Settings of a score-matching run.
+
+    loss: "mdsm" (eq. 3.7), "dsm" (eq. 3.3 at the single level sigma0), "esm" (exact), "ssm" (sliced).
+    sigma_min, sigma_max, spacing, draw: MDSM's noise levels (`NoiseLevels`); the thesis' MNIST range
+        [0.1, 3] geometric is the default.
+    sigma0: the fixed kernel width of eq. 3.7 (0.1), and DSM's single level.
+    ssm_projections: random directions per sample for "ssm".
+    standardize: None standardizes points and leaves images as they are.
+    """
+
+    loss: str = "mdsm"
+    steps: int = 5000
+    batch_size: int = 128
+    lr: float = 5e-5
+    sigma0: float = 0.1
+    sigma_min: float = 0.1
+    sigma_max: float = 3.0
+    spacing: str = "geometric"
+    draw: str = "spaced"
+    ssm_projections: int = 1
+    standardize: Optional[bool] = None
+    dtype: str = "float32"
+    log_every: int = 50
+    checkpoint_every: int = 0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        for name in ("steps", "batch_size", "log_every", "ssm_projections"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be positive and finite, got {self.lr!r}")
+        if not self.sigma0 > 0:
+            raise ValueError(f"sigma0 must be positive, got {self.sigma0!r}")
+        self.noise_levels()  # validates the range
+
+    def noise_levels(self) -> NoiseLevels:
+        return NoiseLevels(self.sigma_min, self.sigma_max, self.spacing, self.draw)
+
+
+def _normalization(data: torch.Tensor, standardize: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(shift `[*event]`, scale scalar) with model input = (x - shift) / scale."""
+    if not standardize:
+        return torch.zeros(data.shape[1:], dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+    d = data.to(torch.float64)
+    shift = d.mean(0)
+    scale = (d - shift).pow(2).mean().sqrt()
+    if not scale > 0:
+        raise ValueError("cannot standardize data whose points are all equal")
+    return shift, scale
+
+
+class EBMTrainer:
+    """Score matching for an energy network on a data tensor `[n, *event]` (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, data: torch.Tensor, config: Optional[EBMTrainConfig] = None, seed: int = 0,
+                 device="cpu", data_info: Optional[Dict[str, Any]] = None):
+        self.config = config = config or EBMTrainConfig()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the energy model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(data, torch.Tensor) or data.dim() < 2 or data.shape[0] < 2:
+            raise ValueError(f"data must be a tensor [n, *event] with n >= 2, got "
+                             f"{list(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__}")
+        event = getattr(model, "event_shape", None)
+        if event is not None and tuple(data.shape[1:]) != tuple(event):
+            raise ValueError(f"the data points have shape {list(data.shape[1:])} but the model takes "
+                             f"{list(event)}")
+        self.device = torch.device(device)
+        self.dtype = DTYPES[config.dtype]
+        self.rank, self.world_size = process_group(self.device)
+        if config.batch_size < self.world_size:
+            raise ValueError(f"batch size {config.batch_size} cannot be split across {self.world_size} processes")
+        self.seed = int(seed)
+        standardize = data.dim() == 2 if config.standardize is None else config.standardize
+        self.shift, self.scale = _normalization(data, standardize)
+        self.data_info = dict(data_info or {}, event_shape=list(data.shape[1:]))
+        self.data = ((data.to(torch.float64) - self.shift) / self.scale).to(dtype=self.dtype, device=self.device)
+        self.model = unwrap_model(model).to(dtype=self.dtype, device=self.device)
+        self.net = self.model
+        if self.world_size > 1:
+            kwargs = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
+            self.net = nn.parallel.DistributedDataParallel(self.model, **kwargs)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.step = 0
+        batch_seed, noise_seed = spawn_seeds(self.seed, 2)
+        self.batch_gen = torch.Generator().manual_seed(batch_seed)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(spawn_seeds(noise_seed,
+                                                                                     self.world_size)[self.rank])
+        self.history = {"step": [], "loss": [], "energy_data": [], "energy_noisy": [], "seconds": []}
+        self.seconds = 0.0
+
+    # -- one update -------------------------------------------------------------------------------------
+    def _batch(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """This rank's block of the global batch, and its noise levels."""
+        b = self.config.batch_size
+        idx = torch.randint(self.data.shape[0], (b,), generator=self.batch_gen)
+        sig = self.config.noise_levels()(b, torch.empty(0, dtype=torch.float64), self.batch_gen)
+        off, cnt = chain_shard(b, self.rank, self.world_size)
+        idx = idx[off:off + cnt].to(self.device)
+        return self.data[idx], sig[off:off + cnt].to(dtype=self.dtype, device=self.device)
+
+    def loss(self, x: torch.Tensor, sigmas: torch.Tensor):
+        """(loss, energies `[batch]` at the points the loss evaluated, graph kept) for a batch."""
+        c = self.config
+        if c.loss == "mdsm":
+            loss, _, e = mdsm_loss(self.net, x, sigmas, c.sigma0, generator=self.noise_gen, return_parts=True)
+        elif c.loss == "dsm":
+            loss, _, e = dsm_loss(self.net, x, c.sigma0, generator=self.noise_gen, return_parts=True)
+        elif c.loss == "esm":
+            loss, e = esm_loss(self.net, x, return_energy=True)
+        else:
+            loss, e = ssm_loss(self.net, x, c.ssm_projections, generator=self.noise_gen, return_energy=True)
+        return loss, e
+
+    def update(self) -> Dict[str, float]:
+        """One Adam step on one batch; returns the loss and the mean energies (data, noisy data)."""
+        t0 = time.perf_counter()
+        self.model.train()
+        x, sigmas = self._batch()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, e = self.loss(x, sigmas)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the {self.config.loss} loss is {loss.item()} at step {self.step}; lower the "
+                                     "learning rate")
+        # Score matching never reaches the energy's additive constant (the last bias), and DDP only reduces
+        # once every parameter has a gradient: the zero-weighted energy gives that one an exact zero.
+        (loss + 0.0 * e.sum() if self.world_size > 1 else loss).backward()
+        self.optimizer.step()
+        self.step += 1
+        with torch.no_grad():
+            e_data = self.model(x).mean()
+        self.seconds += time.perf_counter() - t0
+        e_noisy = e.mean().item() if self.config.loss in ("mdsm", "dsm") else float("nan")
+        return {"loss": loss.item(), "energy_data": e_data.item(), "energy_noisy": e_noisy}
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def train(self, steps: Optional[int] = None, progress: bool = True, log_path: Optional[str] = None,
+              checkpoint_path: Optional[str] = None) -> "EBMTrainer":
+        """Run until `steps` updates in total (default: the config's), logging every `log_every` updates and
+        checkpointing every `checkpoint_every` (and at the end) when `checkpoint_path` is given."""
+        total = self.config.steps if steps is None else int(steps)
+        c = self.config
+        bar = None
+        if progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc=f"train-ebm {c.loss}", disable=None, dynamic_ncols=True)
+        window = []
+        while self.step < total:
+            window.append(self.update())
+            if bar is not None:
+                bar.update(1)
+            if self.step % c.log_every == 0 or self.step == total:
+                row = self._log_row(window)
+                window = []
+                if bar is not None:
+                    bar.set_postfix(loss=f"{row['loss']:.4g}", E_data=f"{row['energy_data']:.3g}")
+                if log_path and self.rank == 0:
+                    self._append_csv(log_path, row)
+            if checkpoint_path and c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                self.save(checkpoint_path)
+        if bar is not None:
+            bar.close()
+        if checkpoint_path:
+            self.save(checkpoint_path)
+        return self
+
+    def _log_row(self, window) -> Dict[str, float]:
+        keys = ("loss", "energy_data", "energy_noisy")
+        means = torch.tensor([sum(w[k] for w in window) / len(window) for k in keys], dtype=torch.float64)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            means = means.to(self.device)
+            dist.all_reduce(means)
+            means = means.cpu() / self.world_size
+        row = {"step": self.step, **{k: float(v) for k, v in zip(keys, means)}, "seconds": self.seconds}
+        for k, v in row.items():
+            self.history[k].append(v)
+        return row
+
+    @staticmethod
+    def _append_csv(path: str, row: Dict[str, float]) -> None:
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    # -- sampling view ----------------------------------------------------------------------------------
+    def target(self) -> EnergyTarget:
+        """The trained model as a `Target` (in the standardized coordinates it was trained in)."""
+        return EnergyTarget(self.model)
+
+    def to_data(self, x: torch.Tensor) -> torch.Tensor:
+        """Model coordinates back to data coordinates."""
+        return x * self.scale.to(x) + self.shift.to(x)
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "network": dict(self.model.config), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "step": self.step, "seed": self.seed,
+                "config": dataclasses.asdict(self.config), "rng": {"batch": self.batch_gen.get_state(),
+                                                                   "noise": self.noise_gen.get_state()},
+                "normalization": {"shift": self.shift, "scale": self.scale}, "data": self.data_info,
+                "history": self.history, "seconds": self.seconds, "world_size": self.world_size}
+
+    def save(self, path: str) -> None:
+        """Write the checkpoint (rank 0 only under torchrun)."""
+        if self.rank == 0:
+            folder = os.path.dirname(os.path.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+            tmp = path + ".tmp"
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        check_architecture(self.model, state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.batch_gen.set_state(state["rng"]["batch"])
+        if state.get("world_size", 1) == self.world_size:
+            self.noise_gen.set_state(state["rng"]["noise"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.seconds = float(state.get("seconds", 0.0))
+
+    @classmethod
+    def resume(cls, path: str, data: torch.Tensor, device="cpu", steps: Optional[int] = None,
+               model: Optional[nn.Module] = None) -> "EBMTrainer":
+        """A trainer restored from `path` (its network is rebuilt from the saved config unless `model` is given,
+        which must then be of the same architecture); `steps` raises the total number of updates."""
+        state = load_checkpoint(path)
+        config = EBMTrainConfig(**state["config"])
+        if steps is not None:
+            config.steps = int(steps)
+        if model is None:
+            model = build_network(state["network"])
+        trainer = cls(model, data, config, seed=state["seed"], device=device, data_info=state["data"])
+        trainer.load_state_dict(state)
+        return trainer
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """A checkpoint written by `EBMTrainer.save` (read with weights_only=True: plain data only)."""
+    if not os.path.exists(path):
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise ValueError(f"{path} is not a readable energy-model checkpoint: {err}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an entropy-mcmc energy-model checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def check_architecture(model: nn.Module, state: Dict[str, Any]) -> None:
+    """ValueError unless `model` has the architecture the checkpoint was saved from."""
+    mine = dict(getattr(unwrap_model(model), "config", {}) or {})
+    saved = dict(state["network"])
+    if mine != saved:
+        raise ValueError(f"the checkpoint holds a {saved.get('kind')} network {saved}, not this model's "
+                         f"{mine.get('kind')} {mine}")
+
+
+def load_model(path: str, device="cpu") -> Tuple[nn.Module, Dict[str, Any]]:
+    """The trained network of a checkpoint (eval mode) and the checkpoint dict (normalization, config, data)."""
+    state = load_checkpoint(path)
+    model = build_network(state["network"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit the saved architecture: {str(err).splitlines()[0]}") from None
+    dtype = DTYPES[state["config"]["dtype"]]
+    return model.to(dtype=dtype, device=device).eval(), state
+
+
+def train_ebm(model: nn.Module, data: torch.Tensor, loss: str = "mdsm", seed: int = 0, device="cpu",
+              progress: bool = True, log_path: Optional[str] = None, checkpoint_path: Optional[str] = None,
+              **config) -> EBMTrainer:
+    """Train `model` on `data` with `loss` and any `EBMTrainConfig` field; returns the trainer."""
+    trainer = EBMTrainer(model, data, EBMTrainConfig(loss=loss, **config), seed=seed, device=device)
+    return trainer.train(progress=progress, log_path=log_path, checkpoint_path=checkpoint_path)
+
+
+__all__ = ["EBMTrainer", "EBMTrainConfig", "train_ebm", "load_checkpoint", "load_model", "check_architecture"]
