@@ -81,6 +81,12 @@ def test_resume_from_checkpoint_is_bitwise(tmp_path):
     trainer.fit(x)
     for a, b in zip(resumed.state_dict().values(), reference.state_dict().values()):
         assert torch.equal(a, b)
+    # a run with other settings in the same folder is refused, not silently continued from the old checkpoint
+    torch.manual_seed(0)
+    other = TrainConfig(stages=three_stages((6, 4, 4), lam=50.0, gamma_warmup=2), batch_size=32, log_every=2)
+    with pytest.raises(ValueError, match="other settings"):
+        NMCETrainer(ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2), GaussianNoise(0.1), other, out_dir=tmp_path,
+                    progress=False).fit(x)
 
 
 def test_small_resnet_network_shapes():
