@@ -46,9 +46,10 @@ def main(argv=None) -> int:
         rows[name] = {**clustering_scores(data.y, labels), "seconds": time.perf_counter() - t0}
     steps = tuple(int(s) for s in args.steps.split(","))
     m = run_clustering(data, seed=args.seed, out_dir=Path(args.out) / "nmce", steps=steps, lam=args.lam,
-                       tau=args.tau, eps_sq=args.eps_sq, width=args.width, batch_size=args.batch_size, backbone=args.backbone, progress=False)
-    rows[f"NMCE ({args.backbone}, steps {args.steps}, lam {args.lam:g}, tau {args.tau:g}, eps^2 {args.eps_sq:g})"] = {k: m[k] for k in ("acc", "nmi", "ari",
-                                                                                               "seconds")}
+                       tau=args.tau, eps_sq=args.eps_sq, width=args.width, batch_size=args.batch_size,
+                       backbone=args.backbone, progress=False)
+    name = f"NMCE ({args.backbone}, steps {args.steps}, lam {args.lam:g}, tau {args.tau:g}, eps^2 {args.eps_sq:g})"
+    rows[name] = {k: m[k] for k in ("acc", "nmi", "ari", "seconds")}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2))
     print("| method | ACC | NMI | ARI | seconds |\n| --- | ---: | ---: | ---: | ---: |")
