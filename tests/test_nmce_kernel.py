@@ -132,3 +132,27 @@ def test_seed_reproducible_and_errors():
         gumbel_softmax(LOGITS, tau=-1.0)
     with pytest.raises(ValueError, match=r"\[n, k\]"):
         GumbelClusterKernel(lambda x: x.sum(-1)).init(torch.ones(4, 2))
+
+
+def test_registered_as_gumbel_cluster_and_declared_as_entry_point():
+    """`build_kernel("gumbel-cluster", net)` gives the sampler, unwrapped (no step size), with the options passed
+    through; setup.cfg declares the same KernelSpec under `entropy_mcmc.kernels`."""
+    import configparser
+    import importlib
+    from pathlib import Path
+
+    from entropy_mcmc.samplers import build_kernel, get_kernel_spec
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    lines = [ln.strip() for ln in cfg["options.entry_points"]["entropy_mcmc.kernels"].strip().splitlines()]
+    module, obj = dict(ln.split(" = ") for ln in lines)["gumbel-cluster"].split(":")
+    assert getattr(importlib.import_module(module), obj) is get_kernel_spec("gumbel-cluster")
+
+    net = torch.nn.Linear(3, 4)
+    kernel = build_kernel("gumbel-cluster", net, num_warmup=100, tau=0.5, hard=False, seed=0)
+    assert type(kernel) is GumbelClusterKernel and kernel.model is net and kernel.tau == 0.5 and not kernel.hard
+    draws = sample(kernel, torch.randn(3, 3), num_draws=5, progress=False, seed=1).draws
+    assert draws.shape == (3, 5, 4) and torch.allclose(draws.sum(-1), torch.ones(3, 5))
+    with pytest.raises(ValueError, match="temperature"):
+        build_kernel("gumbel-cluster", net, num_warmup=0, tau=0.0)

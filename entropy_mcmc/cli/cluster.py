@@ -39,15 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clusters", type=int, default=None, help="number of clusters (default: number of classes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--steps", type=_steps, default=(400, 300, 300),
+    parser.add_argument("--steps", type=_steps, default=(300, 300, 500),
                         help="steps of the three stages (TCR, NMCE on the frozen backbone, NMCE fine-tuning)")
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--lam", type=float, default=20.0, help="weight of the view-similarity constraint")
+    parser.add_argument("--lam", type=float, default=50.0, help="weight of the view-similarity constraint")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--tau", type=float, default=0.5, help="Gumbel-softmax temperature of the memberships")
     parser.add_argument("--eps-sq", type=float, default=0.01, help="squared coding error eps^2 of eq. 5.2")
     parser.add_argument("--z-dim", type=int, default=None, help="feature dimension (default 4 x clusters, 6-128)")
     parser.add_argument("--backbone", choices=("mlp", "resnet"), default="mlp")
-    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--aug-noise", type=float, default=0.05, help="Gaussian augmentation for point data")
     parser.add_argument("--max-side", type=int, default=32, help="downscale larger images to this side (CPU)")
     parser.add_argument("--image-size", type=_image_size, default=None,
@@ -68,7 +69,7 @@ def run(args) -> int:
         raise ValueError(f"--clusters must be at least 2, got {args.clusters}")
     data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size)
     metrics = run_clustering(data, n_clusters=args.clusters, seed=args.seed, out_dir=args.out, steps=args.steps,
-                             batch_size=args.batch_size, lam=args.lam, lr=args.lr, eps_sq=args.eps_sq,
+                             batch_size=args.batch_size, lam=args.lam, lr=args.lr, eps_sq=args.eps_sq, tau=args.tau,
                              z_dim=args.z_dim, backbone=args.backbone, width=args.width, aug_noise=args.aug_noise,
                              max_side=args.max_side, progress=not args.no_progress)
     print(json.dumps({k: metrics[k] for k in ("acc", "nmi", "ari", "seconds") if k in metrics}))

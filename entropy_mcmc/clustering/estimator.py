@@ -67,7 +67,7 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
         z_dim = self.z_dim or max(6, min(128, 4 * k))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            net = ClusterNetwork(MLPBackbone(d, self.width, self.depth), z_dim, k)
+            net = ClusterNetwork(MLPBackbone(d, self.width, self.depth), z_dim, k, pre_feature=2 * self.width)
             config = TrainConfig(stages=three_stages(tuple(self.steps), lr=self.lr, lam=self.lam),
                                  eps_sq=self.eps_sq, tau=self.tau, batch_size=batch, seed=seed)
             trainer = NMCETrainer(net, GaussianNoise(self.aug_noise), config, out_dir=self.out_dir,

@@ -14,6 +14,7 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 
+from ..samplers import KernelSpec, register_kernel
 from ..samplers.base import Seed, StepInfo, TransitionKernel
 
 
@@ -139,5 +140,12 @@ def build_gumbel_cluster(target, **options) -> GumbelClusterKernel:
     return GumbelClusterKernel(target, **options)
 
 
+# `build_kernel("gumbel-cluster", net, num_warmup=0, tau=..., hard=...)`; also an `entropy_mcmc.kernels` entry point.
+GUMBEL_CLUSTER = register_kernel("gumbel-cluster", KernelSpec(
+    build_gumbel_cluster, "independent cluster assignments by Gumbel-max/softmax from a network's logits (thesis "
+    "ch. 5.4); chains are data points; target: a network returning logits or (features, logits), or None",
+    step_size=None, adapts_step_size=False))
+
+
 __all__ = ["GumbelClusterKernel", "ClusterState", "gumbel_noise", "gumbel_softmax", "assignment_entropy",
-           "cluster_posterior", "coassignment_matrix", "build_gumbel_cluster"]
+           "cluster_posterior", "coassignment_matrix", "build_gumbel_cluster", "GUMBEL_CLUSTER"]

@@ -191,12 +191,19 @@ class NMCETrainer:
                 "gamma": gamma if stage.objective == "nmce" else float("nan"), "lr": lr}
 
     def fit(self, x: torch.Tensor, resume: bool = True) -> List[dict]:
-        """Train on points `x` `[n, ...]`; resumes from `out_dir/checkpoint.pt` when it exists and `resume`."""
+        """Train on points `x` `[n, ...]`; resumes from `out_dir/checkpoint.pt` when it exists and `resume`.
+
+        A checkpoint written with other settings is refused (ValueError) instead of being silently continued.
+        """
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             ckpt = self.out_dir / "checkpoint.pt"
             if resume and ckpt.exists():
-                self.load_state_dict(torch.load(ckpt, weights_only=False))
+                state = torch.load(ckpt, weights_only=False)
+                if state.get("config") != self.state_dict()["config"]:
+                    raise ValueError(f"{ckpt} was written by a run with other settings; give another output folder "
+                                     "(or resume=False to start afresh)")
+                self.load_state_dict(state)
         if self.stage_index == 0 and self.step == 0 and not self.history:
             torch.manual_seed(self.config.seed)
         rank, _ = world()
