@@ -4,7 +4,9 @@
 
 The sampler file comes from `entropy-mcmc train-sampler --target australian --out australian.pt --seed 0`.
 Every run goes through `samplers.run_chains`, what `entropy-mcmc sample` calls, with 64 chains x 2000
-draws from `target.initial_positions` (N(0, 0.1^2 I), the CLI's default start), under these settings:
+draws from the CLI's default start `target.initial_positions` (`--start default`: N(mode, 0.1^2 I) for the
+logistic regression targets, N(0, 0.1^2 I) for the others) or from N(0, 0.1^2 I) (`--start zero`, the
+default start before the mode-centred one; the same draws), under these settings:
 
 - pure learned kernel, no warmup (`--warmup 0 --mixture-share 0`, the form the README showed);
 - pure learned kernel, 4000 learned steps discarded (the issue's `--warmup 4000` before this change,
@@ -36,6 +38,7 @@ from learned_sampler import evaluate, machine  # noqa: E402
 
 from entropy_mcmc.diagnostics import ess, rhat  # noqa: E402
 from entropy_mcmc.samplers import run_chains  # noqa: E402
+from entropy_mcmc.samplers.base import spawn_seeds  # noqa: E402
 from entropy_mcmc.targets import get_target  # noqa: E402
 from entropy_mcmc.targets.logistic_regression import load_reference  # noqa: E402
 
@@ -89,6 +92,9 @@ def main(argv=None):
     p.add_argument("--target", default="australian")
     p.add_argument("--sampler", required=True, help="a file written by `entropy-mcmc train-sampler`")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", choices=("default", "zero"), default="default",
+                   help="default: the target's default start (logistic regression: around its mode); zero: "
+                        "N(0, 0.1^2 I), the default start before (the same draws, shifted)")
     p.add_argument("--out", default="results/learned_user_start")
     p.add_argument("--only", default=None, help="comma-separated labels to run (default all)")
     p.add_argument("--timing-repeats", type=int, default=0,
@@ -103,13 +109,20 @@ def main(argv=None):
     info = machine()
     print(f"benchmarks/learned_user_start.py {' '.join(sys.argv[1:])} | {info}", flush=True)
 
+    def zero_start(seed):  # the draws run_chains' default start makes from `seed`, without the centre
+        gen = torch.Generator().manual_seed(int(spawn_seeds(seed, 2)[0]))
+        return (0.1 * torch.randn((CHAINS,) + tuple(target.event_shape), generator=gen, dtype=torch.float64)).float()
+
+    start = zero_start(args.seed) if args.start == "zero" else None  # None: run_chains' default start
+
     def run(kernel, warmup, draws=DRAWS, init=None, **options):
         return run_chains(target, kernel, chains=CHAINS, num_warmup=warmup, num_draws=draws, seed=args.seed,
-                          init=init, warn=False, **options)
+                          init=start if init is None else init, warn=False, **options)
 
     t0 = time.perf_counter()
+    # from the zero start whatever --start says, so that the exact-start rows are the same for both
     posterior = run_chains(target, "mala", chains=CHAINS, num_warmup=1000, num_draws=1000, seed=args.seed + 1,
-                           warn=False).draws[:, -1].clone()
+                           init=zero_start(args.seed + 1), warn=False).draws[:, -1].clone()
     print(f"posterior draws for the exact start: {time.perf_counter() - t0:.1f} s", flush=True)
     learned = dict(sampler=args.sampler)
     settings = [
@@ -142,13 +155,14 @@ def main(argv=None):
               f"ESS/s {row['ess_per_s']:.0f} (with warmup {row['ess_per_s_total']:.0f}), "
               f"min bulk ESS {row['min_bulk_ess']:.0f}, warmup {row['warmup_s']:.1f} s, "
               f"sampling {row['sampling_s']:.1f} s", flush=True)
-    (out / f"{args.target}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    (out / f"{args.target}_{args.start}.json").write_text(
+        json.dumps({"machine": info, "start": args.start, "rows": rows}, indent=1))
     cols = ["sampler", "max_rhat", "stuck_chains", "longest_rejection_run", "max_sd_err", "ess_per_5k", "ess_per_s",
             "ess_per_s_total", "min_bulk_ess", "warmup_s", "sampling_s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
-    (out / f"{args.target}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.target}_{args.start}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if args.timing_repeats:
         times = {0.0: [], 0.05: [], 0.1: []}
