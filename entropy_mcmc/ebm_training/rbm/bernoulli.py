@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .caprbm import check_layers
+
 
 class RBM(nn.Module):
     """Bernoulli RBM: `W` `[visible, hidden]`, `visible_bias` c, `hidden_bias` b, all real."""
@@ -24,11 +26,7 @@ class RBM(nn.Module):
     def __init__(self, num_visible: int, num_hidden: int, dtype: torch.dtype = torch.float32, device=None,
                  init_scale: float = 0.01, seed: Optional[int] = None):
         super().__init__()
-        for name, v in (("num_visible", num_visible), ("num_hidden", num_hidden)):
-            if int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        check_layers(num_visible, num_hidden, dtype)
         self.num_visible, self.num_hidden = int(num_visible), int(num_hidden)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         self.W = nn.Parameter((init_scale * torch.randn(num_visible, num_hidden, generator=gen, dtype=dtype))

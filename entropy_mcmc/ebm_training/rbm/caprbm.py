@@ -59,6 +59,15 @@ def to_unit_modulus(x: torch.Tensor, threshold: float) -> torch.Tensor:
     return torch.where(on, x / torch.where(on, mod, torch.ones_like(mod)), torch.zeros_like(x))
 
 
+def check_layers(num_visible: int, num_hidden: int, dtype: torch.dtype) -> None:
+    """ValueError/TypeError unless both layer sizes are positive integers and dtype is float32 or float64."""
+    for name, v in (("num_visible", num_visible), ("num_hidden", num_hidden)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+
+
 class CAPRBM(nn.Module):
     """CAP-RBM with `num_visible` and `num_hidden` complex units (thesis eq. A.5).
 
@@ -73,11 +82,7 @@ class CAPRBM(nn.Module):
     def __init__(self, num_visible: int, num_hidden: int, coupling: bool = True, dtype: torch.dtype = torch.float32,
                  device=None, init_scale: float = 0.01, seed: Optional[int] = None):
         super().__init__()
-        for name, v in (("num_visible", num_visible), ("num_hidden", num_hidden)):
-            if int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        check_layers(num_visible, num_hidden, dtype)
         self.num_visible, self.num_hidden, self.coupling = int(num_visible), int(num_hidden), bool(coupling)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
