@@ -50,6 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         code = args._run(args)
     except (UsageError, ValueError, TypeError, OSError) as err:
         args._parser.error(str(err))
+    from ..samplers.distributed import end_process_group
+
+    end_process_group()  # under torchrun: every rank waits for rank 0's writing, then leaves cleanly
     if getattr(args, "command", None) == "sample":
         print(f"total {time.perf_counter() - t0:.2f} s in main()", flush=True)
     return code

@@ -30,6 +30,16 @@ def process_group(device="cpu") -> Tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def end_process_group() -> None:
+    """Wait for every rank, then destroy the default group: a process that exits with the gloo
+    threads still running aborts ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def chain_shard(chains: int, rank: int, world_size: int) -> Tuple[int, int]:
     """`(offset, count)` of rank's chains: contiguous blocks, the first `chains % world_size` one larger."""
     if not 0 <= rank < world_size:
