@@ -208,3 +208,12 @@ def test_cli_errors_are_one_line_without_a_traceback(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing.pt" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_list_into_a_closed_pipe_stops_quietly():
+    # `entropy-mcmc list | head -1`: the reader leaves after one line; without the BrokenPipeError branch main
+    # printed "error: [Errno 32] Broken pipe" and exited 2
+    proc = subprocess.run(f"'{sys.executable}' -m entropy_mcmc.cli list | head -1", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout == "kernels:\n"
+    assert proc.stderr == ""

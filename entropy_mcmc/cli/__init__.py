@@ -10,6 +10,8 @@ Heavy imports beyond torch (arviz, pandas, pyro, jax) happen inside the handlers
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import List, Optional
 
@@ -48,6 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         code = args._run(args)
+    except BrokenPipeError:  # the reader went away (`entropy-mcmc list | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UsageError, ValueError, TypeError, OSError) as err:
         args._parser.error(str(err))
     from ..samplers.distributed import end_process_group
