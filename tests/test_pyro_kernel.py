@@ -124,6 +124,16 @@ def test_hmc_adapts_a_diagonal_mass_matrix_during_warmup():
     assert not kernel.sampler.adapting
 
 
+def test_mala_keeps_its_preconditioner_unless_asked_for_one():
+    # MALA defaults to a dense mass in the registry; one Pyro chain's windows are too short for it
+    default = PyroKernel(hierarchical_normal_model, "mala")
+    run(default, num_samples=5, warmup_steps=120, num_chains=1)
+    asked = PyroKernel(hierarchical_normal_model, "mala", adapt_mass_matrix="dense")
+    run(asked, num_samples=5, warmup_steps=120, num_chains=1)
+    assert default.sampler.inv_mass is None
+    assert asked.sampler.inv_mass is not None and asked.sampler.inv_mass.shape == (6, 6)
+
+
 def test_step_size_jitter_redraws_the_step_size_around_the_adapted_one_after_warmup():
     kernel = PyroKernel(hierarchical_normal_model, "hmc", num_steps=2, step_size_jitter=0.5)
     mcmc = run(kernel, num_samples=40, warmup_steps=30, num_chains=1)

@@ -65,8 +65,9 @@ class PyroKernel(MCMCKernel):
         target_accept: its target acceptance (default: the registry's, RWM 0.234, MALA 0.574, HMC 0.8;
             0.8 for a callable).
         adapt_mass_matrix: also adapt a mass matrix, True/"diag" or "dense" (default: a diagonal one for HMC
-            and for a callable kernel with an `inv_mass`; none for MALA and the MALA warmup of `learned`, whose
-            preconditioner estimated from one chain's short windows costs more than it gives).
+            and for a callable kernel with an `inv_mass`; none where the kernel, or the kernel that runs its warmup,
+            defaults to a dense one (MALA, the warmup of `learned`): a dense preconditioner estimated from one
+            chain's short windows costs more than it gives).
         find_step_size: when no `step_size` is given, start from Hoffman & Gelman's heuristic.
         step_size_jitter: after warmup, redraw the step size uniformly in [s (1 - j), s (1 + j)]
             before every step (Stan's `stepsize_jitter`; breaks HMC's fixed-path-length resonance).
@@ -196,8 +197,9 @@ class PyroKernel(MCMCKernel):
         adapt = spec.adapts_step_size if self.adapt_step_size is None else self.adapt_step_size
         spec = dataclasses.replace(spec, adapts_step_size=adapt)
         mass = self.adapt_mass_matrix
-        if mass is None and "mala" in (self.kernel_spec, spec.warmup_kernel):
-            mass = False  # one Pyro chain's short windows give a poor preconditioner (150 warmup steps: 25 draws)
+        warmup_spec = get_kernel_spec(spec.warmup_kernel) if spec.warmup_kernel else spec
+        if mass is None and warmup_spec.adapts_mass == "dense":
+            mass = False  # one Pyro chain's short windows give a poor dense one (150 warmup steps: 25 draws)
         # a kernel with a warmup kernel (learned) hands over after a warmup run by that kernel, adapted
         warm = adapt or spec.warmup_kernel is not None
         kernel = build_kernel(spec, self.target, num_warmup=self._warmup_steps if warm else 0,
