@@ -30,7 +30,6 @@ logit space.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -51,6 +50,7 @@ from .energy_target import EnergyTarget
 from .networks import build_network
 from .preprocess import LogitTransform, infer_levels
 from .trainer import EBMTrainConfig, EBMTrainer, check_architecture, load_checkpoint
+from .trainer import train_ebm as train_score_matching
 
 KernelArg = Union[str, TransitionKernel, Callable[[EnergyTarget], TransitionKernel]]
 
@@ -638,12 +638,29 @@ def checkpoint_kernel(state: Dict[str, Any], model: nn.Module, kernel: Optional[
     return k
 
 
+def train_ebm(model: nn.Module, data: torch.Tensor, loss: str = "mdsm", seed: int = 0, device="cpu",
+              progress: bool = True, log_path: Optional[str] = None, checkpoint_path: Optional[str] = None,
+              kernel: Optional[KernelArg] = None, **config) -> EBMTrainer:
+    """Train `model` on `data` with `loss`; returns the trainer. `loss="ml"`: maximum likelihood with `kernel` (a
+    registry name, default "mala", a `TransitionKernel` on this model or a callable target -> kernel) as negative
+    sampler and any `MLTrainConfig` field; otherwise score matching with any `EBMTrainConfig` field."""
+    if loss != "ml":
+        if kernel is not None:
+            raise ValueError(f"the {loss} loss samples nothing during training: `kernel` is for loss='ml'")
+        return train_score_matching(model, data, loss, seed, device, progress, log_path, checkpoint_path, **config)
+    if isinstance(kernel, str):
+        config["kernel"] = kernel
+        kernel = None
+    trainer = ContrastiveTrainer(model, data, MLTrainConfig(**config), seed=seed, device=device, kernel=kernel)
+    return trainer.train(progress=progress, log_path=log_path, checkpoint_path=checkpoint_path)
+
+
 @dataclass
 class MLSamples:
     samples: torch.Tensor   # data coordinates
     model_space: torch.Tensor
     accept: float
-    kernel: str
+    kernel: str             # the registry name
     seconds: float
 
 
@@ -694,8 +711,8 @@ def sample_ml(path_or_state, num: int, steps: int = 1000, kernel: Optional[str] 
     shift = state["normalization"]["shift"].to(x)
     scale = state["normalization"]["scale"].to(x)
     out = transform.inverse(x) if transform is not None else x * scale + shift
-    return MLSamples(out.cpu(), x.cpu(), acc / max(steps, 1), kernel_name(k), time.perf_counter() - t0)
+    return MLSamples(out.cpu(), x.cpu(), acc / max(steps, 1), kernel or config.kernel, time.perf_counter() - t0)
 
 
-__all__ = ["ContrastiveTrainer", "MLTrainConfig", "ReplayBuffer", "SamplerTraining", "ml_loss", "adapt_step_size",
+__all__ = ["train_ebm", "ContrastiveTrainer", "MLTrainConfig", "ReplayBuffer", "SamplerTraining", "ml_loss", "adapt_step_size",
            "learned_variant2", "sample_ml", "checkpoint_kernel", "ml_config", "MLSamples"]

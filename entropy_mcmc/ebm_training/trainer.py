@@ -322,20 +322,9 @@ def load_model(path: str, device="cpu") -> Tuple[nn.Module, Dict[str, Any]]:
 
 def train_ebm(model: nn.Module, data: torch.Tensor, loss: str = "mdsm", seed: int = 0, device="cpu",
               progress: bool = True, log_path: Optional[str] = None, checkpoint_path: Optional[str] = None,
-              kernel=None, **config) -> EBMTrainer:
-    """Train `model` on `data` with `loss` and any `EBMTrainConfig` field; returns the trainer. `loss="ml"`
-    trains by maximum likelihood with `kernel` (a registry name, default "mala", a `TransitionKernel` or a
-    callable target -> kernel) as negative sampler and any `MLTrainConfig` field (`contrastive`)."""
-    if loss == "ml":
-        from .contrastive import ContrastiveTrainer, MLTrainConfig
-
-        if isinstance(kernel, str):
-            config["kernel"] = kernel
-            kernel = None
-        trainer = ContrastiveTrainer(model, data, MLTrainConfig(**config), seed=seed, device=device, kernel=kernel)
-        return trainer.train(progress=progress, log_path=log_path, checkpoint_path=checkpoint_path)
-    if kernel is not None:
-        raise ValueError(f"the {loss} loss samples nothing during training: `kernel` is for loss='ml'")
+              **config) -> EBMTrainer:
+    """Train `model` on `data` with `loss` and any `EBMTrainConfig` field; returns the trainer (the package's
+    `train_ebm` also takes loss="ml", see `contrastive.train_ebm`)."""
     trainer = EBMTrainer(model, data, EBMTrainConfig(loss=loss, **config), seed=seed, device=device)
     return trainer.train(progress=progress, log_path=log_path, checkpoint_path=checkpoint_path)
 
