@@ -41,7 +41,7 @@ def moons():
 
 def quadratic_trainer(data, kernel="mala", seed=0, **kw):
     cfg = dict(kernel=kernel, steps=2000, batch_size=64, buffer_size=512, k_steps=3, lr=0.01, standardize=False,
-               dtype="float64", reinit_fraction=0.0, log_every=100)
+               dtype="float64", reinit_fraction=0.0, log_every=100, energy_penalty=0.0)
     cfg.update(kw)
     return ContrastiveTrainer(QuadraticEnergy(2), data, MLTrainConfig(**cfg), seed=seed)
 
@@ -81,7 +81,7 @@ def test_quadratic_energy_recovers_data_mean_and_covariance(gaussian_data, monke
     assert z.max() < 4, z
     assert abs(trainer.history["accept"][-1] - 0.6) < 0.05  # the step size follows the 0.6 target
     # deliberately broken: the negative phase with the wrong sign
-    monkeypatch.setattr(contrastive, "ml_loss", lambda e_d, e_n, penalty=0.0: e_n.mean() - e_d.mean())
+    monkeypatch.setattr(contrastive, "ml_loss", lambda e_d, e_n, penalty: e_n.mean() - e_d.mean())
     z_bad, _ = fixed_point_z_scores(gaussian_data, burn_in=200, steps=400)
     assert z_bad.max() > 50, z_bad
 

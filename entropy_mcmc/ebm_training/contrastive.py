@@ -5,9 +5,10 @@ appendix C.2): persistent contrastive divergence (Tieleman 2008) from a replay b
 
 Without the penalty its gradient is the log-likelihood gradient E_data[dE/dtheta] - E_model[dE/dtheta], the model
 expectation estimated by the negatives; its fixed point matches the model's expectations of dE/dtheta to the data's
-(for a quadratic energy: the sample mean and covariance). alpha = 0 by default, for that reason: any alpha > 0
-moves the fixed point (it pulls every energy toward 0); a small alpha (Du & Mordatch 2019 use 1) keeps the
-energies of a network from drifting apart when the sampler cannot follow the model.
+(for a quadratic energy: the sample mean and covariance, exactly so with alpha = 0). alpha = 0.001 by default
+(TorchEBM's default; Du & Mordatch 2019 use 1): without it the MLP energy on two-moons at lr 1e-3 ran away within
+160 updates (energies ~1e3, MALA's acceptance 0, energies ~1e7 by update 360, BENCHMARKS.md), with it the same run
+is stable; at energies of order 1 it moves the gradient by about 0.2%. Pass 0 for the unbiased ML gradient.
 
 Each update: `batch_size` negatives are drawn from a buffer of `buffer_size` states (10,000 by default), exactly
 round(reinit_fraction * batch) of them replaced by noise, advanced `k_steps` steps of the kernel (whose cached
@@ -55,7 +56,7 @@ from .trainer import train_ebm as train_score_matching
 KernelArg = Union[str, TransitionKernel, Callable[[EnergyTarget], TransitionKernel]]
 
 
-def ml_loss(energy_data: torch.Tensor, energy_neg: torch.Tensor, penalty: float = 0.0) -> torch.Tensor:
+def ml_loss(energy_data: torch.Tensor, energy_neg: torch.Tensor, penalty: float = 0.001) -> torch.Tensor:
     """mean E(data) - mean E(negatives) + penalty (mean E(data)^2 + mean E(negatives)^2) (see the module)."""
     loss = energy_data.mean() - energy_neg.mean()
     if penalty:
@@ -71,7 +72,7 @@ class MLTrainConfig(EBMTrainConfig):
     k_steps: kernel steps per update (thesis: 40 with the learned sampler; 30 here by default).
     buffer_size, reinit_fraction: the replay buffer and the share of each draw re-initialized from noise.
     persistent: False runs CD-K (chains start at the data batch; no buffer).
-    energy_penalty: alpha of the squared-energy penalty (0: the unbiased ML gradient, see the module).
+    energy_penalty: alpha of the squared-energy penalty (0.001; 0: the unbiased ML gradient, see the module).
     step_size: the kernel's initial step size (None: the registry's default).
     target_accept, adapt_rate: the Robbins-Monro step-size control of calibrated kernels (adapt_rate 0: fixed).
     noise_scale: points are (re)initialized from N(0, noise_scale^2 I) in standardized coordinates; images from
@@ -93,7 +94,7 @@ class MLTrainConfig(EBMTrainConfig):
     buffer_size: int = 10000
     reinit_fraction: float = 0.05
     persistent: bool = True
-    energy_penalty: float = 0.0
+    energy_penalty: float = 0.001
     step_size: Optional[float] = None
     target_accept: float = 0.6
     adapt_rate: float = 0.05
