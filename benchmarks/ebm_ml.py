@@ -107,14 +107,16 @@ def toys(args):
                                         args.k_steps, args.torchebm_step, args.buffer_size)
         results["TorchEBM PCD, Langevin"] = (buf[:2000] * scale + shift, steps, wall, {})
         for name, (samples, steps, wall, extra) in results.items():
-            cov = mode_coverage(samples, held)
-            ok = bool(torch.isfinite(samples).all())
+            ok = bool(torch.isfinite(samples).all())  # a run that diverged scores no mode and MMD NaN
+            cov = mode_coverage(samples, held) if ok else {"modes": 16}
             rows.append({"toy": toy, "method": name, "mmd": mmd(samples, held) if ok else float("nan"),
                          "covered": cov["covered"] if ok else 0, "modes": cov["modes"], "tv": cov["tv"] if ok else 1,
                          "updates": steps, "seconds": wall, **extra})
             print(json.dumps(rows[-1]), flush=True)
         rows.append({"toy": toy, "method": "held-back data vs training data", "mmd": mmd(x[:2000], held)})
         print(json.dumps(rows[-1]), flush=True)
+        with open(os.path.join(args.out, "toys.json"), "w") as f:  # after every toy
+            json.dump(rows, f, indent=1)
     return rows
 
 
@@ -146,6 +148,8 @@ def images(args):
                                                                 .manual_seed(1), dtype=torch.float64)), f_test)}]
     print(json.dumps(rows[0]), json.dumps(rows[1]), flush=True)
     net, _ = training_preset((1, 8, 8))
+    if args.filters:
+        net["filters"] = args.filters
     for kernel in args.kernels.split(","):
         torch.manual_seed(args.seed)
         trainer = ContrastiveTrainer(build_network(net), train, MLTrainConfig(
@@ -216,6 +220,7 @@ def main():
                    help="TorchEBM Langevin dt (x' = x - dt dU + sqrt(2 dt) z): 0.005 is our ULA's s = 0.1")
     p.add_argument("--steps", type=int, default=600, help="images: updates per kernel")
     p.add_argument("--every", type=int, default=50, help="images: measure every this many updates")
+    p.add_argument("--filters", type=int, default=None, help="images: first filters of the digits ResNet (32)")
     p.add_argument("--reps", type=int, default=7, help="cost: timed updates (median)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/ebm_ml")

@@ -117,19 +117,23 @@ def test_learned_sampler_trained_in_the_loop_stays_exact(gaussian_data):
     assert max(zb_mean.max(), zb_var.max()) > 8, (zb_mean, zb_var)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_buffer_keeps_dtype_and_reinitializes_an_exact_share(moons, dtype):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("dtype,device", [("float32", "cpu"), ("float64", "cpu"),
+                                          pytest.param("float32", "cuda", marks=CUDA)])
+def test_buffer_keeps_dtype_and_reinitializes_an_exact_share(moons, dtype, device):
     trainer = ContrastiveTrainer(MLPEnergy(2, 16, 2), moons, MLTrainConfig(
-        batch_size=50, buffer_size=200, k_steps=0, reinit_fraction=0.3, dtype=dtype, steps=3), seed=0)
+        batch_size=50, buffer_size=200, k_steps=0, reinit_fraction=0.3, dtype=dtype, steps=3), seed=0, device=device)
     buf = trainer.buffer
-    assert buf.positions.dtype == getattr(torch, dtype) and buf.positions.device == trainer.device
+    assert buf.positions.dtype == getattr(torch, dtype) and buf.positions.device.type == device
     assert buf.num_reinit(50) == 15
     for _ in range(3):
         before = buf.positions.clone()
         trainer.update()  # K = 0: a drawn state changes only when it is re-initialized
         changed = (buf.positions != before).any(1)
         assert int(changed.sum()) == 15
-        assert buf.positions.dtype == getattr(torch, dtype)
+        assert buf.positions.dtype == getattr(torch, dtype) and buf.positions.device.type == device
     idx, x = buf.draw(50, reinit=False)
     assert torch.equal(x, buf.positions[idx]) and idx.unique().numel() == 50
 
