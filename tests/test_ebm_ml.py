@@ -305,3 +305,31 @@ def test_cli_train_and_sample(tmp_path):
         with np.load(npz) as f:
             assert f["samples"].shape == (20, 2) and np.isfinite(f["samples"]).all()
             assert str(f["kernel"]) == ("mala" if extra[-1:] == ["mala"] else "hmc")
+
+
+def test_cli_learned_kernel_samples_with_its_trained_sampler(tmp_path):
+    from entropy_mcmc.cli import main
+
+    out = tmp_path / "l.pt"
+    assert main(["train-ebm", "--data", "two-moons", "--num", "256", "--loss", "ml", "--kernel", "learned",
+                 "--k-steps", "2", "--steps", "3", "--batch-size", "32", "--buffer-size", "64", "--out", str(out),
+                 "--no-progress"]) == 0
+    state = torch.load(out, weights_only=True)
+    assert state["ml"]["sampler"]["description"]["variant"] == "langevin"
+    kernel = contrastive.checkpoint_kernel(state, _model_of(state))
+    assert isinstance(kernel, LearnedSampler)
+    for k, v in state["ml"]["sampler"]["model"].items():
+        assert torch.equal(kernel.model.state_dict()[k], v), k
+    npz = tmp_path / "l.npz"
+    assert main(["sample-ebm", "--model", str(out), "--num", "10", "--steps", "3", "--out", str(npz),
+                 "--no-progress", "--from-buffer"]) == 0
+    with np.load(npz) as f:
+        assert str(f["kernel"]) == "learned" and f["samples"].shape == (10, 2)
+
+
+def _model_of(state):
+    from entropy_mcmc.ebm_training.networks import build_network
+
+    model = build_network(state["network"])
+    model.load_state_dict(state["model"])
+    return model

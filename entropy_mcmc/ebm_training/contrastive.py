@@ -311,8 +311,8 @@ class ContrastiveTrainer(EBMTrainer):
         trainer.train(progress=True, log_path="log.csv", checkpoint_path="model.pt")
         trainer = ContrastiveTrainer.resume("model.pt", data)      # continues bitwise, buffer and sampler included
 
-    `kernel` overrides `config.kernel` with a `TransitionKernel` on `trainer.target()`-like target of this model,
-    or a callable `target -> TransitionKernel`; a kernel that cannot serve is refused here, before training.
+    `kernel` overrides `config.kernel`: a `TransitionKernel` built on `EnergyTarget(model)` (this model), or a
+    callable `target -> TransitionKernel`; a kernel that cannot serve is refused here, before training.
     """
 
     def __init__(self, model: nn.Module, data: torch.Tensor, config: Optional[MLTrainConfig] = None, seed: int = 0,
