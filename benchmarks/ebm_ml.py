@@ -16,6 +16,7 @@ Three measurements, each side by side in one run on one machine:
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_ml.py toys --seconds 60 --out results/ebm_ml
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_ml.py images --steps 600 --out results/ebm_ml
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_ml.py cost --out results/ebm_ml
+    PYTHONPATH=. python benchmarks/ebm_ml.py plot --out results/ebm_ml     # the figure of an `images` run
 """
 from __future__ import annotations
 
@@ -135,6 +136,11 @@ def features(clf, x):
     return np.maximum(h, 0)
 
 
+def _mean(rows, key):
+    vals = [r[key] for r in rows if math.isfinite(r[key])]
+    return sum(vals) / len(vals) if vals else None
+
+
 def images(args):
     x, info = load_data("digits")
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(args.seed))
@@ -155,8 +161,11 @@ def images(args):
         trainer = ContrastiveTrainer(build_network(net), train, MLTrainConfig(
             kernel=kernel, k_steps=args.k_steps, batch_size=args.batch, buffer_size=args.buffer_size, lr=args.lr,
             steps=args.steps, log_every=args.every, sampler_batch=64, sampler_updates=5), seed=args.seed)
+        ebm_updates, window = 0, []
         while trainer.step < args.steps:
-            trainer.update()
+            r = trainer.update()
+            ebm_updates += int(r["ebm_update"])
+            window.append(r)
             if trainer.step % args.every == 0:
                 h = trainer.proposal_entropy()
                 pixels = trainer.to_data(trainer.buffer.positions[torch.randperm(
@@ -164,7 +173,9 @@ def images(args):
                 row = {"kernel": kernel, "step": trainer.step, "proposal_entropy": h,
                        "frechet_buffer": frechet_distance(features(clf, pixels.double()), f_test),
                        "step_size": float(trainer.kernel.step_size_value.float().mean()),
-                       "seconds": trainer.seconds}
+                       "ebm_updates": ebm_updates, "accept": _mean(window, "accept"),
+                       "sampler_accept": _mean(window, "sampler_accept"), "seconds": trainer.seconds}
+                window = []
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         if args.out:
@@ -172,6 +183,31 @@ def images(args):
 
             image_grid(trainer.to_data(trainer.buffer.positions[:64]).double(),
                        os.path.join(args.out, f"digits_buffer_{kernel}.png"), ncol=8)
+    return rows
+
+
+def plot(args):
+    """Figure 4.3b / C.3a,b analogue from `images.json` in --out: proposal entropy and buffer Frechet distance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(os.path.join(args.out, "images.json")) as f:
+        rows = json.load(f)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    for kernel in dict.fromkeys(r["kernel"] for r in rows if "kernel" in r):
+        mine = [r for r in rows if r.get("kernel") == kernel]
+        ax[0].plot([r["step"] for r in mine], [r["proposal_entropy"] for r in mine], "o-", label=kernel)
+        ax[1].plot([r["step"] for r in mine], [r["frechet_buffer"] for r in mine], "o-", label=kernel)
+    ref = next(r["frechet"] for r in rows if r.get("reference") == "train vs test")
+    ax[1].axhline(ref, color="gray", ls="--", label="train vs test")
+    ax[0].set(xlabel="update", ylabel="proposal entropy (nats, 64 dims)")
+    ax[1].set(xlabel="update", ylabel="Frechet distance, buffer vs test", yscale="log")
+    ax[0].legend()
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "digits_entropy_frechet.png"), dpi=100)
     return rows
 
 
@@ -207,7 +243,7 @@ def cost(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("toys", "images", "cost"))
+    p.add_argument("what", choices=("toys", "images", "cost", "plot"))
     p.add_argument("--seconds", type=float, default=60.0, help="toys: wall time per method and toy")
     p.add_argument("--toys", default=",".join(TOYS))
     p.add_argument("--kernels", default=None, help="toys: mala,hmc,ula; images: mala,learned")
@@ -232,7 +268,9 @@ def main():
     args.k_steps = args.k_steps or (40 if images_run else 30)
     args.batch = args.batch or 128
     args.lr = args.lr or (1e-4 if images_run else 1e-3)
-    rows = {"toys": toys, "images": images, "cost": cost}[args.what](args)
+    rows = {"toys": toys, "images": images, "cost": cost, "plot": plot}[args.what](args)
+    if args.what == "plot":
+        return
     with open(os.path.join(args.out, f"{args.what}.json"), "w") as f:
         json.dump(rows, f, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v)
 

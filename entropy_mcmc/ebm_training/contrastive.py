@@ -43,7 +43,7 @@ from torch import nn
 from ..samplers.base import TransitionKernel, find_kernel, kernel_name, spawn_seeds, unwrap
 from ..samplers.distributed import chain_shard
 from ..samplers.learned.kernel import LearnedSampler, TargetFunctions
-from ..samplers.learned.proposal import LearnedProposal, LearnedProposalConfig, base_entropy
+from ..samplers.learned.proposal import LearnedProposal, LearnedProposalConfig
 from ..samplers.learned.registry import build_model
 from ..samplers.learned.training import _objective_terms, clip_gradients
 from ..samplers.registry import build_kernel
@@ -245,7 +245,6 @@ class SamplerTraining:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=config.sampler_lr, betas=config.adam_betas)
         self.log_beta = math.log(config.sampler_beta_init)
-        self.last_entropy = float("nan")
 
     def train(self, buffer: ReplayBuffer, batch: int) -> float:
         c, model = self.config, self.model
@@ -282,8 +281,6 @@ class SamplerTraining:
                 mean_acc = float(self.reduce(acc.mean()))
                 accepts.append(mean_acc)
                 self.log_beta += c.sampler_beta_lr * (mean_acc - c.target_accept)
-                ld = terms.log_det[keep]
-                self.last_entropy = base_entropy(x.shape[1]) + float(ld.mean()) if ld.numel() else float("nan")
         model.eval()
         buffer.put(idx, x.reshape(shape))
         return sum(accepts) / len(accepts)
@@ -298,10 +295,6 @@ class SamplerTraining:
         self.optimizer.load_state_dict(state["optimizer"])
         self.log_beta = float(state["log_beta"])
         self.generator.set_state(state["rng"])
-
-
-def _kernel_generator(kernel: TransitionKernel) -> Optional[torch.Generator]:
-    return kernel.base.generator
 
 
 class ContrastiveTrainer(EBMTrainer):
@@ -524,7 +517,7 @@ class ContrastiveTrainer(EBMTrainer):
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def _rank_state(self) -> Dict[str, Any]:
-        gen = _kernel_generator(self.kernel)
+        gen = self.kernel.base.generator
         return {"buffer": None if self.buffer is None else self.buffer.state_dict(),
                 "kernel_rng": None if gen is None else gen.get_state(),
                 "sampler_rng": self.sampler_gen.get_state(), "noise_rng": self.noise_gen.get_state()}
@@ -565,7 +558,7 @@ class ContrastiveTrainer(EBMTrainer):
             mine = ranks[self.rank]
             if self.buffer is not None and mine["buffer"] is not None:
                 self.buffer.load_state_dict(mine["buffer"])
-            gen = _kernel_generator(self.kernel)
+            gen = self.kernel.base.generator
             if gen is not None and mine["kernel_rng"] is not None:
                 gen.set_state(mine["kernel_rng"])
             self.sampler_gen.set_state(mine["sampler_rng"])
