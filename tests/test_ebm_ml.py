@@ -333,3 +333,32 @@ def _model_of(state):
     model = build_network(state["network"])
     model.load_state_dict(state["model"])
     return model
+
+
+class RecordingRWM(HalfStepRWM):
+    """HalfStepRWM that remembers where its chains started."""
+
+    def init(self, position):
+        self.started_at = position.clone()
+        return super().init(position)
+
+
+def test_cd_k_starts_the_chains_at_the_data_batch(moons):
+    trainer = ContrastiveTrainer(MLPEnergy(2, 8, 1), moons, MLTrainConfig(persistent=False, k_steps=1, batch_size=16),
+                                 kernel=RecordingRWM)
+    assert trainer.buffer is None
+    rng = trainer.batch_gen.get_state()
+    expected = trainer._data_batch()
+    trainer.batch_gen.set_state(rng)
+    trainer.update()
+    assert torch.equal(trainer.kernel.started_at, expected)
+
+
+def test_annealed_langevin_anneals_over_the_k_steps_of_an_update(moons, tmp_path):
+    trainer = ContrastiveTrainer(MLPEnergy(2, 8, 1), moons, MLTrainConfig(
+        kernel="annealed-langevin", k_steps=4, batch_size=16, buffer_size=32, steps=2), seed=0)
+    assert trainer.kernel.schedule.num_steps == 4 and not trainer.adapts
+    trainer.train(progress=False, checkpoint_path=str(tmp_path / "a.pt"))
+    assert trainer.history["accept"][-1] == 1.0
+    out = contrastive.sample_ml(str(tmp_path / "a.pt"), 8, steps=4, seed=0)
+    assert out.kernel == "annealed-langevin" and torch.isfinite(out.samples).all()
