@@ -405,7 +405,9 @@ class ContrastiveTrainer(EBMTrainer):
                 raise ValueError(f"kernel {name} samples {getattr(t, 'name', type(t).__name__)}, not this energy "
                                  "model: build it on trainer.target(), or pass a registry name or a callable "
                                  "target -> kernel")
+        rng = self.buffer_gen.get_state()
         probe = self.noise(2)
+        self.buffer_gen.set_state(rng)  # the probe leaves the buffer's random stream as it was
         needs_grad = any(getattr(p.base, "needs_grad", True) for p in parts)
         try:
             if needs_grad:
