@@ -375,7 +375,11 @@ class ContrastiveTrainer(EBMTrainer):
                 options = dict(c.kernel_options)
                 if kernel == "annealed-langevin":
                     options.setdefault("anneal_steps", max(c.k_steps, 1))
-                k = build_kernel(kernel, target, step_size=c.step_size, **options)
+                try:
+                    k = build_kernel(kernel, target, step_size=c.step_size, **options)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"kernel {kernel!r} cannot serve as negative sampler of an energy model: "
+                                     f"{err}") from None
         elif isinstance(kernel, TransitionKernel):
             k = kernel
             c.kernel = "object:" + kernel_name(k)
@@ -420,7 +424,11 @@ class ContrastiveTrainer(EBMTrainer):
             what = "the gradient of the energy with respect to x" if needs_grad else "the energy"
             raise ValueError(f"kernel {name} cannot serve as negative sampler: it needs {what}, which this model "
                              f"does not provide ({str(err).splitlines()[0]})") from None
-        state = kernel.init(probe)
+        try:
+            state = kernel.init(probe)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"kernel {name} cannot serve as negative sampler of an energy model: starting it at "
+                             f"noise failed ({str(err).splitlines()[0]})") from None
         if not hasattr(state, "position"):
             raise ValueError(f"kernel {name} has a state without a `position`: the buffer cannot store it")
 
