@@ -4,6 +4,12 @@ jump (eq. 3.9), or inpaint images.
     entropy-mcmc sample-ebm --model moons.pt --num 1000 --seed 0 --out moons.npz
     entropy-mcmc sample-ebm --model moons.pt --num 1000 --seed 0 --out moons.png     # scatter over the data
     entropy-mcmc sample-ebm --model digits.pt --num 64 --inpaint bottom-half --out inpaint.png
+    entropy-mcmc sample-ebm --model moons-ml.pt --num 1000 --steps 1000 --out moons.npz   # its training kernel
+    entropy-mcmc sample-ebm --model moons-ml.pt --from-buffer --kernel mala --out moons.npz
+
+A model trained by maximum likelihood (`train-ebm --loss ml`) is sampled by `--steps` steps of the kernel it was
+trained with (its adapted step size, or its trained learned sampler) unless `--kernel` names another, from noise
+or from its saved replay buffer (`--from-buffer`); its `.npz` holds `samples`, `acceptance` and `kernel`.
 
 `.npz` holds `samples` (data coordinates), `noisy` (before the jump), `temperature` and `mean_energy` (the
 trace, Figure B.7B); `.png` is a scatter with the data (2-D) or an image grid.
@@ -23,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num", type=common.positive_int, default=1000, help="number of samples (chains)")
     parser.add_argument("--seed", type=common.seed, default=0)
     parser.add_argument("--out", required=True, metavar="PATH", help=".npz (arrays) or .png (picture)")
-    parser.add_argument("--steps", type=common.positive_int, default=2700, help="annealing steps (2700)")
+    parser.add_argument("--steps", type=common.positive_int, default=None,
+                        help="annealing steps (2700), or kernel steps for a model trained with --loss ml (1000)")
+    parser.add_argument("--kernel", default=None, help="--loss ml models: the kernel (default: the one it was "
+                        "trained with)")
+    parser.add_argument("--from-buffer", action="store_true", help="--loss ml models: start from the saved "
+                        "replay buffer instead of noise")
     parser.add_argument("--step-size", type=common.positive_float, default=0.02, help="eps of eq. 3.8 (0.02)")
     parser.add_argument("--schedule", choices=("thesis", "geometric", "linear", "cosine", "constant"),
                         default="thesis", help="temperature schedule (thesis: Figure B.7B's shape)")
@@ -56,6 +67,11 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, state = load_model(args.model, args.device)
+    if state["config"]["loss"] == "ml":
+        return _run_ml(args, state)
+    if args.kernel or args.from_buffer:
+        raise common.UsageError("--kernel and --from-buffer apply to models trained with --loss ml")
+    args.steps = args.steps or 2700
     dtype = next(model.parameters()).dtype
     shift = state["normalization"]["shift"].to(dtype)
     scale = state["normalization"]["scale"].to(dtype)
@@ -96,6 +112,37 @@ def run(args) -> int:
             image_grid(samples[:256], args.out, ncol=16)
     elif samples.shape[1] == 2:
         data = load_data(data_name, num=samples.shape[0], seed=args.seed + 1, dtype=dtype)[0] if data_name else None
+        scatter_2d(samples, data, args.out)
+    else:
+        raise common.UsageError(f"--out .png draws 2-D points or images; these samples have shape {event}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _run_ml(args, state) -> int:
+    import numpy as np
+
+    from ..ebm_training.contrastive import sample_ml
+    from ..ebm_training.data import TOYS, load_data
+    from ..ebm_training.plots import image_grid, scatter_2d
+
+    if args.inpaint:
+        raise common.UsageError("--inpaint needs a score-matching model (annealed Langevin with clamped pixels)")
+    steps = args.steps or 1000
+    out = sample_ml(state, args.num, steps=steps, kernel=args.kernel, from_buffer=args.from_buffer, seed=args.seed,
+                    device=args.device, progress=not args.no_progress)
+    samples = out.samples
+    print(f"entropy-mcmc sample-ebm: {samples.shape[0]} samples, {steps} steps of {out.kernel} from "
+          f"{'the replay buffer' if args.from_buffer else 'noise'} in {out.seconds:.1f} s, acceptance "
+          f"{out.accept:.3f}")
+    event = list(state["data"]["event_shape"])
+    if args.out.endswith(".npz"):
+        np.savez(args.out, samples=samples.numpy(), acceptance=np.float64(out.accept), kernel=np.str_(out.kernel))
+    elif len(event) == 3:
+        image_grid(samples[:256], args.out, ncol=16)
+    elif samples.shape[1] == 2:
+        name = args.data or (state["data"].get("name") if state["data"].get("name") in TOYS else None)
+        data = load_data(name, num=samples.shape[0], seed=args.seed + 1)[0] if name else None
         scatter_2d(samples, data, args.out)
     else:
         raise common.UsageError(f"--out .png draws 2-D points or images; these samples have shape {event}")

@@ -1,6 +1,9 @@
-"""`entropy-mcmc train-ebm`: train an energy model by score matching (thesis ch. 3; MDSM by default).
+"""`entropy-mcmc train-ebm`: train an energy model by score matching (thesis ch. 3; MDSM by default) or by
+maximum likelihood with a kernel as negative sampler (`--loss ml`, thesis section 4.5).
 
     entropy-mcmc train-ebm --data two-moons --loss mdsm --steps 5000 --seed 0 --out moons.pt
+    entropy-mcmc train-ebm --data two-moons --loss ml --kernel mala --k-steps 30 --out moons-ml.pt
+    entropy-mcmc train-ebm --data digits --loss ml --kernel learned --k-steps 40 --out digits-ml.pt
     entropy-mcmc train-ebm --data digits --out digits.pt            # ResNet energy, CPU-scale settings
     entropy-mcmc train-ebm --data ../shared/data/mnist --scale thesis --device cuda --out mnist.pt
     torchrun --nproc_per_node 2 -m entropy_mcmc.cli train-ebm --data two-moons --out moons.pt
@@ -17,15 +20,32 @@ import time
 
 from . import common
 
-HELP = "train an energy model by score matching (MDSM, DSM, exact or sliced) on 2-D points or images"
+HELP = ("train an energy model by score matching (MDSM, DSM, exact or sliced) or by maximum likelihood with a "
+        "kernel as negative sampler (--loss ml) on 2-D points or images")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="built-in data name, MNIST IDX folder, or a .npy array [n, *event]")
     parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
-    parser.add_argument("--loss", choices=("mdsm", "dsm", "esm", "ssm"), default="mdsm",
+    parser.add_argument("--loss", choices=("mdsm", "dsm", "esm", "ssm", "ml"), default="mdsm",
                         help="mdsm: eq. 3.7 (default); dsm: one level sigma0 (eq. 3.3); esm: exact score matching "
-                             "(low dimensions); ssm: sliced score matching")
+                             "(low dimensions); ssm: sliced score matching; ml: maximum likelihood, persistent "
+                             "contrastive divergence with --kernel as negative sampler")
+    ml = parser.add_argument_group("maximum likelihood (--loss ml)")
+    ml.add_argument("--kernel", default="mala", help="negative sampler: a registry kernel (ula, mala, hmc, "
+                    "annealed-langevin, rwm, a plug-in) or learned (variant 2, trained alongside); default mala")
+    ml.add_argument("--k-steps", type=common.nonneg_int, default=30, help="kernel steps per update (30)")
+    ml.add_argument("--buffer-size", type=common.positive_int, default=10000, help="replay buffer states (10000)")
+    ml.add_argument("--reinit-fraction", type=common.unit_interval, default=0.05,
+                    help="share of each draw re-initialized from noise (0.05)")
+    ml.add_argument("--persistent", action=argparse.BooleanOptionalAction, default=True,
+                    help="persistent chains from the replay buffer (default); --no-persistent: CD-K from the data")
+    ml.add_argument("--energy-penalty", type=float, default=0.001,
+                    help="alpha of the squared-energy penalty (0.001; 0: the unbiased ML gradient)")
+    ml.add_argument("--step-size", type=common.positive_float, default=None,
+                    help="the kernel's initial step size (default: the registry's)")
+    ml.add_argument("--target-accept", type=common.probability, default=0.6,
+                    help="acceptance the step size (or the learned sampler) aims at (0.6)")
     parser.add_argument("--steps", type=common.positive_int, default=None, help="optimizer updates (total)")
     parser.add_argument("--seed", type=common.seed, default=0)
     parser.add_argument("--scale", choices=("cpu", "thesis"), default="cpu",
@@ -54,8 +74,10 @@ def run(args) -> int:
 
     from ..ebm_training.data import load_data
     from ..ebm_training.networks import build_network
+    from ..samplers.base import kernel_name
     from ..ebm_training.presets import training_preset
-    from ..ebm_training.trainer import EBMTrainConfig, EBMTrainer
+    from ..ebm_training.contrastive import ContrastiveTrainer, MLTrainConfig
+    from ..ebm_training.trainer import EBMTrainConfig, EBMTrainer, load_checkpoint
 
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank probes the output path
         common.check_writable_file(args.out)
@@ -66,7 +88,9 @@ def run(args) -> int:
     data, info = load_data(args.data, num=args.num, seed=args.seed)
     log = args.log or os.path.splitext(args.out)[0] + ".csv"
     if args.resume:
-        trainer = EBMTrainer.resume(args.out, data, device=args.device, steps=args.steps)
+        ml = load_checkpoint(args.out)["config"]["loss"] == "ml"
+        trainer = (ContrastiveTrainer if ml else EBMTrainer).resume(args.out, data, device=args.device,
+                                                                    steps=args.steps)
     else:
         net, train = training_preset(data.shape[1:], args.scale)
         if args.width:
@@ -74,16 +98,33 @@ def run(args) -> int:
         for key in ("steps", "batch_size", "lr", "sigma_min", "sigma_max", "spacing"):
             if getattr(args, key) is not None:
                 train[key] = getattr(args, key)
-        config = EBMTrainConfig(loss=args.loss, sigma0=args.sigma0, dtype=args.dtype, log_every=args.log_every,
-                                checkpoint_every=args.checkpoint_every, **train)
+        common_args = dict(dtype=args.dtype, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
+        info_args = dict(seed=args.seed, device=args.device, data_info={"name": info["name"], "kind": info["kind"]})
         torch.manual_seed(args.seed)
         model = build_network(net)
-        trainer = EBMTrainer(model, data, config, seed=args.seed, device=args.device,
-                             data_info={"name": info["name"], "kind": info["kind"]})
+        if args.loss == "ml":
+            for key in ("sigma_min", "sigma_max", "spacing"):
+                train.pop(key)
+            if args.lr is None and len(data.shape) > 2:
+                train["lr"] = 1e-4  # appendix C.2
+            config = MLTrainConfig(kernel=args.kernel, k_steps=args.k_steps, buffer_size=args.buffer_size,
+                                   reinit_fraction=args.reinit_fraction, persistent=args.persistent,
+                                   energy_penalty=args.energy_penalty, step_size=args.step_size,
+                                   target_accept=args.target_accept, **common_args, **train)
+            trainer = ContrastiveTrainer(model, data, config, **info_args)
+        else:
+            config = EBMTrainConfig(loss=args.loss, sigma0=args.sigma0, **common_args, **train)
+            trainer = EBMTrainer(model, data, config, **info_args)
         if trainer.rank == 0 and os.path.exists(log):
             os.remove(log)
     c = trainer.config
-    if trainer.rank == 0:
+    if trainer.rank == 0 and c.loss == "ml":
+        print(f"entropy-mcmc train-ebm: {info['name']} {list(data.shape)}, {trainer.model.config['kind']} network "
+              f"({sum(p.numel() for p in trainer.model.parameters())} weights), ml loss, kernel {c.kernel} "
+              f"({kernel_name(trainer.kernel)}), {c.k_steps} steps per update, buffer "
+              f"{c.buffer_size if c.persistent else 0}, batch {c.batch_size}, lr {c.lr:g}, {c.steps} steps from step {trainer.step}, "
+              f"{trainer.world_size} process(es), {args.device} {c.dtype}, seed {trainer.seed}", flush=True)
+    elif trainer.rank == 0:
         print(f"entropy-mcmc train-ebm: {info['name']} {list(data.shape)}, {trainer.model.config['kind']} network "
               f"({sum(p.numel() for p in trainer.model.parameters())} weights), {c.loss} loss, sigma in "
               f"[{c.sigma_min:g}, {c.sigma_max:g}] {c.spacing}, sigma0 {c.sigma0:g}, batch {c.batch_size}, lr "
@@ -94,6 +135,8 @@ def run(args) -> int:
     if trainer.rank == 0:
         h = trainer.history
         print(f"trained in {time.perf_counter() - t0:.1f} s ({1000 * trainer.seconds / max(trainer.step, 1):.1f} ms "
-              f"per update); last loss {h['loss'][-1]:.4g}, mean energy of data {h['energy_data'][-1]:.4g}")
+              f"per update); last loss {h['loss'][-1]:.4g}, mean energy of data {h['energy_data'][-1]:.4g}"
+              + (f", of negatives {h['energy_neg'][-1]:.4g}, acceptance {h['accept'][-1]:.3f}" if c.loss == "ml"
+                 else ""))
         print(f"wrote {args.out} and {log}")
     return 0

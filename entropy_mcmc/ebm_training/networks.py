@@ -133,7 +133,40 @@ class GaussianEnergy(nn.Module):
         return (x - self.mean).pow(2).flatten(1).sum(1) / (2 * self.var)
 
 
-NETWORKS = {"mlp": MLPEnergy, "resnet": ResNetEnergy, "gaussian": GaussianEnergy}
+class QuadraticEnergy(nn.Module):
+    """E(x) = (x - mean)^T P (x - mean) / 2 with P = L L^T, L lower-triangular with a positive (log-parametrized)
+    diagonal: the energy of a full-covariance Gaussian, whose maximum-likelihood fit is the sample mean and
+    covariance (used by the tests of contrastive training)."""
+
+    def __init__(self, dim: int = 2):
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.config = dict(kind="quadratic", dim=dim)
+        self.event_shape = torch.Size([dim])
+        self.mean = nn.Parameter(torch.zeros(dim))
+        self.log_diag = nn.Parameter(torch.zeros(dim))
+        self.lower = nn.Parameter(torch.zeros(dim * (dim - 1) // 2))
+
+    @property
+    def cholesky(self) -> torch.Tensor:
+        """L with P = L L^T."""
+        d = self.mean.shape[0]
+        rows, cols = torch.tril_indices(d, d, -1, device=self.mean.device)
+        chol = torch.diag(self.log_diag.exp())
+        return chol.index_put((rows, cols), self.lower)
+
+    @property
+    def covariance(self) -> torch.Tensor:
+        """P^-1, the covariance of exp(-E)."""
+        return torch.cholesky_inverse(self.cholesky)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = (x - self.mean) @ self.cholesky
+        return 0.5 * r.pow(2).sum(1)
+
+
+NETWORKS = {"mlp": MLPEnergy, "resnet": ResNetEnergy, "gaussian": GaussianEnergy, "quadratic": QuadraticEnergy}
 
 PRESETS: Dict[str, Dict[str, Any]] = {
     "2d": dict(kind="mlp", dim=2, width=128, depth=3),
@@ -180,5 +213,5 @@ def preset_for_shape(event_shape: Sequence[int], scale: str = "cpu") -> Tuple[st
                      "square [channels, side, side] images")
 
 
-__all__ = ["MLPEnergy", "ResNetEnergy", "GaussianEnergy", "QuadraticHead", "build_network", "network_preset",
+__all__ = ["MLPEnergy", "ResNetEnergy", "GaussianEnergy", "QuadraticEnergy", "QuadraticHead", "build_network", "network_preset",
            "preset_for_shape", "PRESETS"]

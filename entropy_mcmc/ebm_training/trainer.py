@@ -20,7 +20,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -47,6 +47,7 @@ class EBMTrainConfig:
     standardize: None standardizes points and leaves images as they are.
     """
 
+    LOSS_CHOICES: ClassVar[Tuple[str, ...]] = LOSSES
     loss: str = "mdsm"
     steps: int = 5000
     batch_size: int = 128
@@ -63,8 +64,8 @@ class EBMTrainConfig:
     checkpoint_every: int = 0
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
+        if self.loss not in self.LOSS_CHOICES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(self.LOSS_CHOICES)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         for name in ("steps", "batch_size", "log_every", "ssm_projections"):
@@ -322,7 +323,8 @@ def load_model(path: str, device="cpu") -> Tuple[nn.Module, Dict[str, Any]]:
 def train_ebm(model: nn.Module, data: torch.Tensor, loss: str = "mdsm", seed: int = 0, device="cpu",
               progress: bool = True, log_path: Optional[str] = None, checkpoint_path: Optional[str] = None,
               **config) -> EBMTrainer:
-    """Train `model` on `data` with `loss` and any `EBMTrainConfig` field; returns the trainer."""
+    """Train `model` on `data` with `loss` and any `EBMTrainConfig` field; returns the trainer (the package's
+    `train_ebm` also takes loss="ml", see `contrastive.train_ebm`)."""
     trainer = EBMTrainer(model, data, EBMTrainConfig(loss=loss, **config), seed=seed, device=device)
     return trainer.train(progress=progress, log_path=log_path, checkpoint_path=checkpoint_path)
 
