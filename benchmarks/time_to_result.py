@@ -67,7 +67,8 @@ def run(name, cmd, env=None):
     netcdf = cmd[cmd.index("--out") + 1] if "--out" in cmd else None
     grads = sampling_gradients(proc.stdout, netcdf)
     return {"system": name, "wall_s": wall, "sampling_gradients": grads,
-            "ess_per_gradient": None if not grads else float(m.group(1)) / grads, "user_s": after.ru_utime - before.ru_utime,
+            "ess_per_gradient": None if not grads else float(m.group(1)) / grads,
+            "user_s": after.ru_utime - before.ru_utime,
             "sys_s": after.ru_stime - before.ru_stime, "min_ess_bulk": float(m.group(1)),
             "ess_per_wall_s": float(m.group(1)) / wall, "load_before": load, "output_tail": tail,
             "command": " ".join(str(c) for c in cmd)}

@@ -30,13 +30,15 @@ from .rwm import RandomWalkMetropolis
 
 @dataclass(frozen=True)
 class KernelOption:
-    """A keyword of a kernel's builder that the CLI offers as `flag` (default `--name-with-dashes`)."""
+    """A keyword of a kernel's builder that the CLI offers as `flag` (default `--name-with-dashes`), restricted to
+    `choices` when given."""
 
     name: str
     type: Callable[[str], Any]
     default: Any
     help: str
     flag: Optional[str] = None
+    choices: Optional[Tuple[Any, ...]] = None
 
     @property
     def cli_flag(self) -> str:
@@ -233,19 +235,14 @@ register_kernel("nuts", KernelSpec(NUTS, "the No-U-Turn sampler (multinomial, ge
 PATH_LENGTH_ADAPTATIONS = ("none", "chees")
 
 
-def path_length_adaptation(text) -> str:
-    """An `--adapt-path-length` value: none (a fixed number of leapfrog steps) or chees."""
-    if text not in PATH_LENGTH_ADAPTATIONS:
-        raise ValueError(f"expected one of {', '.join(PATH_LENGTH_ADAPTATIONS)}, got {text!r}")
-    return text
-
-
 def hmc(target, step_size=0.1, num_steps: int = 10, adapt_path_length: str = "none", max_num_steps: int = 1000,
         **options) -> TransitionKernel:
     """HMC with `num_steps` leapfrog steps; with `adapt_path_length="chees"`, ChEES-HMC (`samplers.chees`): the
     number of steps drawn from a jittered trajectory length that starts at `num_steps` step sizes, is tuned by the
     ChEES criterion over the chains during warmup (`ChEESAdaptation`) and is capped at `max_num_steps` steps."""
-    path_length_adaptation(adapt_path_length)
+    if adapt_path_length not in PATH_LENGTH_ADAPTATIONS:
+        raise ValueError(f"adapt_path_length must be one of {', '.join(PATH_LENGTH_ADAPTATIONS)}, "
+                         f"got {adapt_path_length!r}")
     if adapt_path_length == "none":
         return HMC(target, step_size, num_steps, **options)
     if isinstance(num_steps, bool) or int(num_steps) != num_steps or num_steps < 1:
@@ -257,10 +254,11 @@ def hmc(target, step_size=0.1, num_steps: int = 10, adapt_path_length: str = "no
 HMC_OPTIONS = (KernelOption("num_steps", _positive_int, 10,
                             "hmc: leapfrog steps per transition (default 10); with --adapt-path-length chees the "
                             "initial trajectory length in step sizes (chees-hmc: default 1)", flag="--leapfrog-steps"),
-               KernelOption("adapt_path_length", path_length_adaptation, "none",
+               KernelOption("adapt_path_length", str, "none",
                             "hmc: 'chees' draws each transition's leapfrog steps from a jittered trajectory length "
                             "tuned during warmup by the ChEES criterion over the chains (Hoffman et al. 2021), "
-                            "'none' keeps --leapfrog-steps fixed (hmc: default none; chees-hmc: chees)"),
+                            "'none' keeps --leapfrog-steps fixed (hmc: default none; chees-hmc: chees)",
+                            choices=PATH_LENGTH_ADAPTATIONS),
                KernelOption("max_num_steps", _positive_int, 1000,
                             "hmc with --adapt-path-length chees, chees-hmc: at most this many leapfrog steps per "
                             "transition (default 1000)", flag="--max-leapfrog-steps"))
