@@ -176,3 +176,13 @@ def test_cli_hmc_adapt_path_length_chees(tmp_path, capsys):
     assert len(set(n[0].tolist())) > 1  # Halton-jittered numbers of steps
     with pytest.raises(SystemExit):
         cli.main(["sample", "--target", "scg2", "--kernel", "hmc", "--adapt-path-length", "adam"])
+
+
+def test_front_door_hmc_with_adapt_path_length_chees():
+    from entropy_mcmc.infer import HMC, MCMC
+
+    mcmc = MCMC(HMC(potential_fn=lambda x: 0.5 * (x ** 2).sum(-1), event_shape=2, adapt_path_length="chees"),
+                num_warmup=50, num_samples=20, num_chains=8, progress_bar=False)
+    mcmc.run(0, init_params=torch.zeros(8, 2), extra_fields=("n_steps", "trajectory_length"))
+    extra = mcmc.get_extra_fields()
+    assert extra["trajectory_length"].unique().numel() == 1 and extra["n_steps"].unique().numel() > 1
