@@ -114,7 +114,7 @@ class LogisticRegression(Target):
     def _slice_size(self, chains: int) -> int:
         """Chains per slice: all of them, unless their `[n, chains]` logits exceed `SLICE_ABOVE` elements; then
         slices of about `SLICE_ELEMENTS` elements (a multiple of 16 chains), which stay in a core's cache between
-        the two matrix products (German, 4096 chains: 5.5 ms of CPU per gradient instead of 6.3, BENCHMARKS.md).
+        the two matrix products (German, 4096 chains: 5.6 ms of CPU per gradient instead of 6.4, BENCHMARKS.md).
         Sliced results equal the unsliced ones up to rounding (the products' blocking and the sums' order
         change); below `SLICE_ABOVE` nothing changes."""
         if self.num_data * chains <= self.SLICE_ABOVE:
