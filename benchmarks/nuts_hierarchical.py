@@ -100,12 +100,15 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cases", default="funnel,eight_schools_centred")
+    ap.add_argument("--systems", default="ours,pyro", help="which to run: ours, pyro or both (default)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    systems = {"ours": run_ours, "pyro": run_pyro}
+    chosen = [systems[s] for s in args.systems.split(",")]
     torch.set_num_threads(1)
     rows = []
     for case in args.cases.split(","):
-        for fn in (run_ours, run_pyro):
+        for fn in chosen:
             r = fn(case, args.chains, args.warmup, args.draws, args.seed)
             rows.append(r)
             print(f"{r['case']:<22} {r['system']:<18} wall {r['wall_s']:7.1f} s, divergences {r['divergences']:5d}, "

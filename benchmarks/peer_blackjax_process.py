@@ -52,7 +52,8 @@ def main() -> None:
                    f"blackjax {r.kernel}: {args.chains} chains, {args.warmup} warmup + {args.draws} draws; imports "
                    f"{t_imports - T_START:.2f} s, compile {r.compile_time:.2f} s, warmup {r.warmup_time:.2f} s, "
                    f"sampling {r.sampling_time:.2f} s; acceptance {r.acceptance:.3f}, step size {r.step_size:.4g}, "
-                   f"divergences {r.divergences}", r.sampling_time, T_START, digits=1)
+                   f"divergences {r.divergences}, sampling gradient evaluations {r.num_grad_evals}",
+                   r.sampling_time, T_START, digits=1)
 
 
 if __name__ == "__main__":

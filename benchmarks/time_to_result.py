@@ -9,6 +9,9 @@ measured around the child process (what `/usr/bin/time` reports as elapsed), the
 min bulk ESS is parsed from the child's output, and min-ESS per wall second is
 compared as ratios ours / peer, per repeat and as the median over repeats.
 
+`--target australian|heart` runs another BLR dataset. Gradient evaluations of the sampling phase (all chains)
+come from the peer's output or our NetCDF's `n_steps`, for min ESS per gradient.
+
 Defaults are the performance goal of issue 2: German BLR, 256 chains, 500 warmup,
 1000 draws, 10 leapfrog steps, seed 0; Pyro NUTS with 1 chain, 1000 warmup + 2000 draws.
 """
@@ -29,6 +32,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def sampling_gradients(proc_stdout, netcdf):
+    """Gradient evaluations of the sampling phase over all chains: a peer prints them; ours are the `n_steps`
+    sample statistic of its NetCDF (NUTS, ChEES: per chain), else its `num_grad_evals` per chain times the chains
+    (fixed-length HMC); None when none of these is there."""
+    m = re.search(r"sampling gradient evaluations (\d+)", proc_stdout)
+    if m:
+        return int(m.group(1))
+    if netcdf is None or not Path(netcdf).exists():
+        return None
+    import arviz as az
+
+    stats = az.from_netcdf(netcdf).sample_stats
+    if "n_steps" in stats:
+        return int(stats["n_steps"].sum())
+    per_chain = stats.attrs.get("num_grad_evals")
+    return None if per_chain is None else int(per_chain) * stats.sizes["chain"]
+
+
 def run(name, cmd, env=None):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()[0]
@@ -43,7 +64,11 @@ def run(name, cmd, env=None):
     if not m:
         raise SystemExit(f"{name}: no 'min ESS bulk' in its output")
     tail = [line for line in proc.stdout.splitlines() if line.strip()][-3:]
-    return {"system": name, "wall_s": wall, "user_s": after.ru_utime - before.ru_utime,
+    netcdf = cmd[cmd.index("--out") + 1] if "--out" in cmd else None
+    grads = sampling_gradients(proc.stdout, netcdf)
+    return {"system": name, "wall_s": wall, "sampling_gradients": grads,
+            "ess_per_gradient": None if not grads else float(m.group(1)) / grads,
+            "user_s": after.ru_utime - before.ru_utime,
             "sys_s": after.ru_stime - before.ru_stime, "min_ess_bulk": float(m.group(1)),
             "ess_per_wall_s": float(m.group(1)) / wall, "load_before": load, "output_tail": tail,
             "command": " ".join(str(c) for c in cmd)}
@@ -52,6 +77,7 @@ def run(name, cmd, env=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--target", default="german", help="BLR dataset: german, australian or heart")
     ap.add_argument("--chains", type=int, default=256)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--draws", type=int, default=1000)
@@ -74,10 +100,10 @@ def main():
     bindir = Path(sys.executable).parent
     common = ["--chains", str(args.chains), "--warmup", str(args.warmup), "--draws", str(args.draws),
               "--seed", str(args.seed)]
-    ours_base = [str(bindir / "entropy-mcmc"), "sample", "--target", "german", "--kernel", "hmc", *common,
+    ours_base = [str(bindir / "entropy-mcmc"), "sample", "--target", args.target, "--kernel", "hmc", *common,
                  "--leapfrog-steps", str(args.leapfrog_steps), *args.ours_extra.split()]
     ours = ours_base + ["--out", str(out / "draws.nc")]
-    bj = [sys.executable, "benchmarks/peer_blackjax_process.py", *common, "--leapfrog-steps",
+    bj = [sys.executable, "benchmarks/peer_blackjax_process.py", "--dataset", args.target, *common, "--leapfrog-steps",
           str(args.leapfrog_steps), "--out", str(out / "blackjax.nc")]
     pyro = [sys.executable, "benchmarks/peer_pyro_process.py", "--warmup", str(args.pyro_warmup), "--draws",
             str(args.pyro_draws), "--seed", str(args.seed), "--out", str(out / "pyro.nc")]
@@ -102,7 +128,8 @@ def main():
             r["repeat"] = rep
             runs.append(r)
             print(f"[{rep}] {name:<28} wall {r['wall_s']:6.2f} s (user {r['user_s']:.1f}, sys {r['sys_s']:.1f}), "
-                  f"min ESS {r['min_ess_bulk']:>8.0f}, ESS/s {r['ess_per_wall_s']:9.1f}, load {r['load_before']:.2f}",
+                  f"min ESS {r['min_ess_bulk']:>8.0f}, ESS/s {r['ess_per_wall_s']:9.1f}, "
+                  f"ESS/grad {r['ess_per_gradient'] or float('nan'):.4f}, load {r['load_before']:.2f}",
                   flush=True)
 
     def med(name, key):

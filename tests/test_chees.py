@@ -76,7 +76,8 @@ class FarthestPointChEES(ChEESHMC):
 
     def propose(self, state):
         self.halton_index += 1
-        n = max(math.ceil(van_der_corput(self.halton_index) * self.trajectory_length / float(self.step_size)), 1)
+        s = float(torch.as_tensor(self.step_size).mean())
+        n = max(math.ceil(van_der_corput(self.halton_index) * self.trajectory_length / s), 1)
         metric = self.metric(state.position)
         p0 = metric.sample_momentum(self.randn_like(state.position))
         cur, p = state, p0
@@ -94,33 +95,62 @@ class FarthestPointChEES(ChEESHMC):
         return Proposal(best, k0 - k1, n, {"energy": best.energy + k1, "initial_energy": state.energy + k0})
 
 
-def run_chees(build, seed=1):
+def run_chees(build, seed=1, **options):
     target = Gaussian(MEAN, COV)
-    kernel = build_kernel(build, target, num_warmup=200)
+    kernel = build_kernel(build, target, num_warmup=200, **options)
     init = target.sample(128, torch.Generator().manual_seed(seed + 100), torch.float64)
     return sample(kernel, init, 600, num_warmup=200, progress=False, seed=seed, warn=False)
 
 
-def test_moments_within_4_mcse():
-    res = run_chees("chees-hmc")
+# chees-hmc (BlackJAX's setup: 0.651, no step-size jitter) and hmc --adapt-path-length chees (hmc's 0.8 and
+# step-size jitter 0.5 on top of the Halton jitter of the length)
+VARIANTS = [("chees-hmc", {}), ("hmc", {"adapt_path_length": "chees"})]
+
+
+@pytest.mark.parametrize("name, options", VARIANTS)
+def test_moments_within_4_mcse(name, options):
+    res = run_chees(name, **options)
     z_mean, z_var = moment_z_scores(res.draws, MEAN, COV.diagonal())
     assert z_mean.max() < 4 and z_var.max() < 4, (z_mean, z_var)
     assert 0.5 < res.acceptance_rate < 0.95
-    assert res.stats["trajectory_length"].std() == 0 and res.stats["n_steps"].float().mean() > 1  # frozen after warmup
+    length = res.stats["trajectory_length"]
+    assert (length == length.flatten()[0]).all() and res.stats["n_steps"].float().mean() > 1  # frozen after warmup
 
 
-def test_state_dependent_length_fails_the_same_test():
+@pytest.mark.parametrize("name, options", VARIANTS)
+def test_state_dependent_length_fails_the_same_test(name, options):
     import dataclasses
 
     from entropy_mcmc.samplers import get_kernel_spec
 
-    def build(target, step_size, **kw):
-        return ChEESAdaptation(FarthestPointChEES(target, step_size, **kw))
+    def build(target, step_size, num_steps, adapt_path_length, max_num_steps, **kw):
+        assert adapt_path_length == "chees"
+        return ChEESAdaptation(FarthestPointChEES(target, step_size, num_steps * step_size,
+                                                  max_num_steps=max_num_steps, **kw))
 
-    spec = dataclasses.replace(get_kernel_spec("chees-hmc"), build=build)
-    res = run_chees(spec)
+    spec = dataclasses.replace(get_kernel_spec(name), build=build)
+    res = run_chees(spec, **options)
     z_mean, z_var = moment_z_scores(res.draws, MEAN, COV.diagonal())
     assert max(z_mean.max(), z_var.max()) > 8, (z_mean, z_var)
+
+
+def test_hmc_option_builds_chees_from_its_initial_length():
+    from entropy_mcmc.samplers import StepSizeAdaptation, StepSizeJitter
+
+    target = Gaussian(MEAN, COV)
+    kernel = build_kernel("hmc", target, num_warmup=10, step_size=0.05, num_steps=7, adapt_path_length="chees")
+    assert isinstance(kernel, StepSizeJitter) and isinstance(kernel.kernel, StepSizeAdaptation)
+    assert isinstance(kernel.kernel.kernel, ChEESAdaptation) and isinstance(kernel.base, ChEESHMC)
+    assert kernel.base.trajectory_length == pytest.approx(0.35) and kernel.kernel.target_accept == 0.8
+    preset = build_kernel("chees-hmc", target, num_warmup=10)
+    assert isinstance(preset.kernel, ChEESAdaptation) and preset.target_accept == 0.651
+    assert preset.base.trajectory_length == pytest.approx(0.1)  # one step of the initial 0.1, as BlackJAX
+    plain = build_kernel("hmc", target, num_warmup=10)
+    assert type(plain.base).__name__ == "HMC" and plain.base.num_steps == 10
+    with pytest.raises(ValueError, match="none, chees"):
+        build_kernel("hmc", target, adapt_path_length="adam")
+    with pytest.raises(ValueError, match="num_steps"):
+        build_kernel("hmc", target, num_steps=0, adapt_path_length="chees")
 
 
 def test_cli_sample_with_chees_hmc(capsys):
@@ -129,3 +159,30 @@ def test_cli_sample_with_chees_hmc(capsys):
     assert cli.main(["sample", "--target", "scg2", "--kernel", "chees-hmc", "--chains", "8", "--warmup", "30",
                      "--draws", "10", "--no-progress", "--no-summary"]) == 0
     assert "chees-hmc on scg2" in capsys.readouterr().out
+
+
+def test_cli_hmc_adapt_path_length_chees(tmp_path, capsys):
+    import arviz as az
+
+    from entropy_mcmc import cli
+
+    out = tmp_path / "draws.nc"
+    assert cli.main(["sample", "--target", "scg2", "--kernel", "hmc", "--adapt-path-length", "chees", "--chains", "8",
+                     "--warmup", "30", "--draws", "16", "--no-progress", "--no-summary", "--out", str(out)]) == 0
+    assert "hmc on scg2" in capsys.readouterr().out
+    stats = az.from_netcdf(out).sample_stats
+    n = stats["n_steps"].values
+    assert len(set(stats["trajectory_length"].values.flatten().tolist())) == 1
+    assert len(set(n[0].tolist())) > 1  # Halton-jittered numbers of steps
+    with pytest.raises(SystemExit):
+        cli.main(["sample", "--target", "scg2", "--kernel", "hmc", "--adapt-path-length", "adam"])
+
+
+def test_front_door_hmc_with_adapt_path_length_chees():
+    from entropy_mcmc.infer import HMC, MCMC
+
+    mcmc = MCMC(HMC(potential_fn=lambda x: 0.5 * (x ** 2).sum(-1), event_shape=2, adapt_path_length="chees"),
+                num_warmup=50, num_samples=20, num_chains=8, progress_bar=False)
+    mcmc.run(0, init_params=torch.zeros(8, 2), extra_fields=("n_steps", "trajectory_length"))
+    extra = mcmc.get_extra_fields()
+    assert extra["trajectory_length"].unique().numel() == 1 and extra["n_steps"].unique().numel() > 1

@@ -80,6 +80,24 @@ def test_blr_design_and_energy():
     assert get_target("australian").dim == 15 and get_target("heart").dim == 14
 
 
+@pytest.mark.parametrize("chains", [1, 40, 45])
+def test_blr_sliced_evaluation_matches_the_formula(chains):
+    """Chains evaluated in slices of 16 (the last one short): energy, gradient and gradient alone against
+    the numpy formula, dU/dw = X^T (sigmoid(X w) - y) + w; a slice written to the wrong rows fails."""
+    x, y = load_dataset("heart")
+    t = get_target("heart")
+    t.SLICE_ABOVE, t.SLICE_ELEMENTS = 0, 16 * x.shape[0]
+    assert t._slice_size(chains) == 16
+    w = torch.randn(chains, t.dim, generator=torch.Generator().manual_seed(chains), dtype=torch.float64)
+    logits = w.numpy() @ x.T
+    u = -(y * logits - np.logaddexp(0, logits)).sum(1) + 0.5 * (w.numpy() ** 2).sum(1)
+    g = (1 / (1 + np.exp(-logits)) - y) @ x + w.numpy()
+    energy, grad = t.energy_and_grad(w)
+    np.testing.assert_allclose(energy.numpy(), u, rtol=1e-10)
+    np.testing.assert_allclose(grad.numpy(), g, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(t.grad(w).numpy(), g, rtol=1e-9, atol=1e-9)
+
+
 def test_registry_and_errors():
     assert {"icg50", "scg2", "funnel1-100", "funnel3-20", "german", "australian", "heart"} <= set(target_names())
     assert get_target("funnel2-7").dim == 7 and get_target("icg4").dim == 4

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             if option.cli_flag not in seen:
                 seen.add(option.cli_flag)
                 parser.add_argument(option.cli_flag, dest=_dest(option), type=option.type, default=None,
-                                    help=option.help)
+                                    choices=option.choices, help=option.help)
 
 
 def _dest(option) -> str:

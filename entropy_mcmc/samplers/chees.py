@@ -20,7 +20,9 @@ t^-1/2. For a standard Gaussian and exact dynamics E_u[ChEES(uT)] = d (1/2 - sin
 the criterion's optimum is the root of tan 2T = 2T, T = 2.2467 standard deviations.
 
 The step size (dual averaging) and the diagonal mass matrix (Stan's windows) are adapted by
-`StepSizeAdaptation` around this, as for the other kernels.
+`StepSizeAdaptation` around this, as for the other kernels. The registry builds it as
+`build_kernel("hmc", target, adapt_path_length="chees")` (`--kernel hmc --adapt-path-length chees`);
+`chees-hmc` is the same with BlackJAX's settings.
 """
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+import torch
+
 from ..plugins import first_line, iter_plugins
 from .adaptation import StepSizeAdaptation
 from .base import TransitionKernel
@@ -28,13 +30,15 @@ from .rwm import RandomWalkMetropolis
 
 @dataclass(frozen=True)
 class KernelOption:
-    """A keyword of a kernel's builder that the CLI offers as `flag` (default `--name-with-dashes`)."""
+    """A keyword of a kernel's builder that the CLI offers as `flag` (default `--name-with-dashes`), restricted to
+    `choices` when given."""
 
     name: str
     type: Callable[[str], Any]
     default: Any
     help: str
     flag: Optional[str] = None
+    choices: Optional[Tuple[Any, ...]] = None
 
     @property
     def cli_flag(self) -> str:
@@ -219,11 +223,6 @@ register_kernel("rwm", KernelSpec(RandomWalkMetropolis, "random-walk Metropolis"
 # a diagonal one leaves max R-hat at 1.04 and min ESS 1642, a dense one 1.007 and 9211 (BENCHMARKS.md).
 register_kernel("mala", KernelSpec(MALA, "Metropolis-adjusted Langevin, preconditioned by an adapted dense mass "
                                    "matrix", target_accept=0.574, adapts_mass="dense"))
-register_kernel("hmc", KernelSpec(HMC, "HMC, fixed number of leapfrog steps, adapted diagonal mass matrix",
-                                  target_accept=0.8, adapts_mass="diag", step_size_jitter=0.5,
-                                  options=(KernelOption("num_steps", _positive_int, 10,
-                                                        "HMC: leapfrog steps per transition (default 10)",
-                                                        flag="--leapfrog-steps"),)))
 # NUTS with Stan's defaults: dual averaging toward 0.8, a diagonal mass matrix from the windows, no jitter
 register_kernel("nuts", KernelSpec(NUTS, "the No-U-Turn sampler (multinomial, generalized U-turn criterion), "
                                    "vectorized over chains, adapted diagonal mass matrix", target_accept=0.8,
@@ -233,20 +232,49 @@ register_kernel("nuts", KernelSpec(NUTS, "the No-U-Turn sampler (multinomial, ge
                                                          "(default 10)"),)))
 
 
-def chees_hmc(target, step_size: float = 0.1, max_num_steps: int = 1000, **options) -> ChEESAdaptation:
-    """ChEES-HMC: jittered trajectory lengths tuned over the chains during warmup (`samplers.chees`)."""
-    return ChEESAdaptation(ChEESHMC(target, step_size, max_num_steps=max_num_steps, **options))
+PATH_LENGTH_ADAPTATIONS = ("none", "chees")
 
 
-# ChEES-HMC as BlackJAX's chees_adaptation: the step size aims at 0.651 (here the mean acceptance over the chains),
-# a diagonal mass matrix from Stan's windows, the trajectory length by ChEES
-register_kernel("chees-hmc", KernelSpec(chees_hmc, "HMC with jittered trajectory lengths tuned by the ChEES "
-                                        "criterion over the chains (Hoffman et al. 2021), adapted diagonal mass "
-                                        "matrix", target_accept=0.651, adapts_mass="diag",
-                                        options=(KernelOption("max_num_steps", _positive_int, 1000,
-                                                              "chees-hmc: at most this many leapfrog steps per "
-                                                              "transition (default 1000)",
-                                                              flag="--max-leapfrog-steps"),)))
+def hmc(target, step_size=0.1, num_steps: int = 10, adapt_path_length: str = "none", max_num_steps: int = 1000,
+        **options) -> TransitionKernel:
+    """HMC with `num_steps` leapfrog steps; with `adapt_path_length="chees"`, ChEES-HMC (`samplers.chees`): the
+    number of steps drawn from a jittered trajectory length that starts at `num_steps` step sizes, is tuned by the
+    ChEES criterion over the chains during warmup (`ChEESAdaptation`) and is capped at `max_num_steps` steps."""
+    if adapt_path_length not in PATH_LENGTH_ADAPTATIONS:
+        raise ValueError(f"adapt_path_length must be one of {', '.join(PATH_LENGTH_ADAPTATIONS)}, "
+                         f"got {adapt_path_length!r}")
+    if adapt_path_length == "none":
+        return HMC(target, step_size, num_steps, **options)
+    if isinstance(num_steps, bool) or int(num_steps) != num_steps or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+    length = num_steps * float(torch.as_tensor(step_size, dtype=torch.float64).mean())
+    return ChEESAdaptation(ChEESHMC(target, step_size, length, max_num_steps=max_num_steps, **options))
+
+
+HMC_OPTIONS = (KernelOption("num_steps", _positive_int, 10,
+                            "hmc: leapfrog steps per transition (default 10); with --adapt-path-length chees the "
+                            "initial trajectory length in step sizes (chees-hmc: default 1)", flag="--leapfrog-steps"),
+               KernelOption("adapt_path_length", str, "none",
+                            "hmc: 'chees' draws each transition's leapfrog steps from a jittered trajectory length "
+                            "tuned during warmup by the ChEES criterion over the chains (Hoffman et al. 2021), "
+                            "'none' keeps --leapfrog-steps fixed (hmc: default none; chees-hmc: chees)",
+                            choices=PATH_LENGTH_ADAPTATIONS),
+               KernelOption("max_num_steps", _positive_int, 1000,
+                            "hmc with --adapt-path-length chees, chees-hmc: at most this many leapfrog steps per "
+                            "transition (default 1000)", flag="--max-leapfrog-steps"))
+HMC_SPEC = register_kernel("hmc", KernelSpec(hmc, "HMC, fixed number of leapfrog steps (or ChEES-tuned jittered "
+                                             "lengths: --adapt-path-length chees), adapted diagonal mass matrix",
+                                             target_accept=0.8, adapts_mass="diag", step_size_jitter=0.5,
+                                             options=HMC_OPTIONS))
+# ChEES-HMC as BlackJAX's chees_adaptation: hmc with --adapt-path-length chees, starting from one leapfrog step,
+# the step size aimed at 0.651 (here the mean acceptance over the chains), no step-size jitter on top of the
+# Halton jitter of the length; a diagonal mass matrix from Stan's windows
+register_kernel("chees-hmc", dataclasses.replace(
+    HMC_SPEC, help="HMC with jittered trajectory lengths tuned by the ChEES criterion over the chains (Hoffman et "
+    "al. 2021), adapted diagonal mass matrix: hmc --adapt-path-length chees as BlackJAX sets it up",
+    target_accept=0.651, step_size_jitter=0.0,
+    options=tuple(dataclasses.replace(o, default={"num_steps": 1, "adapt_path_length": "chees"}.get(o.name, o.default))
+                  for o in HMC_OPTIONS)))
 register_kernel("ula", KernelSpec(UnadjustedLangevin, "unadjusted Langevin (no accept step: biased by O(s^2), "
                                   "fixed step size)", step_size=0.01, adapts_step_size=False))
 
