@@ -29,11 +29,14 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--backbone", choices=("mlp", "resnet"), default="mlp")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report-restarts", action="store_true",
+                        help="also print each stage-2 restart's ACC/NMI/ARI (labels for reporting only, not selection)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from sklearn.cluster import KMeans, SpectralClustering
 
     from entropy_mcmc.clustering import clustering_scores, load_digits, run_clustering
+    from entropy_mcmc.clustering.training import NMCETrainer, embed
 
     data = load_digits()
     flat = data.x.flatten(1).numpy()
@@ -46,6 +49,17 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         labels = fit()
         rows[name] = {**clustering_scores(data.y, labels), "seconds": time.perf_counter() - t0}
+    if args.report_restarts:
+        score = NMCETrainer.restart_score
+
+        def report(trainer, x, stage):
+            value = score(trainer, x, stage)
+            r = clustering_scores(data.y, embed(trainer.net, x)[1].argmax(1))
+            print(f"stage-2 restart {trainer.restart}: Delta R {value:.3f}, ACC {r['acc']:.3f} NMI {r['nmi']:.3f} "
+                  f"ARI {r['ari']:.3f}", flush=True)
+            return value
+
+        NMCETrainer.restart_score = report
     steps = tuple(int(s) for s in args.steps.split(","))
     m = run_clustering(data, seed=args.seed, out_dir=Path(args.out) / "nmce", steps=steps, lam=args.lam,
                        tau=args.tau, eps_sq=args.eps_sq, cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init,

@@ -4,7 +4,8 @@ Stage 1 trains backbone and feature head with TCR (eq. 5.5); stage 2 re-initiali
 adds the cluster head and trains both with NMCE (eq. 5.4) on the frozen backbone; stage 3 fine-tunes the
 whole network with NMCE. Adam with linear learning-rate warm-up then cosine decay (the released code's
 schedule), the cluster-term weight gamma ramped linearly from `gamma_min` to `gamma` (the released code's
-`set_gamma`), checkpoints that resume bitwise, a tqdm bar and a CSV log. Under `torchrun` the network is
+`set_gamma`), optional restarts of stage 2 kept by the largest rate reduction (eq. 5.3; no labels),
+checkpoints that resume bitwise, a tqdm bar and a CSV log. Under `torchrun` the network is
 wrapped in DistributedDataParallel and the losses see the global batch (`distributed.gather_with_grad`).
 """
 from __future__ import annotations
