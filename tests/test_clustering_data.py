@@ -122,10 +122,14 @@ def parse(args):
 def test_cluster_command_on_a_png_folder(tmp_path, capsys):
     write_png_folder(tmp_path / "set", n_per_class=6)
     mod, args = parse(["--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--steps", "3,2,2",
-                       "--width", "32", "--batch-size", "18", "--no-progress"])
+                       "--width", "32", "--batch-size", "18", "--n-init", "3", "--no-progress"])
     assert mod.run(args) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert {"acc", "nmi", "ari", "seconds"} <= set(metrics) and metrics["clusters"] == 3
+    # three stage-2 restarts scored, then the kept one (the largest rate reduction)
+    runs, kept = metrics["restart_scores"][:3], metrics["restart_scores"][3]
+    assert [r["restart"] for r in runs] == [0, 1, 2] and kept["chosen"]
+    assert kept["rate_reduction"] == max(r["rate_reduction"] for r in runs)
     assert 1 / 3 <= metrics["acc"] <= 1.0
     for name in ("log.csv", "checkpoint.pt", "singular_values.png", "clusters.png"):
         assert (tmp_path / "out" / name).exists(), name

@@ -122,3 +122,55 @@ def test_stage_two_separates_clearly_separated_clusters(pre_feature, works):
         assert acc == 1.0 and reduction > 5.0
     else:
         assert acc < 0.9 and reduction < 0.5
+
+
+def restart_run(restarts, steps=(6, 8, 0), seed=0, **stage_kw):
+    torch.manual_seed(seed)
+    net = ClusterNetwork(MLPBackbone(2, 16, 2), 4, 3, pre_feature=16)
+    stages = three_stages(steps, gamma_warmup=2, restarts=restarts, **stage_kw)
+    config = TrainConfig(stages=stages, batch_size=64, seed=seed, log_every=2)
+    return net, NMCETrainer(net, GaussianNoise(0.1), config, progress=False)
+
+
+def test_stage_two_restarts_keep_the_largest_rate_reduction():
+    """Each restart starts from the same stage-1 network (restart 0 is the run without restarts, bit for bit),
+    new heads make the restarts differ, and the network kept is the restart with the largest Delta R: a version
+    that kept the last or the first restart, or scored before training, fails here."""
+    x = double_spiral(192, seed=3).x / 10
+    single, trainer1 = restart_run(1)
+    rows1 = trainer1.fit(x)
+    multi, trainer = restart_run(4)
+    rows = trainer.fit(x)
+    stage2 = [[r["loss"] for r in rows if r["stage"] == 2 and r["restart"] == k] for k in range(4)]
+    assert stage2[0] == [r["loss"] for r in rows1 if r["stage"] == 2]
+    assert len({tuple(s) for s in stage2}) == 4
+    scores = [s["rate_reduction"] for s in trainer.restart_scores if not s.get("chosen")]
+    chosen = trainer.restart_scores[-1]
+    best = max(range(4), key=scores.__getitem__)
+    assert chosen["chosen"] and chosen["restart"] == best and chosen["rate_reduction"] == scores[best]
+    assert best not in (0, 3)  # so that keeping the first or the last restart would fail the next line
+    assert trainer.restart_score(x, trainer.config.stages[1]) == pytest.approx(scores[best], abs=1e-6)
+    assert trainer.restart_score(x, trainer.config.stages[1]) > max(scores[0], scores[3])
+
+
+def test_stage_eps_sq_overrides_the_run_value_and_restarts_are_checked():
+    x = double_spiral(128, seed=4).x / 10
+    _, a = restart_run(1, steps=(4, 4, 4), cluster_eps_sq=0.5)
+    rows_a = a.fit(x)
+    _, b = restart_run(1, steps=(4, 4, 4))
+    b.config.eps_sq = 0.5
+    for s in b.config.stages[1:]:
+        s.eps_sq = None
+    b.config.stages[0].eps_sq = 0.01
+    rows_b = b.fit(x)
+    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    _, c = restart_run(1, steps=(4, 4, 4))
+    rows_c = c.fit(x)
+    assert [r["loss"] for r in rows_c if r["stage"] == 1] == [r["loss"] for r in rows_a if r["stage"] == 1]
+    assert [r["loss"] for r in rows_c if r["stage"] == 2] != [r["loss"] for r in rows_a if r["stage"] == 2]
+    with pytest.raises(ValueError, match="reset_heads"):
+        Stage("tcr", 10, restarts=2)
+    with pytest.raises(ValueError, match="restarts"):
+        Stage("nmce", 10, reset_heads=True, restarts=0)
+    with pytest.raises(ValueError, match="eps_sq"):
+        Stage("nmce", 10, eps_sq=0.0)

@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lam", type=float, default=50.0, help="weight of the view-similarity constraint")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--tau", type=float, default=0.5, help="Gumbel-softmax temperature of the memberships")
-    parser.add_argument("--eps-sq", type=float, default=0.01, help="squared coding error eps^2 of eq. 5.2")
+    parser.add_argument("--eps-sq", type=float, default=0.01, help="squared coding error eps^2 of eq. 5.2 (TCR stage)")
+    parser.add_argument("--cluster-eps-sq", type=float, default=0.1, help="eps^2 of the two NMCE stages")
+    parser.add_argument("--n-init", type=int, default=4,
+                        help="stage-2 runs with new heads; the one with the largest rate reduction is kept (no labels)")
     parser.add_argument("--z-dim", type=int, default=None, help="feature dimension (default 4 x clusters, 6-128)")
     parser.add_argument("--backbone", choices=("mlp", "resnet"), default="mlp")
     parser.add_argument("--width", type=int, default=256)
@@ -69,7 +72,8 @@ def run(args) -> int:
         raise ValueError(f"--clusters must be at least 2, got {args.clusters}")
     data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size)
     metrics = run_clustering(data, n_clusters=args.clusters, seed=args.seed, out_dir=args.out, steps=args.steps,
-                             batch_size=args.batch_size, lam=args.lam, lr=args.lr, eps_sq=args.eps_sq, tau=args.tau,
+                             batch_size=args.batch_size, lam=args.lam, lr=args.lr, eps_sq=args.eps_sq,
+                             cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,
                              z_dim=args.z_dim, backbone=args.backbone, width=args.width, aug_noise=args.aug_noise,
                              max_side=args.max_side, progress=not args.no_progress)
     print(json.dumps({k: metrics[k] for k in ("acc", "nmi", "ari", "seconds") if k in metrics}))

@@ -4,11 +4,13 @@ Stage 1 trains backbone and feature head with TCR (eq. 5.5); stage 2 re-initiali
 adds the cluster head and trains both with NMCE (eq. 5.4) on the frozen backbone; stage 3 fine-tunes the
 whole network with NMCE. Adam with linear learning-rate warm-up then cosine decay (the released code's
 schedule), the cluster-term weight gamma ramped linearly from `gamma_min` to `gamma` (the released code's
-`set_gamma`), checkpoints that resume bitwise, a tqdm bar and a CSV log. Under `torchrun` the network is
+`set_gamma`), optional restarts of stage 2 kept by the largest rate reduction (eq. 5.3; no labels),
+checkpoints that resume bitwise, a tqdm bar and a CSV log. Under `torchrun` the network is
 wrapped in DistributedDataParallel and the losses see the global batch (`distributed.gather_with_grad`).
 """
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import time
@@ -20,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .augment import make_views
-from .coding_rate import nmce_loss, tcr_loss
+from .coding_rate import coding_rate_reduction, nmce_loss, tcr_loss
 from .distributed import gather_with_grad, world
 from .gumbel import gumbel_softmax
 from .networks import ClusterNetwork
@@ -33,6 +35,11 @@ class Stage:
     The cluster head has its own SGD optimizer (momentum 0.9, `cluster_lr`, `cluster_weight_decay`), as in the
     released code: with a slow head the soft memberships stay uniform, the cluster rate equals the total
     rate and the features collapse under the similarity term.
+
+    `eps_sq` overrides the run's eps^2 (eq. 5.2) for this stage. `restarts` > 1 (only with `reset_heads`) runs
+    the stage that many times from the same starting network with differently initialized heads and keeps the
+    run with the largest rate reduction Delta R(Z, argmax of the cluster head) (eq. 5.3) on all points: model
+    selection by the objective, no labels.
     """
 
     objective: str
@@ -48,12 +55,20 @@ class Stage:
     gamma_min: float = 0.0
     gamma_warmup: int = 0
     lr_warmup: int = 0
+    eps_sq: Optional[float] = None
+    restarts: int = 1
 
     def __post_init__(self):
         if self.objective not in ("tcr", "nmce"):
             raise ValueError(f"a stage's objective is 'tcr' or 'nmce', got {self.objective!r}")
         if int(self.steps) != self.steps or self.steps < 0:
             raise ValueError(f"stage steps must be a non-negative integer, got {self.steps!r}")
+        if int(self.restarts) != self.restarts or self.restarts < 1:
+            raise ValueError(f"stage restarts must be a positive integer, got {self.restarts!r}")
+        if self.restarts > 1 and not (self.reset_heads and self.objective == "nmce"):
+            raise ValueError("restarts > 1 needs an NMCE stage that re-initializes the heads (reset_heads=True)")
+        if self.eps_sq is not None and not self.eps_sq > 0:
+            raise ValueError(f"eps_sq must be positive, got {self.eps_sq!r}")
 
     def gamma_at(self, step: int) -> float:
         if self.gamma_warmup <= 0:
@@ -68,13 +83,14 @@ class Stage:
 
 
 def three_stages(steps=(500, 300, 300), lr: float = 1e-3, lam: float = 20.0, gamma_warmup: int = 100,
-                 **common) -> List[Stage]:
-    """The thesis' three stages: TCR; NMCE with new heads on the frozen backbone; NMCE fine-tuning of all."""
+                 restarts: int = 1, cluster_eps_sq: Optional[float] = None, **common) -> List[Stage]:
+    """The thesis' three stages: TCR; NMCE with new heads on the frozen backbone (best of `restarts` by the
+    rate reduction); NMCE fine-tuning of all. `cluster_eps_sq` sets eps^2 of the two NMCE stages."""
     s1, s2, s3 = steps
     return [Stage("tcr", s1, lr=lr, lam=lam, lr_warmup=min(50, s1 // 10), **common),
             Stage("nmce", s2, lr=lr, lam=lam, train_backbone=False, reset_heads=True, gamma_warmup=gamma_warmup,
-                  **common),
-            Stage("nmce", s3, lr=lr / 10, lam=lam, **common)]
+                  eps_sq=cluster_eps_sq, restarts=restarts, **common),
+            Stage("nmce", s3, lr=lr / 10, lam=lam, eps_sq=cluster_eps_sq, **common)]
 
 
 @dataclass
@@ -99,7 +115,8 @@ class NMCETrainer:
         self.net, self.augment, self.config = net, augment, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
-        self.stage_index, self.step = 0, 0
+        self.stage_index, self.step, self.restart = 0, 0, 0
+        self.restart_scores: List[dict] = []
         self.generator = torch.Generator().manual_seed(config.seed)
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.history: List[dict] = []
@@ -111,7 +128,7 @@ class NMCETrainer:
                 "optimizer": None if self.optimizer is None else (self.optimizer.state_dict(),
                                                                   self.cluster_optimizer.state_dict()),
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "history": list(self.history), "seconds": self.seconds,
+                "history": list(self.history), "seconds": self.seconds, "restart_scores": list(self.restart_scores),
                 "config": {**asdict(self.config), "stages": [asdict(s) for s in self.config.stages]}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -120,6 +137,7 @@ class NMCETrainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.history, self.seconds = list(state["history"]), state["seconds"]
+        self.restart_scores = list(state.get("restart_scores", []))
         self._resume_optimizer = state["optimizer"]
 
     def save(self, path=None) -> None:
@@ -130,7 +148,7 @@ class NMCETrainer:
     def _setup_stage(self, stage: Stage, fresh: bool):
         if fresh and stage.reset_heads:
             with torch.random.fork_rng():
-                torch.manual_seed(self.config.seed + 1000 * (self.stage_index + 1))
+                torch.manual_seed(self.config.seed + 1000 * (self.stage_index + 1) + self.restart)
                 self.net.reset_heads()
         for p in self.net.backbone_parameters():
             p.requires_grad_(stage.train_backbone)
@@ -165,13 +183,13 @@ class NMCETrainer:
             self.net.pre_feature.eval()
         z, logits = self.model(views.flatten(0, 1), detach_backbone=not stage.train_backbone)
         z = gather_with_grad(z.view(v, b, -1), dim=1)
-        gamma = stage.gamma_at(self.step)
+        gamma, eps_sq = stage.gamma_at(self.step), self._eps_sq(stage)
         if stage.objective == "tcr":
-            parts = tcr_loss(z, self.config.eps_sq, stage.lam)
+            parts = tcr_loss(z, eps_sq, stage.lam)
         else:
             logits = gather_with_grad(logits.view(v, b, -1), dim=1)
             probs = gumbel_softmax(logits, self.config.tau, generator=self.generator)
-            parts = nmce_loss(z, probs, self.config.eps_sq, stage.lam, gamma)
+            parts = nmce_loss(z, probs, eps_sq, stage.lam, gamma)
         if not torch.isfinite(parts.loss):
             raise FloatingPointError(f"non-finite NMCE loss at stage {self.stage_index + 1}, step {self.step}")
         factor = stage.lr_factor(self.step)
@@ -188,7 +206,55 @@ class NMCETrainer:
             self.cluster_optimizer.step()
         return {"stage": self.stage_index + 1, "step": self.step + 1, "loss": float(parts.loss.detach()),
                 "rate": parts.rate, "cluster_rate": parts.cluster_rate, "similarity": parts.similarity,
-                "gamma": gamma if stage.objective == "nmce" else float("nan"), "lr": lr}
+                "gamma": gamma if stage.objective == "nmce" else float("nan"), "lr": lr, "restart": self.restart}
+
+    def _eps_sq(self, stage: Stage) -> float:
+        return self.config.eps_sq if stage.eps_sq is None else stage.eps_sq
+
+    def _run_stage(self, x: torch.Tensor, stage: Stage, bar, checkpoints: bool) -> None:
+        rank, _ = world()
+        t0 = time.perf_counter()
+        while self.step < stage.steps:
+            row = self.train_step(x, stage)
+            self.step += 1
+            if self.step % self.config.log_every == 0 or self.step == stage.steps:
+                self.history.append(row)
+                if bar is not None:
+                    bar.set_postfix(stage=row["stage"], loss=f"{row['loss']:.3g}", sim=f"{row['similarity']:.3f}",
+                                    refresh=False)
+            if bar is not None:
+                bar.update(1)
+            if checkpoints and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
+                    and self.out_dir is not None and rank == 0:
+                self.seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self.save()
+        self.seconds += time.perf_counter() - t0
+
+    def restart_score(self, x: torch.Tensor, stage: Stage) -> float:
+        """Delta R(Z, argmax of the cluster head) (eq. 5.3) on all points `x`, in evaluation mode."""
+        z, logits = embed(self.net, x)
+        return float(coding_rate_reduction(z, logits.argmax(1), self._eps_sq(stage)))
+
+    def _run_restarts(self, x: torch.Tensor, stage: Stage, bar) -> None:
+        """Run `stage` `stage.restarts` times from the same network and keep the largest rate reduction.
+
+        A checkpoint is written only once the best run is chosen: a run stopped inside this stage starts the
+        stage afresh on resume (`checkpoint_every` does not apply here).
+        """
+        start, best = copy.deepcopy(self.net.state_dict()), None
+        for r in range(stage.restarts):
+            self.net.load_state_dict(start)
+            self.step, self.restart = 0, r
+            self._setup_stage(stage, fresh=True)
+            self._run_stage(x, stage, bar, checkpoints=False)
+            score = self.restart_score(x, stage)
+            self.restart_scores.append({"stage": self.stage_index + 1, "restart": r, "rate_reduction": score})
+            if best is None or score > best[0]:
+                best = (score, r, copy.deepcopy(self.net.state_dict()))
+        self.net.load_state_dict(best[2])
+        self.restart_scores.append({"stage": self.stage_index + 1, "restart": best[1], "rate_reduction": best[0],
+                                    "chosen": True})
 
     def fit(self, x: torch.Tensor, resume: bool = True) -> List[dict]:
         """Train on points `x` `[n, ...]`; resumes from `out_dir/checkpoint.pt` when it exists and `resume`.
@@ -207,8 +273,8 @@ class NMCETrainer:
         if self.stage_index == 0 and self.step == 0 and not self.history:
             torch.manual_seed(self.config.seed)
         rank, _ = world()
-        total = sum(s.steps for s in self.config.stages)
-        done = sum(s.steps for s in self.config.stages[:self.stage_index]) + self.step
+        total = sum(s.steps * s.restarts for s in self.config.stages)
+        done = sum(s.steps * s.restarts for s in self.config.stages[:self.stage_index]) + self.step
         bar = None
         if self.progress and rank == 0:
             from tqdm.auto import tqdm
@@ -217,26 +283,13 @@ class NMCETrainer:
         self.net.train()
         while self.stage_index < len(self.config.stages):
             stage = self.config.stages[self.stage_index]
-            self._setup_stage(stage, fresh=self.step == 0)
-            t0 = time.perf_counter()
-            while self.step < stage.steps:
-                row = self.train_step(x, stage)
-                self.step += 1
-                if self.step % self.config.log_every == 0 or self.step == stage.steps:
-                    self.history.append(row)
-                    if bar is not None:
-                        bar.set_postfix(stage=row["stage"], loss=f"{row['loss']:.3g}", sim=f"{row['similarity']:.3f}",
-                                        refresh=False)
-                if bar is not None:
-                    bar.update(1)
-                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
-                        and self.out_dir is not None and rank == 0:
-                    self.seconds += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    self.save()
-            self.seconds += time.perf_counter() - t0
+            if stage.restarts > 1 and self.step == 0:
+                self._run_restarts(x, stage, bar)
+            else:
+                self._setup_stage(stage, fresh=self.step == 0)
+                self._run_stage(x, stage, bar, checkpoints=True)
             self.net.train()
-            self.stage_index, self.step = self.stage_index + 1, 0
+            self.stage_index, self.step, self.restart = self.stage_index + 1, 0, 0
             if self.out_dir is not None and rank == 0:
                 self.save()
         if bar is not None:
