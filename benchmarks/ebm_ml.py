@@ -5,7 +5,8 @@ Three measurements, each side by side in one run on one machine:
 - `toys`: on each 2-D toy, the same MLP (128 x 3, ELU, eq. B.3 head), batch, standardized data and wall-time
   budget for TorchEBM's persistent contrastive divergence (its `ContrastiveDivergence(persistent=True)` replay
   buffer and `LangevinDynamics`) and for ours with each kernel named in --kernels; MMD (RBF, median bandwidth) and
-  mode coverage of 2000 replay-buffer states against held-back data.
+  mode coverage of --eval-size (10,000) replay-buffer states against as many held-back points, and two floor rows
+  (training data, and a second held-back set, against the held-back points: the MMD estimate's noise at that size).
 - `images`: Figure 4.3b / C.3 analogue on the 8x8 digits in logit space: the same ResNet energy trained with
   adaptive MALA and with the learned sampler (variant 2, trained alongside), same number of updates and K;
   proposal entropy of each over training, and the classifier Frechet distance (part 1's `ebm_images.py`
@@ -90,13 +91,14 @@ def toys(args):
     rows = []
     for toy in args.toys.split(","):
         x, _ = load_data(toy, num=10000, seed=args.seed)
-        held, _ = load_data(toy, num=2000, seed=args.seed + 1000)
+        n = args.eval_size
+        held, _ = load_data(toy, num=n, seed=args.seed + 1000)
         results = {}
         for kernel in args.kernels.split(","):
             kw = {"step_size": args.ula_step} if kernel == "ula" else {}
             trainer, wall = ours_pcd(x, args.seconds, args.batch, args.lr, args.seed, kernel, args.k_steps,
                                      args.buffer_size, **kw)
-            buf = trainer.to_data(trainer.buffer.positions[:2000].double())
+            buf = trainer.to_data(trainer.buffer.positions[:n].double())
             s = trainer.kernel.step_size_value
             results[f"entropy-mcmc PCD, {kernel}"] = (buf, trainer.step, wall, {
                 "step_size": None if s is None else float(s.float().mean()),
@@ -106,16 +108,19 @@ def toys(args):
         x_std = ((x.double() - shift) / scale).float()
         buf, steps, wall = torchebm_pcd(x_std, args.seconds, args.batch, args.lr, (0.5, 0.9), args.seed,
                                         args.k_steps, args.torchebm_step, args.buffer_size)
-        results["TorchEBM PCD, Langevin"] = (buf[:2000] * scale + shift, steps, wall, {})
+        results["TorchEBM PCD, Langevin"] = (buf[:n] * scale + shift, steps, wall, {})
         for name, (samples, steps, wall, extra) in results.items():
             ok = bool(torch.isfinite(samples).all())  # a run that diverged scores no mode and MMD NaN
             cov = mode_coverage(samples, held) if ok else {"modes": 16}
             rows.append({"toy": toy, "method": name, "mmd": mmd(samples, held) if ok else float("nan"),
                          "covered": cov["covered"] if ok else 0, "modes": cov["modes"], "tv": cov["tv"] if ok else 1,
-                         "updates": steps, "seconds": wall, **extra})
+                         "updates": steps, "seconds": wall, "samples": samples.shape[0], **extra})
             print(json.dumps(rows[-1]), flush=True)
-        rows.append({"toy": toy, "method": "held-back data vs training data", "mmd": mmd(x[:2000], held)})
-        print(json.dumps(rows[-1]), flush=True)
+        other, _ = load_data(toy, num=n, seed=args.seed + 2000)
+        for name, ref in (("training data", x[:n]), ("second held-back set", other)):
+            rows.append({"toy": toy, "method": f"floor: {name} vs held-back data", "mmd": mmd(ref, held),
+                         "covered": mode_coverage(ref, held)["covered"], "loadavg": os.getloadavg()[0]})
+            print(json.dumps(rows[-1]), flush=True)
         with open(os.path.join(args.out, "toys.json"), "w") as f:  # after every toy
             json.dump(rows, f, indent=1)
     return rows
@@ -250,6 +255,8 @@ def main():
     p.add_argument("--k-steps", type=int, default=None, help="toys: 30; images: 40 (the thesis)")
     p.add_argument("--batch", type=int, default=None, help="toys: 128; images: 128 (the thesis)")
     p.add_argument("--buffer-size", type=int, default=10000)
+    p.add_argument("--eval-size", type=int, default=10000,
+                   help="toys: buffer states and held-back points scored (at most --buffer-size)")
     p.add_argument("--lr", type=float, default=None, help="toys: 1e-3; images: 1e-4 (appendix C.2)")
     p.add_argument("--ula-step", type=float, default=0.1, help="our ULA's step s (x' = x - s^2/2 dU + s z)")
     p.add_argument("--torchebm-step", type=float, default=0.005,
@@ -261,6 +268,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/ebm_ml")
     args = p.parse_args()
+    if args.what == "toys" and args.eval_size > args.buffer_size:
+        p.error(f"--eval-size ({args.eval_size}) cannot exceed --buffer-size ({args.buffer_size})")
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     images_run = args.what == "images"
