@@ -11,8 +11,8 @@ Three measurements, each side by side in one run on one machine:
   adaptive MALA and with the learned sampler (variant 2, trained alongside), same number of updates and K;
   proposal entropy of each over training, and the classifier Frechet distance (part 1's `ebm_images.py`
   classifier) of the replay buffer against held-out digits over training.
-- `cost`: seconds per update, MDSM against ML with MALA / ULA / the learned sampler (K = 30), same network and
-  batch (the 2-D MLP, the digits ResNet).
+- `cost`: seconds per update, MDSM against ML with MALA / ULA / the learned sampler (K = 30, --k-steps), same
+  network and batch (the 2-D MLP, the digits ResNet).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_ml.py toys --seconds 60 --out results/ebm_ml
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_ml.py images --steps 600 --out results/ebm_ml
@@ -228,8 +228,9 @@ def per_update_seconds(trainer, reps):
 
 def cost(args):
     rows = []
-    cases = {"mlp 128x3, two-moons, batch 128": (load_data("two-moons", num=10000)[0], 128),
-             "resnet, digits, batch 64": (load_data("digits")[0], 64)}
+    b = args.batch_given
+    cases = {f"mlp 128x3, two-moons, batch {b or 128}": (load_data("two-moons", num=10000)[0], b or 128),
+             f"resnet, digits, batch {b or 64}": (load_data("digits")[0], b or 64)}
     for name, (x, batch) in cases.items():
         net, train = training_preset(x.shape[1:])
         torch.manual_seed(0)
@@ -238,9 +239,10 @@ def cost(args):
         row = {"case": name, "mdsm_s": per_update_seconds(sm, args.reps)}
         for kernel in ("ula", "mala", "learned"):
             torch.manual_seed(0)
-            tr = ContrastiveTrainer(build_network(net), x, MLTrainConfig(kernel=kernel, k_steps=30, batch_size=batch,
-                                                                         buffer_size=1000, sampler_gate=1.0))
-            row[f"ml_{kernel}_k30_s"] = per_update_seconds(tr, args.reps)
+            tr = ContrastiveTrainer(build_network(net), x, MLTrainConfig(kernel=kernel, k_steps=args.k_steps,
+                                                                         batch_size=batch, buffer_size=1000,
+                                                                         sampler_gate=1.0))
+            row[f"ml_{kernel}_k{args.k_steps}_s"] = per_update_seconds(tr, args.reps)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -252,8 +254,9 @@ def main():
     p.add_argument("--seconds", type=float, default=60.0, help="toys: wall time per method and toy")
     p.add_argument("--toys", default=",".join(TOYS))
     p.add_argument("--kernels", default=None, help="toys: mala,hmc,ula; images: mala,learned")
-    p.add_argument("--k-steps", type=int, default=None, help="toys: 30; images: 40 (the thesis)")
-    p.add_argument("--batch", type=int, default=None, help="toys: 128; images: 128 (the thesis)")
+    p.add_argument("--k-steps", type=int, default=None, help="toys, cost: 30; images: 40 (the thesis)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="toys: 128; images: 128 (the thesis); cost: 128 for the MLP, 64 for the ResNet")
     p.add_argument("--buffer-size", type=int, default=10000)
     p.add_argument("--eval-size", type=int, default=10000,
                    help="toys: buffer states and held-back points scored (at most --buffer-size)")
@@ -275,7 +278,7 @@ def main():
     images_run = args.what == "images"
     args.kernels = args.kernels or ("mala,learned" if images_run else "mala,hmc,ula")
     args.k_steps = args.k_steps or (40 if images_run else 30)
-    args.batch = args.batch or 128
+    args.batch_given, args.batch = args.batch, args.batch or 128
     args.lr = args.lr or (1e-4 if images_run else 1e-3)
     rows = {"toys": toys, "images": images, "cost": cost, "plot": plot}[args.what](args)
     if args.what == "plot":
