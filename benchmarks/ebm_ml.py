@@ -5,13 +5,14 @@ Three measurements, each side by side in one run on one machine:
 - `toys`: on each 2-D toy, the same MLP (128 x 3, ELU, eq. B.3 head), batch, standardized data and wall-time
   budget for TorchEBM's persistent contrastive divergence (its `ContrastiveDivergence(persistent=True)` replay
   buffer and `LangevinDynamics`) and for ours with each kernel named in --kernels; MMD (RBF, median bandwidth) and
-  mode coverage of 2000 replay-buffer states against held-back data.
+  mode coverage of --eval-size (10,000) replay-buffer states against as many held-back points, and two floor rows
+  (training data, and a second held-back set, against the held-back points: the MMD estimate's noise at that size).
 - `images`: Figure 4.3b / C.3 analogue on the 8x8 digits in logit space: the same ResNet energy trained with
   adaptive MALA and with the learned sampler (variant 2, trained alongside), same number of updates and K;
   proposal entropy of each over training, and the classifier Frechet distance (part 1's `ebm_images.py`
   classifier) of the replay buffer against held-out digits over training.
-- `cost`: seconds per update, MDSM against ML with MALA / ULA / the learned sampler (K = 30), same network and
-  batch (the 2-D MLP, the digits ResNet).
+- `cost`: seconds per update, MDSM against ML with MALA / ULA / the learned sampler (K = 30, --k-steps), same
+  network and batch (the 2-D MLP, the digits ResNet).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_ml.py toys --seconds 60 --out results/ebm_ml
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_ml.py images --steps 600 --out results/ebm_ml
@@ -90,13 +91,14 @@ def toys(args):
     rows = []
     for toy in args.toys.split(","):
         x, _ = load_data(toy, num=10000, seed=args.seed)
-        held, _ = load_data(toy, num=2000, seed=args.seed + 1000)
+        n = args.eval_size
+        held, _ = load_data(toy, num=n, seed=args.seed + 1000)
         results = {}
         for kernel in args.kernels.split(","):
             kw = {"step_size": args.ula_step} if kernel == "ula" else {}
             trainer, wall = ours_pcd(x, args.seconds, args.batch, args.lr, args.seed, kernel, args.k_steps,
                                      args.buffer_size, **kw)
-            buf = trainer.to_data(trainer.buffer.positions[:2000].double())
+            buf = trainer.to_data(trainer.buffer.positions[:n].double())
             s = trainer.kernel.step_size_value
             results[f"entropy-mcmc PCD, {kernel}"] = (buf, trainer.step, wall, {
                 "step_size": None if s is None else float(s.float().mean()),
@@ -106,16 +108,19 @@ def toys(args):
         x_std = ((x.double() - shift) / scale).float()
         buf, steps, wall = torchebm_pcd(x_std, args.seconds, args.batch, args.lr, (0.5, 0.9), args.seed,
                                         args.k_steps, args.torchebm_step, args.buffer_size)
-        results["TorchEBM PCD, Langevin"] = (buf[:2000] * scale + shift, steps, wall, {})
+        results["TorchEBM PCD, Langevin"] = (buf[:n] * scale + shift, steps, wall, {})
         for name, (samples, steps, wall, extra) in results.items():
             ok = bool(torch.isfinite(samples).all())  # a run that diverged scores no mode and MMD NaN
             cov = mode_coverage(samples, held) if ok else {"modes": 16}
             rows.append({"toy": toy, "method": name, "mmd": mmd(samples, held) if ok else float("nan"),
                          "covered": cov["covered"] if ok else 0, "modes": cov["modes"], "tv": cov["tv"] if ok else 1,
-                         "updates": steps, "seconds": wall, **extra})
+                         "updates": steps, "seconds": wall, "samples": samples.shape[0], **extra})
             print(json.dumps(rows[-1]), flush=True)
-        rows.append({"toy": toy, "method": "held-back data vs training data", "mmd": mmd(x[:2000], held)})
-        print(json.dumps(rows[-1]), flush=True)
+        other, _ = load_data(toy, num=n, seed=args.seed + 2000)
+        for name, ref in (("training data", x[:n]), ("second held-back set", other)):
+            rows.append({"toy": toy, "method": f"floor: {name} vs held-back data", "mmd": mmd(ref, held),
+                         "covered": mode_coverage(ref, held)["covered"], "loadavg": os.getloadavg()[0]})
+            print(json.dumps(rows[-1]), flush=True)
         with open(os.path.join(args.out, "toys.json"), "w") as f:  # after every toy
             json.dump(rows, f, indent=1)
     return rows
@@ -223,8 +228,9 @@ def per_update_seconds(trainer, reps):
 
 def cost(args):
     rows = []
-    cases = {"mlp 128x3, two-moons, batch 128": (load_data("two-moons", num=10000)[0], 128),
-             "resnet, digits, batch 64": (load_data("digits")[0], 64)}
+    b = args.batch_given
+    cases = {f"mlp 128x3, two-moons, batch {b or 128}": (load_data("two-moons", num=10000)[0], b or 128),
+             f"resnet, digits, batch {b or 64}": (load_data("digits")[0], b or 64)}
     for name, (x, batch) in cases.items():
         net, train = training_preset(x.shape[1:])
         torch.manual_seed(0)
@@ -233,9 +239,10 @@ def cost(args):
         row = {"case": name, "mdsm_s": per_update_seconds(sm, args.reps)}
         for kernel in ("ula", "mala", "learned"):
             torch.manual_seed(0)
-            tr = ContrastiveTrainer(build_network(net), x, MLTrainConfig(kernel=kernel, k_steps=30, batch_size=batch,
-                                                                         buffer_size=1000, sampler_gate=1.0))
-            row[f"ml_{kernel}_k30_s"] = per_update_seconds(tr, args.reps)
+            tr = ContrastiveTrainer(build_network(net), x, MLTrainConfig(kernel=kernel, k_steps=args.k_steps,
+                                                                         batch_size=batch, buffer_size=1000,
+                                                                         sampler_gate=1.0))
+            row[f"ml_{kernel}_k{args.k_steps}_s"] = per_update_seconds(tr, args.reps)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -247,9 +254,12 @@ def main():
     p.add_argument("--seconds", type=float, default=60.0, help="toys: wall time per method and toy")
     p.add_argument("--toys", default=",".join(TOYS))
     p.add_argument("--kernels", default=None, help="toys: mala,hmc,ula; images: mala,learned")
-    p.add_argument("--k-steps", type=int, default=None, help="toys: 30; images: 40 (the thesis)")
-    p.add_argument("--batch", type=int, default=None, help="toys: 128; images: 128 (the thesis)")
+    p.add_argument("--k-steps", type=int, default=None, help="toys, cost: 30; images: 40 (the thesis)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="toys: 128; images: 128 (the thesis); cost: 128 for the MLP, 64 for the ResNet")
     p.add_argument("--buffer-size", type=int, default=10000)
+    p.add_argument("--eval-size", type=int, default=10000,
+                   help="toys: buffer states and held-back points scored (at most --buffer-size)")
     p.add_argument("--lr", type=float, default=None, help="toys: 1e-3; images: 1e-4 (appendix C.2)")
     p.add_argument("--ula-step", type=float, default=0.1, help="our ULA's step s (x' = x - s^2/2 dU + s z)")
     p.add_argument("--torchebm-step", type=float, default=0.005,
@@ -261,12 +271,14 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/ebm_ml")
     args = p.parse_args()
+    if args.what == "toys" and args.eval_size > args.buffer_size:
+        p.error(f"--eval-size ({args.eval_size}) cannot exceed --buffer-size ({args.buffer_size})")
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     images_run = args.what == "images"
     args.kernels = args.kernels or ("mala,learned" if images_run else "mala,hmc,ula")
     args.k_steps = args.k_steps or (40 if images_run else 30)
-    args.batch = args.batch or 128
+    args.batch_given, args.batch = args.batch, args.batch or 128
     args.lr = args.lr or (1e-4 if images_run else 1e-3)
     rows = {"toys": toys, "images": images, "cost": cost, "plot": plot}[args.what](args)
     if args.what == "plot":

@@ -91,6 +91,30 @@ def test_quadratic_energy_recovers_data_mean_and_covariance(gaussian_data, monke
     assert np.isfinite(stats(trainer.model)).all() and z_ula.max() > 8, z_ula
 
 
+def control_z_score(data, kernel, step_size, updates=80, window=40, **kw):
+    """|mean acceptance of the last `window` updates - 0.6| / its MCSE (autocorrelation included), on the quadratic
+    energy frozen at N(0, I) (lr 1e-12), so the step-size control alone moves the acceptance: at its fixed point
+    E[accept] = 0.6 exactly, and the window's mean is within a few MCSE of it once the control has converged."""
+    trainer = quadratic_trainer(data, kernel=kernel, lr=1e-12, step_size=step_size, steps=updates, **kw)
+    acc = np.array([trainer.update()["accept"] for _ in range(updates)])[-window:]
+    return abs(acc.mean() - 0.6) / max(float(mcse(acc[None, :, None])[0]), 1e-12), acc.mean()
+
+
+@pytest.mark.parametrize("kernel", ["mala", "hmc"])
+def test_step_size_control_reaches_the_target_acceptance_within_80_updates(gaussian_data, kernel, monkeypatch):
+    for start in (0.1, 5.0):  # acceptance about 1 and about 0 at the start
+        z, acc = control_z_score(gaussian_data, kernel, start)
+        assert z < 4, (start, z, acc)
+    # the constant rate 0.05 alone (the control before the decaying rate) is still at acceptance ~0.99
+    z, acc = control_z_score(gaussian_data, kernel, 0.1, adapt_rate_init=0.0)
+    assert z > 20 and acc > 0.9, (z, acc)
+    # deliberately broken: the correction's sign flipped (log s -= r (accept - 0.6)) runs away from the target
+    real = contrastive.adapt_step_size
+    monkeypatch.setattr(contrastive, "adapt_step_size", lambda k, acc, target, rate: real(k, target, acc, rate))
+    z, acc = control_z_score(gaussian_data, kernel, 0.1)
+    assert z > 20, (z, acc)
+
+
 class DroppedReverse(LearnedSampler):
     """Deliberately broken: uses log q(x'|x) for the reverse density too (correction 0)."""
 
@@ -156,7 +180,7 @@ def test_cached_energies_are_refreshed_when_the_weights_change(moons):
     torch.testing.assert_close(buf.energies(trainer.model), current)
 
 
-@pytest.mark.parametrize("kernel", ["mala", "learned"])
+@pytest.mark.parametrize("kernel", ["mala", "hmc", "learned"])
 def test_resume_continues_bitwise(moons, tmp_path, kernel):
     def make():
         torch.manual_seed(0)
