@@ -5,6 +5,8 @@ data, and wall time per update and per sampling run. Also: time per MDSM update 
 maximum-likelihood update with 30 Langevin steps on the same network.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/ebm_toys.py --steps 5000 --out results/ebm_toys
+
+`--equal-time` gives TorchEBM the wall seconds ours took (training, then sampling) instead of the same counts.
 """
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ from entropy_mcmc.ebm_training.sampling import sample_ebm
 from entropy_mcmc.ebm_training.trainer import train_ebm
 
 
-def torchebm_run(x_std, steps, batch, lr, seed, chains, sample_steps, dsm_sigma, ld_step):
-    """TorchEBM 0.8: DenoisingScoreMatching(noise_scale) + Adam, then LangevinDynamics from N(0, I)."""
+def torchebm_run(x_std, steps, batch, lr, seed, chains, sample_steps, dsm_sigma, ld_step, train_s=None, sample_s=None):
+    """TorchEBM 0.8: DenoisingScoreMatching(noise_scale) + Adam, then LangevinDynamics from N(0, I).
+
+    With `train_s` / `sample_s` it trains, then samples, for those wall seconds instead of `steps` updates and
+    `sample_steps` Langevin steps (checked every update, every 50 sampler steps): equal wall time with ours."""
     from torchebm.core import BaseModel
     from torchebm.losses import DenoisingScoreMatching
     from torchebm.samplers import LangevinDynamics
@@ -43,18 +48,25 @@ def torchebm_run(x_std, steps, batch, lr, seed, chains, sample_steps, dsm_sigma,
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    for _ in range(steps):
+    updates = 0
+    while (updates < steps) if train_s is None else (time.perf_counter() - t0 < train_s):
         idx = torch.randint(x_std.shape[0], (batch,), generator=gen)
         opt.zero_grad()
         loss = loss_fn(x_std[idx])
         loss.backward()
         opt.step()
-    train_s = time.perf_counter() - t0
+        updates += 1
+    spent_train = time.perf_counter() - t0
     sampler = LangevinDynamics(model, step_size=ld_step, noise_scale=1.0)
     t0 = time.perf_counter()
-    init = torch.randn(chains, 2, generator=torch.Generator().manual_seed(seed + 1))
-    out = sampler.sample(x=init, n_steps=sample_steps, generator=torch.Generator().manual_seed(seed + 2))
-    return out.detach(), train_s, time.perf_counter() - t0
+    out = torch.randn(chains, 2, generator=torch.Generator().manual_seed(seed + 1))
+    sgen = torch.Generator().manual_seed(seed + 2)
+    done = 0
+    while (done < sample_steps) if sample_s is None else (time.perf_counter() - t0 < sample_s):
+        n = 50 if sample_s is not None else sample_steps
+        out = sampler.sample(x=out, n_steps=n, generator=sgen).detach()
+        done += n
+    return out, spent_train, time.perf_counter() - t0, updates, done
 
 
 def ml_update_seconds(model, x, k=30, step=0.01, reps=5):
@@ -87,6 +99,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dsm-sigma", type=float, default=0.1, help="TorchEBM DSM noise scale")
     p.add_argument("--ld-step", type=float, default=0.01, help="TorchEBM Langevin step size (eta)")
+    p.add_argument("--equal-time", action="store_true",
+                   help="TorchEBM trains and samples for the wall seconds ours took, not for the same step counts")
     p.add_argument("--out", default="results/ebm_toys")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -103,15 +117,19 @@ def main():
                           progress=False)
         ours_x = trainer.to_data(ours.samples)
         x_std = (x.double() - trainer.shift) / trainer.scale
-        theirs, t_train, t_sample = torchebm_run(x_std.float(), args.steps, args.batch, 1e-3, args.seed, args.chains,
-                                                 args.sample_steps, args.dsm_sigma, args.ld_step)
+        budget = (trainer.seconds, ours.seconds) if args.equal_time else (None, None)
+        theirs, t_train, t_sample, n_upd, n_smp = torchebm_run(
+            x_std.float(), args.steps, args.batch, 1e-3, args.seed, args.chains, args.sample_steps, args.dsm_sigma,
+            args.ld_step, *budget)
         theirs_x = trainer.to_data(theirs.double())
-        for name, s, tt, ts in (("entropy-mcmc MDSM + annealed Langevin", ours_x, trainer.seconds, ours.seconds),
-                                ("TorchEBM DSM + Langevin", theirs_x, t_train, t_sample)):
+        for name, s, tt, ts, nu, ns in (
+                ("entropy-mcmc MDSM + annealed Langevin", ours_x, trainer.seconds, ours.seconds, args.steps,
+                 args.sample_steps),
+                ("TorchEBM DSM + Langevin", theirs_x, t_train, t_sample, n_upd, n_smp)):
             cov = mode_coverage(s, held)
             rows.append({"toy": toy, "method": name, "mmd": mmd(s, held), "covered": cov["covered"],
-                         "modes": cov["modes"], "tv": cov["tv"], "ms_per_update": 1000 * tt / args.steps,
-                         "sample_s": ts})
+                         "modes": cov["modes"], "tv": cov["tv"], "train_s": tt, "updates": nu,
+                         "ms_per_update": 1000 * tt / nu, "sample_s": ts, "sampler_steps": ns})
             print(json.dumps(rows[-1]), flush=True)
         rows.append({"toy": toy, "method": "held-back data vs training data", "mmd": mmd(x[:args.chains], held)})
         scatter_2d(ours_x, held, os.path.join(args.out, f"{toy}_mdsm.png"), title=toy)
