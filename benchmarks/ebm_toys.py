@@ -11,6 +11,7 @@ maximum-likelihood update with 30 Langevin steps on the same network.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import time
@@ -103,6 +104,9 @@ def main():
                    help="TorchEBM trains and samples for the wall seconds ours took, not for the same step counts")
     p.add_argument("--out", default="results/ebm_toys")
     args = p.parse_args()
+    if importlib.util.find_spec("torchebm") is None:
+        raise SystemExit("note: this benchmark compares with TorchEBM, which is not installed "
+                         "(pip install -e .[peers]); nothing to run")
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     rows = []
