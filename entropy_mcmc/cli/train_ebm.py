@@ -122,8 +122,8 @@ def run(args) -> int:
         print(f"entropy-mcmc train-ebm: {info['name']} {list(data.shape)}, {trainer.model.config['kind']} network "
               f"({sum(p.numel() for p in trainer.model.parameters())} weights), ml loss, kernel {c.kernel} "
               f"({kernel_name(trainer.kernel)}), {c.k_steps} steps per update, buffer "
-              f"{c.buffer_size if c.persistent else 0}, batch {c.batch_size}, lr {c.lr:g}, {c.steps} steps from step {trainer.step}, "
-              f"{trainer.world_size} process(es), {args.device} {c.dtype}, seed {trainer.seed}", flush=True)
+              f"{c.buffer_size if c.persistent else 0}, batch {c.batch_size}, lr {c.lr:g}, {c.steps} steps from step "
+              f"{trainer.step}, {trainer.world_size} process(es), {args.device} {c.dtype}, seed {trainer.seed}", flush=True)
     elif trainer.rank == 0:
         print(f"entropy-mcmc train-ebm: {info['name']} {list(data.shape)}, {trainer.model.config['kind']} network "
               f"({sum(p.numel() for p in trainer.model.parameters())} weights), {c.loss} loss, sigma in "
