@@ -18,26 +18,14 @@ import torch
 
 from entropy_mcmc.ebm_training.data import load_data
 from entropy_mcmc.ebm_training.denoising import denoise_jump
-from entropy_mcmc.ebm_training.metrics import frechet_distance, nearest_neighbours, psnr
+from entropy_mcmc.ebm_training.metrics import (classifier_features as features, fit_feature_classifier,
+                                               frechet_distance, nearest_neighbours, psnr)
 from entropy_mcmc.ebm_training.networks import build_network
 from entropy_mcmc.ebm_training.plots import energy_trace, image_grid
 from entropy_mcmc.ebm_training.presets import training_preset
 from entropy_mcmc.ebm_training.sampling import sample_ebm
 from entropy_mcmc.ebm_training.trainer import EBMTrainConfig, EBMTrainer
 from entropy_mcmc.ebm_training.inpainting import image_mask
-
-
-def classifier(train_x, train_y, seed):
-    from sklearn.neural_network import MLPClassifier
-
-    clf = MLPClassifier(hidden_layer_sizes=(128,), max_iter=300, random_state=seed)
-    clf.fit(train_x.flatten(1).numpy(), train_y)
-    return clf
-
-
-def features(clf, x):
-    h = x.flatten(1).double().numpy() @ clf.coefs_[0] + clf.intercepts_[0]
-    return np.maximum(h, 0)
 
 
 def main():
@@ -77,7 +65,7 @@ def main():
     energy_trace(out.temperature, out.mean_energy, os.path.join(args.out, "energy_trace.png"),
                  title="annealed Langevin: temperature and mean energy")
 
-    clf = classifier(train, labels[train_idx.numpy()], args.seed)
+    clf = fit_feature_classifier(train, labels[train_idx.numpy()], args.seed)
     res["classifier_test_accuracy"] = float(clf.score(test.flatten(1).numpy(), labels[test_idx.numpy()]))
     pred = clf.predict(samples.flatten(1).double().numpy())
     hist = np.bincount(pred, minlength=10) / len(pred)

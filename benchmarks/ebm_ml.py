@@ -9,8 +9,8 @@ Three measurements, each side by side in one run on one machine:
   (training data, and a second held-back set, against the held-back points: the MMD estimate's noise at that size).
 - `images`: Figure 4.3b / C.3 analogue on the 8x8 digits in logit space: the same ResNet energy trained with
   adaptive MALA and with the learned sampler (variant 2, trained alongside), same number of updates and K;
-  proposal entropy of each over training, and the classifier Frechet distance (part 1's `ebm_images.py`
-  classifier) of the replay buffer against held-out digits over training.
+  proposal entropy of each over training, and the classifier Frechet distance (part 1's
+  `metrics.fit_feature_classifier`) of the replay buffer against held-out digits over training.
 - `cost`: seconds per update, MDSM against ML with MALA / ULA / the learned sampler (K = 30, --k-steps), same
   network and batch (the 2-D MLP, the digits ResNet).
 
@@ -22,7 +22,6 @@ Three measurements, each side by side in one run on one machine:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -31,9 +30,11 @@ import time
 
 import torch
 
+from entropy_mcmc.benchmarks.peers import available, torchebm_energy
 from entropy_mcmc.ebm_training import ContrastiveTrainer, MLTrainConfig
 from entropy_mcmc.ebm_training.data import TOYS, load_data
-from entropy_mcmc.ebm_training.metrics import frechet_distance, mmd, mode_coverage
+from entropy_mcmc.ebm_training.metrics import (classifier_features as features, fit_feature_classifier,
+                                               frechet_distance, mmd, mode_coverage)
 from entropy_mcmc.ebm_training.networks import MLPEnergy, build_network
 from entropy_mcmc.ebm_training.presets import training_preset
 from entropy_mcmc.ebm_training.trainer import EBMTrainConfig, EBMTrainer
@@ -41,20 +42,11 @@ from entropy_mcmc.ebm_training.trainer import EBMTrainConfig, EBMTrainer
 
 def torchebm_pcd(x_std, seconds, batch, lr, betas, seed, k_steps, ld_step, buffer_size):
     """TorchEBM 0.8: ContrastiveDivergence(persistent=True) with LangevinDynamics, Adam, for `seconds`."""
-    from torchebm.core import BaseModel
     from torchebm.losses import ContrastiveDivergence
     from torchebm.samplers import LangevinDynamics
 
-    class Energy(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.net = MLPEnergy(2, 128, 3)
-
-        def forward(self, x):
-            return self.net(x)
-
     torch.manual_seed(seed)
-    model = Energy()
+    model = torchebm_energy(MLPEnergy(2, 128, 3))
     sampler = LangevinDynamics(model, step_size=ld_step)
     loss_fn = ContrastiveDivergence(model, sampler, k_steps=k_steps, persistent=True, buffer_size=buffer_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
@@ -90,7 +82,7 @@ def ours_pcd(x, seconds, batch, lr, seed, kernel, k_steps, buffer_size, **kw):
 
 
 def toys(args):
-    have_torchebm = importlib.util.find_spec("torchebm") is not None
+    have_torchebm = available("torchebm")
     if not have_torchebm:
         print("note: torchebm is not installed (pip install -e .[peers]); its PCD rows are skipped", file=sys.stderr)
     rows = []
@@ -132,21 +124,6 @@ def toys(args):
     return rows
 
 
-def digits_classifier(train, labels, seed):
-    from sklearn.neural_network import MLPClassifier
-
-    clf = MLPClassifier(hidden_layer_sizes=(128,), max_iter=300, random_state=seed)
-    clf.fit(train.flatten(1).numpy(), labels)
-    return clf
-
-
-def features(clf, x):
-    import numpy as np
-
-    h = x.flatten(1).double().numpy() @ clf.coefs_[0] + clf.intercepts_[0]
-    return np.maximum(h, 0)
-
-
 def _mean(rows, key):
     vals = [r[key] for r in rows if math.isfinite(r[key])]
     return sum(vals) / len(vals) if vals else None
@@ -157,7 +134,7 @@ def images(args):
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(args.seed))
     test_idx, train_idx = perm[:297], perm[297:]
     train, test = x[train_idx], x[test_idx]
-    clf = digits_classifier(train, info["labels"][train_idx.numpy()], args.seed)
+    clf = fit_feature_classifier(train, info["labels"][train_idx.numpy()], args.seed)
     f_test = features(clf, test)
     rows = [{"reference": "train vs test", "frechet": frechet_distance(features(clf, train[:297]), f_test)},
             {"reference": "uniform noise vs test",

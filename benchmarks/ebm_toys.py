@@ -11,13 +11,13 @@ maximum-likelihood update with 30 Langevin steps on the same network.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import time
 
 import torch
 
+from entropy_mcmc.benchmarks.peers import available, torchebm_energy
 from entropy_mcmc.ebm_training.data import TOYS, load_data
 from entropy_mcmc.ebm_training.metrics import mmd, mode_coverage
 from entropy_mcmc.ebm_training.networks import MLPEnergy
@@ -31,20 +31,11 @@ def torchebm_run(x_std, steps, batch, lr, seed, chains, sample_steps, dsm_sigma,
 
     With `train_s` / `sample_s` it trains, then samples, for those wall seconds instead of `steps` updates and
     `sample_steps` Langevin steps (checked every update, every 50 sampler steps): equal wall time with ours."""
-    from torchebm.core import BaseModel
     from torchebm.losses import DenoisingScoreMatching
     from torchebm.samplers import LangevinDynamics
 
-    class Energy(BaseModel):
-        def __init__(self):
-            super().__init__()
-            self.net = MLPEnergy(2, 128, 3)
-
-        def forward(self, x):
-            return self.net(x)
-
     torch.manual_seed(seed)
-    model = Energy()
+    model = torchebm_energy(MLPEnergy(2, 128, 3))
     loss_fn = DenoisingScoreMatching(model, noise_scale=dsm_sigma)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -104,7 +95,7 @@ def main():
                    help="TorchEBM trains and samples for the wall seconds ours took, not for the same step counts")
     p.add_argument("--out", default="results/ebm_toys")
     args = p.parse_args()
-    if importlib.util.find_spec("torchebm") is None:
+    if not available("torchebm"):
         raise SystemExit("note: this benchmark compares with TorchEBM, which is not installed "
                          "(pip install -e .[peers]); nothing to run")
     torch.set_num_threads(1)

@@ -1,4 +1,5 @@
-"""Peer samplers on the same Bayesian logistic regression posteriors: Pyro NUTS and BlackJAX HMC/NUTS.
+"""Peer samplers on the same Bayesian logistic regression posteriors: Pyro NUTS and BlackJAX HMC/NUTS; and
+TorchEBM's model wrapper for the energy-based model comparisons (`torchebm_energy`).
 
 Importing this module needs only NumPy (and the dataset files): torch, Pyro, JAX and
 BlackJAX are imported inside the runners, so a process that times BlackJAX
@@ -286,3 +287,20 @@ def _blackjax_chees(logdensity, dim: int, num_chains: int, num_warmup: int, num_
 
 
 __all__ = ["PeerResult", "pyro_nuts", "blackjax_run", "blackjax_available"]
+
+
+# --------------------------------------------------------------------------- TorchEBM
+def torchebm_energy(network):
+    """`network` (an energy `nn.Module`, `[batch, *event] -> [batch]`) as a TorchEBM 0.8 `BaseModel`, so its losses
+    and samplers train and sample the same network as ours."""
+    from torchebm.core import BaseModel
+
+    class Energy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.net = network
+
+        def forward(self, x):
+            return self.net(x)
+
+    return Energy()

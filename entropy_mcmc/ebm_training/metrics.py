@@ -70,10 +70,26 @@ def frechet_distance(feat_a, feat_b) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean))
 
 
+def fit_feature_classifier(train, labels, seed: int = 0):
+    """The feature space of the benchmarks' Frechet distance: scikit-learn's `MLPClassifier` with 128 ReLU units
+    (Adam, at most 300 epochs) fitted to the flattened training images; nothing downloaded."""
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=(128,), max_iter=300, random_state=seed)
+    clf.fit(train.flatten(1).numpy(), labels)  # in the images' own dtype
+    return clf
+
+
+def classifier_features(clf, x) -> np.ndarray:
+    """The 128 hidden ReLU units of `fit_feature_classifier`'s network at images `x`."""
+    return np.maximum(_flat(x).double().numpy() @ clf.coefs_[0] + clf.intercepts_[0], 0)
+
+
 def nearest_neighbours(samples, train, k: int = 5) -> Tuple[torch.Tensor, torch.Tensor]:
     """(distances `[n, k]`, indices `[n, k]`) of each sample's k nearest training points in L2."""
     d = torch.cdist(_flat(samples), _flat(train))
     return torch.topk(d, k, largest=False)
 
 
-__all__ = ["mmd", "median_bandwidth", "mode_coverage", "psnr", "frechet_distance", "nearest_neighbours"]
+__all__ = ["mmd", "median_bandwidth", "mode_coverage", "psnr", "frechet_distance", "fit_feature_classifier",
+           "classifier_features", "nearest_neighbours"]
