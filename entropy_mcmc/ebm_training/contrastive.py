@@ -48,7 +48,7 @@ from ..samplers.distributed import chain_shard
 from ..samplers.learned.kernel import LearnedSampler, TargetFunctions
 from ..samplers.learned.proposal import LearnedProposal, LearnedProposalConfig
 from ..samplers.learned.registry import build_model
-from ..samplers.learned.training import _objective_terms, clip_gradients
+from ..samplers.learned.training import clip_gradients, objective_terms
 from ..samplers.registry import build_kernel
 from .energy_target import EnergyTarget
 from .networks import build_network
@@ -268,15 +268,9 @@ class SamplerTraining:
             u_x, g_x = self.plain.energy_and_grad(x)
             z0 = torch.randn(x.shape, generator=self.generator, dtype=torch.float64).to(x)
             beta = math.exp(self.log_beta)
-            terms = _objective_terms(model, x, u_x, g_x, z0, self.fns, "entropy", beta, 100.0, 1e6)
+            terms, sub = objective_terms(model, x, u_x, g_x, z0, self.fns, "entropy", beta, 100.0, 1e6)
             keep = terms.finite
-            if 0 < int((~keep).sum()) < batch:  # recompute on the usable rows (see training.train_sampler)
-                rows = keep.nonzero().flatten()
-                sub = _objective_terms(model, x[rows], u_x[rows], g_x[rows], z0[rows], self.fns, "entropy", beta,
-                                       100.0, 1e6)
-                objective = sub.per_x.sum() / batch
-            else:
-                objective = terms.per_x.sum() / batch
+            objective = (terms if sub is None else sub).per_x.sum() / batch
             self.optimizer.zero_grad(set_to_none=True)
             (-objective).backward()
             for p in self.params:

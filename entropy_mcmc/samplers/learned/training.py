@@ -224,6 +224,20 @@ def _objective_terms(model, x, u_x, g_x, z0, fns, objective: str, beta: float,
     return _Terms(per_x, finite, log_a.detach(), r.move.log_det.detach(), r.move.x_new.detach(), jump.detach())
 
 
+def objective_terms(model, x, u_x, g_x, z0, fns, objective: str, beta: float, floor: Optional[float] = None,
+                    drop_below: Optional[float] = None) -> Tuple[_Terms, Optional[_Terms]]:
+    """`_objective_terms` on every row, and again on the finite rows alone when some, not all, are non-finite
+    (else None): a non-finite or extreme sample (a NaN proposal at an extreme funnel point, say) can turn every
+    weight gradient into NaN through the batched matmuls' backward (0 * inf), and rows do not interact forward."""
+    terms = _objective_terms(model, x, u_x, g_x, z0, fns, objective, beta, floor, drop_below)
+    dropped = int((~terms.finite).sum())
+    if not 0 < dropped < x.shape[0]:
+        return terms, None
+    keep = terms.finite.nonzero().flatten()
+    return terms, _objective_terms(model, x[keep], u_x[keep], None if g_x is None else g_x[keep], z0[keep], fns,
+                                   objective, beta, floor, drop_below)
+
+
 def train_sampler(target: Target, model: Optional[ProposalModel] = None, config: Optional[TrainConfig] = None,
                   model_config: Optional[LearnedProposalConfig] = None, seed: int = 0, progress: bool = True,
                   init: Optional[torch.Tensor] = None,
@@ -309,15 +323,9 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
         z0 = torch.randn(x.shape, generator=gen, dtype=dtype)
         beta = math.exp(log_beta)
         limits = (cfg.log_accept_floor, cfg.drop_log_accept_below)
-        t_ = _objective_terms(model, x, u_x, g_x, z0, fns, cfg.objective, beta, *limits)
+        t_, t_sub = objective_terms(model, x, u_x, g_x, z0, fns, cfg.objective, beta, *limits)
         dropped = int((~t_.finite).sum())
-        if 0 < dropped < x.shape[0]:
-            # A non-finite or extreme sample (a NaN proposal at an extreme funnel point, say) can turn
-            # every weight gradient into NaN through the batched matmuls' backward (0 * inf), so the
-            # objective is recomputed on the usable samples alone: rows do not interact forward.
-            keep = t_.finite.nonzero().flatten()
-            t_sub = _objective_terms(model, x[keep], u_x[keep], None if g_x is None else g_x[keep], z0[keep], fns,
-                                     cfg.objective, beta, *limits)
+        if t_sub is not None:
             objective = t_sub.per_x[t_sub.finite].sum() / max(int(t_sub.finite.sum()), 1)
             usable = bool(t_sub.finite.all())
         else:
