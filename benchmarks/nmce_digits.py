@@ -1,6 +1,10 @@
 """NMCE on scikit-learn's 8x8 digits side by side with k-means and spectral clustering (same inputs, same run).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nmce_digits.py --out results/nmce-digits
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nmce_digits.py --data /tmp/mnist3k/png --out results/nmce-mnist3k
+
+`--data` takes any data set `entropy-mcmc cluster` reads (a .mat file, a folder of class folders of PNG
+images; see `export_mnist_subset.py`); the peers cluster the same loaded pixels.
 
 Prints and writes `results.json`: ACC (Hungarian matching, scipy), NMI and ARI (scikit-learn) and seconds
 for each method. The NMCE run also leaves its log, checkpoint and figures under `--out/nmce`.
@@ -17,6 +21,7 @@ import torch
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="digits", help="digits, a .mat file or a folder of PNG class folders")
     parser.add_argument("--out", default="results/nmce-digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", default="300,300,500")
@@ -35,15 +40,17 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from sklearn.cluster import KMeans, SpectralClustering
 
-    from entropy_mcmc.clustering import clustering_scores, load_digits, run_clustering
+    from entropy_mcmc.clustering import clustering_scores, run_clustering
+    from entropy_mcmc.clustering.data import load_dataset
     from entropy_mcmc.clustering.training import NMCETrainer, embed
 
-    data = load_digits()
+    data = load_dataset(args.data, seed=args.seed)
+    k = data.num_classes
     flat = data.x.flatten(1).numpy()
     rows = {}
-    peers = {"k-means": lambda: KMeans(10, n_init=10, random_state=args.seed).fit_predict(flat),
-             "spectral (rbf, defaults)": lambda: SpectralClustering(10, random_state=args.seed).fit_predict(flat),
-             "spectral (10-NN graph)": lambda: SpectralClustering(10, affinity="nearest_neighbors", n_neighbors=10,
+    peers = {"k-means": lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(flat),
+             "spectral (rbf, defaults)": lambda: SpectralClustering(k, random_state=args.seed).fit_predict(flat),
+             "spectral (10-NN graph)": lambda: SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10,
                                                                   random_state=args.seed).fit_predict(flat)}
     for name, fit in peers.items():
         t0 = time.perf_counter()

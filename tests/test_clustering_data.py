@@ -91,6 +91,35 @@ def test_png_folder(tmp_path):
         load_image_folder(tmp_path / "set" / "class0")
 
 
+def test_exported_mnist_subset_reads_back_the_same_from_png_and_mat(tmp_path):
+    """`benchmarks/export_mnist_subset.py` writes the two layouts a user brings; both must load to the exported
+    images in order (a row-major .mat would come back transposed) with labels matching the digits."""
+    import gzip
+    import struct
+    import subprocess
+    import sys
+
+    g = np.random.default_rng(0)
+    imgs = g.integers(0, 256, size=(30, 28, 28)).astype(np.uint8)
+    imgs[:, 0, 0], imgs[:, 0, 1] = 0, 255                     # fixes the .mat loader's min-max scaling
+    digits = np.tile(np.arange(10), 3).astype(np.uint8)
+    for name, arr in (("t10k-images-idx3-ubyte.gz", imgs), ("t10k-labels-idx1-ubyte.gz", digits)):
+        header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+        with gzip.open(tmp_path / name, "wb") as f:
+            f.write(header + arr.tobytes())
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "export_mnist_subset.py"
+    proc = subprocess.run([sys.executable, str(script), "--mnist", str(tmp_path), "--per-class", "2",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    keep = np.concatenate([np.flatnonzero(digits == d)[:2] for d in range(10)])
+    expected = torch.from_numpy(imgs[keep] / 255.0).float()[:, None]
+    for spec in ("png", "mnist.mat"):
+        data = load_dataset(str(tmp_path / "out" / spec))
+        assert data.x.shape == (20, 1, 28, 28)
+        torch.testing.assert_close(data.x, expected, atol=1e-6, rtol=0)
+        assert data.y.tolist() == digits[keep].tolist()
+
+
 def test_toy_sets():
     d = double_spiral(100, noise=0.0, seed=0)
     assert d.x.shape == (100, 2) and d.y.sum() == 50

@@ -19,16 +19,15 @@ phase ... set by hand".
 """
 from __future__ import annotations
 
-import gzip
 import math
 import os
-import struct
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
+from ..data import read_idx
 from .caprbm import to_unit_modulus
 
 LEVELS = 4
@@ -62,22 +61,6 @@ def _pytorch_wavelets():
         if shim is not None and sys.modules.get("pkg_resources") is shim:
             del sys.modules["pkg_resources"]
     return pytorch_wavelets
-
-
-def read_idx(path: Union[str, Path]) -> np.ndarray:
-    """An IDX file (MNIST's format), gzipped or not, as a numpy array."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path} is not an IDX file")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if raw[2] not in dtypes:
-        raise ValueError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
-    ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=dtypes[raw[2]], offset=4 + 4 * ndim).reshape(shape)
 
 
 def find_mnist(directory: Optional[Union[str, Path]] = None) -> Path:
