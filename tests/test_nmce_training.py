@@ -174,3 +174,48 @@ def test_stage_eps_sq_overrides_the_run_value_and_restarts_are_checked():
         Stage("nmce", 10, reset_heads=True, restarts=0)
     with pytest.raises(ValueError, match="eps_sq"):
         Stage("nmce", 10, eps_sq=0.0)
+
+
+def test_lars_step_follows_the_trust_ratio_formula():
+    """Weights step by lr * eta ||w|| / ||g + wd w|| * (g + wd w) with momentum; 1-D tensors take plain SGD steps."""
+    from entropy_mcmc.clustering.lars import LARS
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    lr, mom, wd, eta = 0.5, 0.9, 0.01, 0.02
+    opt = LARS([w, b], lr=lr, momentum=mom, weight_decay=wd, eta=eta)
+    w_ref, b_ref, buf_w, buf_b = w.detach().clone(), b.detach().clone(), None, None
+    for step in range(3):
+        gw, gb = torch.randn(3, 4, generator=g, dtype=torch.float64) * 10 ** step, torch.randn(4, generator=g,
+                                                                                              dtype=torch.float64)
+        w.grad, b.grad = gw.clone(), gb.clone()
+        opt.step()
+        d = gw + wd * w_ref
+        d = d * eta * w_ref.norm() / d.norm()
+        buf_w = d if buf_w is None else mom * buf_w + d
+        buf_b = gb if buf_b is None else mom * buf_b + gb
+        w_ref, b_ref = w_ref - lr * buf_w, b_ref - lr * buf_b
+        torch.testing.assert_close(w.detach(), w_ref)
+        torch.testing.assert_close(b.detach(), b_ref)
+    with pytest.raises(ValueError, match="learning rate"):
+        LARS([w], lr=0.0)
+
+
+def test_stages_train_with_lars_and_refuse_unknown_optimizers():
+    from entropy_mcmc.clustering.experiment import run_clustering
+    from entropy_mcmc.clustering.lars import LARS
+
+    x = double_spiral(64, seed=3).x / 10
+    torch.manual_seed(0)
+    net = ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2)
+    config = TrainConfig(stages=three_stages((4, 3, 3), lr=0.25, optimizer="lars"), batch_size=32, log_every=1)
+    trainer = NMCETrainer(net, GaussianNoise(0.1), config, progress=False)
+    before = [p.detach().clone() for p in net.backbone.parameters()]
+    history = trainer.fit(x)
+    assert isinstance(trainer.optimizer, LARS) and all(math.isfinite(r["loss"]) for r in history)
+    assert not all(torch.equal(a, p) for a, p in zip(before, net.backbone.parameters()))
+    with pytest.raises(ValueError, match="optimizer"):
+        Stage("tcr", 2, optimizer="sgd")
+    with pytest.raises(ValueError, match="optimizer"):
+        run_clustering(double_spiral(64), optimizer="rmsprop", progress=False)

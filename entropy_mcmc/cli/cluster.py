@@ -43,7 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps of the three stages (TCR, NMCE on the frozen backbone, NMCE fine-tuning)")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lam", type=float, default=50.0, help="weight of the view-similarity constraint")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--optimizer", choices=("adam", "lars"), default="adam",
+                        help="optimizer of backbone and feature head (LARS: the thesis' large image sets)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 for Adam, batch/256 "
+                                                                "for LARS)")
     parser.add_argument("--tau", type=float, default=0.5, help="Gumbel-softmax temperature of the memberships")
     parser.add_argument("--eps-sq", type=float, default=0.01, help="squared coding error eps^2 of eq. 5.2 (TCR stage)")
     parser.add_argument("--cluster-eps-sq", type=float, default=0.1, help="eps^2 of the two NMCE stages")
@@ -72,7 +75,8 @@ def run(args) -> int:
         raise ValueError(f"--clusters must be at least 2, got {args.clusters}")
     data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size)
     metrics = run_clustering(data, n_clusters=args.clusters, seed=args.seed, out_dir=args.out, steps=args.steps,
-                             batch_size=args.batch_size, lam=args.lam, lr=args.lr, eps_sq=args.eps_sq,
+                             batch_size=args.batch_size, lam=args.lam, lr=args.lr, optimizer=args.optimizer,
+                             eps_sq=args.eps_sq,
                              cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,
                              z_dim=args.z_dim, backbone=args.backbone, width=args.width, aug_noise=args.aug_noise,
                              max_side=args.max_side, progress=not args.no_progress)

@@ -63,19 +63,23 @@ def build(data: ClusterData, x: torch.Tensor, n_clusters: int, z_dim: Optional[i
 
 def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_dir=None,
                    steps: Sequence[int] = (300, 300, 500), batch_size: int = 1024, lam: float = 50.0,
-                   lr: float = 1e-3, eps_sq: float = 0.01, cluster_eps_sq: Optional[float] = 0.1, n_init: int = 4,
+                   lr: Optional[float] = None, optimizer: str = "adam", eps_sq: float = 0.01,
+                   cluster_eps_sq: Optional[float] = 0.1, n_init: int = 4,
                    tau: float = 0.5, z_dim: Optional[int] = None,
                    backbone: str = "mlp", width: int = 256, aug_noise: float = 0.05, max_side: int = 32,
                    progress: bool = True, figures: bool = True) -> dict:
     """Train NMCE on `data` (a `ClusterData` or a spec for `load_dataset`) and return the metrics.
 
-    `n_clusters` defaults to the number of classes in the labels. `eps_sq` is eps^2 of the TCR stage,
-    `cluster_eps_sq` that of the two NMCE stages (None: the same). Stage 2 runs `n_init` times with new heads and
+    `n_clusters` defaults to the number of classes in the labels. `optimizer` is 'adam' or 'lars'; `lr` defaults
+    to 1e-3 for Adam and to batch / 256 for LARS (the thesis' base rate 1 at batch 256). `eps_sq` is eps^2 of the
+    TCR stage, `cluster_eps_sq` that of the two NMCE stages (None: the same). Stage 2 runs `n_init` times with new heads and
     keeps the run with the largest rate reduction on all points (no labels). Writes into `out_dir` (when given):
     `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures.
     """
     if backbone not in ("mlp", "resnet"):
         raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
+    if optimizer not in ("adam", "lars"):
+        raise ValueError(f"optimizer must be 'adam' or 'lars', got {optimizer!r}")
     t0 = time.perf_counter()
     data = data if isinstance(data, ClusterData) else load_dataset(str(data), seed=seed)
     k = int(n_clusters or data.num_classes)
@@ -88,9 +92,11 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     x = prepare(data, max_side)
     torch.manual_seed(seed)
     net, augment = build(data, x, k, z_dim, backbone, width, aug_noise)
-    config = TrainConfig(stages=three_stages(tuple(steps), lr=lr, lam=lam, restarts=n_init,
-                                             cluster_eps_sq=cluster_eps_sq), eps_sq=eps_sq, tau=tau,
-                         batch_size=batch, seed=seed)
+    if lr is None:
+        lr = batch / 256 if optimizer == "lars" else 1e-3
+    stages = three_stages(tuple(steps), lr=lr, lam=lam, restarts=n_init, cluster_eps_sq=cluster_eps_sq,
+                          optimizer=optimizer)
+    config = TrainConfig(stages=stages, eps_sq=eps_sq, tau=tau, batch_size=batch, seed=seed)
     out = Path(out_dir) if out_dir is not None else None
     trainer = NMCETrainer(net, augment, config, out_dir=out, progress=progress)
     trainer.fit(x)

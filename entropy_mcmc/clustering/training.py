@@ -2,8 +2,8 @@
 
 Stage 1 trains backbone and feature head with TCR (eq. 5.5); stage 2 re-initializes the feature head,
 adds the cluster head and trains both with NMCE (eq. 5.4) on the frozen backbone; stage 3 fine-tunes the
-whole network with NMCE. Adam with linear learning-rate warm-up then cosine decay (the released code's
-schedule), the cluster-term weight gamma ramped linearly from `gamma_min` to `gamma` (the released code's
+whole network with NMCE. Adam (or LARS) with linear learning-rate warm-up then cosine decay (the released
+code's schedule), the cluster-term weight gamma ramped linearly from `gamma_min` to `gamma` (the released code's
 `set_gamma`), optional restarts of stage 2 kept by the largest rate reduction (eq. 5.3; no labels),
 checkpoints that resume bitwise, a tqdm bar and a CSV log. Under `torchrun` the network is
 wrapped in DistributedDataParallel and the losses see the global batch (`distributed.gather_with_grad`).
@@ -25,6 +25,7 @@ from .augment import make_views
 from .coding_rate import coding_rate_reduction, nmce_loss, tcr_loss
 from .distributed import gather_with_grad, world
 from .gumbel import gumbel_softmax
+from .lars import LARS
 from .networks import ClusterNetwork
 
 
@@ -32,9 +33,10 @@ from .networks import ClusterNetwork
 class Stage:
     """One training stage. `objective` is 'tcr' or 'nmce'; `lam` weighs the view-similarity constraint.
 
-    The cluster head has its own SGD optimizer (momentum 0.9, `cluster_lr`, `cluster_weight_decay`), as in the
-    released code: with a slow head the soft memberships stay uniform, the cluster rate equals the total
-    rate and the features collapse under the similarity term.
+    `optimizer` is 'adam' (betas 0.9/0.99) or 'lars' (`lars.LARS`, momentum 0.9, the thesis' choice for its
+    large image sets) for backbone and feature head. The cluster head has its own SGD optimizer (momentum 0.9,
+    `cluster_lr`, `cluster_weight_decay`), as in the released code: with a slow head the soft memberships stay
+    uniform, the cluster rate equals the total rate and the features collapse under the similarity term.
 
     `eps_sq` overrides the run's eps^2 (eq. 5.2) for this stage. `restarts` > 1 (only with `reset_heads`) runs
     the stage that many times from the same starting network with differently initialized heads and keeps the
@@ -57,10 +59,13 @@ class Stage:
     lr_warmup: int = 0
     eps_sq: Optional[float] = None
     restarts: int = 1
+    optimizer: str = "adam"
 
     def __post_init__(self):
         if self.objective not in ("tcr", "nmce"):
             raise ValueError(f"a stage's objective is 'tcr' or 'nmce', got {self.objective!r}")
+        if self.optimizer not in ("adam", "lars"):
+            raise ValueError(f"a stage's optimizer is 'adam' or 'lars', got {self.optimizer!r}")
         if int(self.steps) != self.steps or self.steps < 0:
             raise ValueError(f"stage steps must be a non-negative integer, got {self.steps!r}")
         if int(self.restarts) != self.restarts or self.restarts < 1:
@@ -155,7 +160,10 @@ class NMCETrainer:
         params = list(self.net.subspace.parameters())
         if stage.train_backbone:
             params += self.net.backbone_parameters()
-        self.optimizer = torch.optim.Adam(params, lr=stage.lr, betas=(0.9, 0.99), weight_decay=stage.weight_decay)
+        if stage.optimizer == "lars":
+            self.optimizer = LARS(params, lr=stage.lr, momentum=0.9, weight_decay=stage.weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=stage.lr, betas=(0.9, 0.99), weight_decay=stage.weight_decay)
         self.cluster_optimizer = torch.optim.SGD(self.net.cluster.parameters(), lr=stage.cluster_lr, momentum=0.9,
                                                  weight_decay=stage.cluster_weight_decay)
         state = getattr(self, "_resume_optimizer", None)
