@@ -62,3 +62,39 @@ def test_two_processes_match_one_process_on_the_concatenated_batch(tmp_path):
         torch.testing.assert_close(res["loss"], loss.detach(), rtol=1e-12, atol=1e-12)
         for g, p in zip(res["grads"], net.parameters()):
             torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_cluster_command_under_torchrun_trains_on_both_ranks_and_rank_zero_writes(tmp_path):
+    """`torchrun -m entropy_mcmc.cli cluster` must join one process group (world size 2 in metrics.json),
+    finish every stage (restarts included) without a hang, and print and write its results once."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env.pop("WORLD_SIZE", None)
+    out = tmp_path / "spiral"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), "-m", "entropy_mcmc.cli", "cluster", "--data", "double-spiral",
+           "--steps", "3,2,2", "--n-init", "2", "--batch-size", "64", "--width", "16", "--no-progress",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    printed = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 1 and set(json.loads(printed[0])) >= {"acc", "nmi", "ari", "seconds"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert [r["restart"] for r in metrics["restart_scores"]] == [0, 1, metrics["restart_scores"][-1]["restart"]]
+    assert (out / "log.csv").exists() and (out / "checkpoint.pt").exists()
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_refused(monkeypatch):
+    from entropy_mcmc.clustering import training
+    from entropy_mcmc.clustering.augment import GaussianNoise
+
+    monkeypatch.setattr(training, "world", lambda: (0, 2))
+    net = ClusterNetwork(MLPBackbone(2, 8, 2), 4, 2)
+    trainer = training.NMCETrainer(net, GaussianNoise(0.1), training.TrainConfig(batch_size=63), progress=False)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        trainer.fit(torch.randn(100, 2))

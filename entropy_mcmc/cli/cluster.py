@@ -67,6 +67,7 @@ def run(args) -> int:
     import torch
 
     from ..clustering.data import load_dataset
+    from ..clustering.distributed import world
     from ..clustering.experiment import run_clustering
 
     if args.threads:
@@ -80,5 +81,7 @@ def run(args) -> int:
                              cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,
                              z_dim=args.z_dim, backbone=args.backbone, width=args.width, aug_noise=args.aug_noise,
                              max_side=args.max_side, progress=not args.no_progress)
-    print(json.dumps({k: metrics[k] for k in ("acc", "nmi", "ari", "seconds") if k in metrics}))
+    rank, _ = world()
+    if not rank:
+        print(json.dumps({k: metrics[k] for k in ("acc", "nmi", "ari", "seconds") if k in metrics}))
     return 0

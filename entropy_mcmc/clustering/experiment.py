@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..samplers.distributed import process_group
 from .augment import GaussianNoise, ImageAugment
 from .data import ClusterData, load_dataset
 from .figures import plot_cluster_images, plot_points, plot_singular_values
@@ -52,7 +53,8 @@ def build(data: ClusterData, x: torch.Tensor, n_clusters: int, z_dim: Optional[i
         augment = ImageAugment(tuple(x.shape[-2:]), crop_scale=(0.85, 1.0) if small else (0.7, 1.0),
                                perspective=0.15 if small else 0.3)
         if backbone == "resnet":
-            net = ClusterNetwork(SmallResNet(x.shape[1], width=max(8, width // 16)), z_dim, n_clusters, pre_feature=width)
+            net = ClusterNetwork(SmallResNet(x.shape[1], width=max(8, width // 16)), z_dim, n_clusters,
+                                 pre_feature=width)
         else:
             net = ClusterNetwork(MLPBackbone(x[0].numel(), width, 4), z_dim, n_clusters, pre_feature=2 * width)
     else:
@@ -72,15 +74,17 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
 
     `n_clusters` defaults to the number of classes in the labels. `optimizer` is 'adam' or 'lars'; `lr` defaults
     to 1e-3 for Adam and to batch / 256 for LARS (the thesis' base rate 1 at batch 256). `eps_sq` is eps^2 of the
-    TCR stage, `cluster_eps_sq` that of the two NMCE stages (None: the same). Stage 2 runs `n_init` times with new heads and
-    keeps the run with the largest rate reduction on all points (no labels). Writes into `out_dir` (when given):
-    `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures.
+    TCR stage, `cluster_eps_sq` that of the two NMCE stages (None: the same). Stage 2 runs `n_init` times with
+    new heads and keeps the run with the largest rate reduction on all points (no labels). Writes into `out_dir`
+    (when given): `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures. Under `torchrun` the
+    network trains with DistributedDataParallel on `batch_size` points split over the processes; rank 0 writes.
     """
     if backbone not in ("mlp", "resnet"):
         raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
     if optimizer not in ("adam", "lars"):
         raise ValueError(f"optimizer must be 'adam' or 'lars', got {optimizer!r}")
     t0 = time.perf_counter()
+    rank, world_size = process_group()       # under torchrun: DDP over the ranks, rank 0 writes the results
     data = data if isinstance(data, ClusterData) else load_dataset(str(data), seed=seed)
     k = int(n_clusters or data.num_classes)
     if k < 2:
@@ -102,7 +106,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     trainer.fit(x)
     z, logits = embed(net, x)
     labels = logits.argmax(1)
-    metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone,
+    metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone, "world_size": world_size,
                "train_seconds": trainer.seconds, "restart_scores": trainer.restart_scores}
     if data.y is not None:
         metrics.update(clustering_scores(data.y, labels))
@@ -110,7 +114,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
             metrics.update(subspace_report(z, data.y, labels))
     metrics["found_clusters"] = int(torch.unique(labels).numel())
     metrics["seconds"] = time.perf_counter() - t0
-    if out is not None:
+    if out is not None and rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         torch.save({"labels": labels, "z": z}, out / "labels.pt")
         if figures:

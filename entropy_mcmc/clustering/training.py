@@ -157,6 +157,8 @@ class NMCETrainer:
                 self.net.reset_heads()
         for p in self.net.backbone_parameters():
             p.requires_grad_(stage.train_backbone)
+        for p in self.net.cluster.parameters():  # unused by TCR: DDP refuses parameters that get no gradient
+            p.requires_grad_(stage.objective == "nmce")
         params = list(self.net.subspace.parameters())
         if stage.train_backbone:
             params += self.net.backbone_parameters()
@@ -268,7 +270,13 @@ class NMCETrainer:
         """Train on points `x` `[n, ...]`; resumes from `out_dir/checkpoint.pt` when it exists and `resume`.
 
         A checkpoint written with other settings is refused (ValueError) instead of being silently continued.
+        Under DDP every rank takes an equal share of the global batch (the gather needs equal shapes).
         """
+        _, size = world()
+        batch = min(self.config.batch_size, x.shape[0])
+        if batch % size:
+            raise ValueError(f"the global batch of {batch} points does not split evenly over {size} processes; "
+                             f"use a batch size divisible by {size}")
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             ckpt = self.out_dir / "checkpoint.pt"
