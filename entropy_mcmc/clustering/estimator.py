@@ -101,7 +101,8 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
         self.network_.eval()
         kernel = GumbelClusterKernel(self.network_, hard=True)
         seed = 0 if self.random_state is None else int(self.random_state)
-        result = sample(kernel, x, num_draws=int(self.n_draws), seed=seed, progress=False)
+        # chains are data points with different posteriors: cross-chain R-hat and ESS warnings do not apply
+        result = sample(kernel, x, num_draws=int(self.n_draws), seed=seed, progress=False, warn=False)
         return cluster_posterior(result.draws).numpy()
 
     def fit_predict(self, X, y=None, **kwargs) -> np.ndarray:
