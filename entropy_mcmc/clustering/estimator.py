@@ -13,7 +13,7 @@ from ..samplers.runner import sample
 from .augment import GaussianNoise
 from .gumbel import GumbelClusterKernel, cluster_posterior
 from .networks import ClusterNetwork, MLPBackbone
-from .training import NMCETrainer, TrainConfig, embed, three_stages
+from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
 
 
 class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -23,7 +23,8 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
     augmentation adds Gaussian noise of standard deviation `aug_noise` in those units (the locality
     constraint). Training runs the three stages of `three_stages(steps)`; stage 2 runs `n_init` times with new
     heads and keeps the run with the largest rate reduction on all points (like k-means' `n_init`, no labels).
-    `cluster_eps_sq` is eps^2 of the two NMCE stages (None: `eps_sq`, which the TCR stage uses).
+    `cluster_eps_sq` is eps^2 of the two NMCE stages (None: `eps_sq`, which the TCR stage uses). `optimizer` is
+    'adam' or 'lars'; `lr` defaults to 1e-3 for Adam and batch / 256 for LARS.
 
     Fitted attributes: `network_` (the `ClusterNetwork`), `labels_`, `embedding_`, `history_` (the
     training log rows), `mean_`, `scale_`, `n_features_in_`.
@@ -31,12 +32,12 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, n_clusters: int = 10, z_dim: Optional[int] = None, width: int = 256, depth: int = 4,
                  aug_noise: float = 0.05, steps: Sequence[int] = (300, 300, 300), batch_size: int = 1024,
-                 lam: float = 20.0, eps_sq: float = 0.01, lr: float = 1e-3, tau: float = 1.0, n_draws: int = 200,
-                 n_init: int = 4, cluster_eps_sq: Optional[float] = None, random_state: Optional[int] = None,
-                 verbose: bool = False, out_dir=None):
+                 lam: float = 20.0, eps_sq: float = 0.01, lr: Optional[float] = None, optimizer: str = "adam",
+                 tau: float = 1.0, n_draws: int = 200, n_init: int = 4, cluster_eps_sq: Optional[float] = None,
+                 random_state: Optional[int] = None, verbose: bool = False, out_dir=None):
         self.n_clusters, self.z_dim, self.width, self.depth = n_clusters, z_dim, width, depth
         self.aug_noise, self.steps, self.batch_size, self.lam = aug_noise, steps, batch_size, lam
-        self.eps_sq, self.lr, self.tau, self.n_draws = eps_sq, lr, tau, n_draws
+        self.eps_sq, self.lr, self.optimizer, self.tau, self.n_draws = eps_sq, lr, optimizer, tau, n_draws
         self.n_init, self.cluster_eps_sq = n_init, cluster_eps_sq
         self.random_state, self.verbose, self.out_dir = random_state, verbose, out_dir
 
@@ -72,8 +73,9 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             net = ClusterNetwork(MLPBackbone(d, self.width, self.depth), z_dim, k, pre_feature=2 * self.width)
-            stages = three_stages(tuple(self.steps), lr=self.lr, lam=self.lam, restarts=int(self.n_init),
-                                  cluster_eps_sq=self.cluster_eps_sq)
+            lr = self.lr if self.lr is not None else default_lr(self.optimizer, batch)
+            stages = three_stages(tuple(self.steps), lr=lr, lam=self.lam, restarts=int(self.n_init),
+                                  cluster_eps_sq=self.cluster_eps_sq, optimizer=self.optimizer)
             config = TrainConfig(stages=stages,
                                  eps_sq=self.eps_sq, tau=self.tau, batch_size=batch, seed=seed)
             trainer = NMCETrainer(net, GaussianNoise(self.aug_noise), config, out_dir=self.out_dir,

@@ -21,7 +21,7 @@ from .data import ClusterData, load_dataset
 from .figures import plot_cluster_images, plot_points, plot_singular_values
 from .metrics import clustering_scores, subspace_report
 from .networks import ClusterNetwork, MLPBackbone, SmallResNet
-from .training import NMCETrainer, TrainConfig, embed, three_stages
+from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
 
 
 def prepare(data: ClusterData, max_side: int = 32) -> torch.Tensor:
@@ -96,8 +96,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     x = prepare(data, max_side)
     torch.manual_seed(seed)
     net, augment = build(data, x, k, z_dim, backbone, width, aug_noise)
-    if lr is None:
-        lr = batch / 256 if optimizer == "lars" else 1e-3
+    lr = default_lr(optimizer, batch) if lr is None else lr
     stages = three_stages(tuple(steps), lr=lr, lam=lam, restarts=n_init, cluster_eps_sq=cluster_eps_sq,
                           optimizer=optimizer)
     config = TrainConfig(stages=stages, eps_sq=eps_sq, tau=tau, batch_size=batch, seed=seed)

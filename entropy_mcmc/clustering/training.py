@@ -87,6 +87,11 @@ class Stage:
         return 0.5 * (1 + math.cos(math.pi * (step - self.lr_warmup) / span))
 
 
+def default_lr(optimizer: str, batch_size: int) -> float:
+    """1e-3 for Adam (the released code); batch / 256 for LARS (the thesis' base rate 1 at batch 256, Table D.4)."""
+    return batch_size / 256 if optimizer == "lars" else 1e-3
+
+
 def three_stages(steps=(500, 300, 300), lr: float = 1e-3, lam: float = 20.0, gamma_warmup: int = 100,
                  restarts: int = 1, cluster_eps_sq: Optional[float] = None, **common) -> List[Stage]:
     """The thesis' three stages: TCR; NMCE with new heads on the frozen backbone (best of `restarts` by the
@@ -333,4 +338,4 @@ def embed(net: ClusterNetwork, x: torch.Tensor, batch_size: int = 2048):
     return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
 
-__all__ = ["Stage", "TrainConfig", "three_stages", "NMCETrainer", "embed"]
+__all__ = ["Stage", "TrainConfig", "three_stages", "default_lr", "NMCETrainer", "embed"]
