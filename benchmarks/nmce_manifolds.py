@@ -21,6 +21,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results/nmce-manifolds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--ambient", type=int, default=32, help="dimension the random networks map into")
+    parser.add_argument("--width", type=int, default=128, help="hidden width of the random networks")
     parser.add_argument("--steps", default="300,300")
     parser.add_argument("--lam", type=float, default=100.0)
     parser.add_argument("--aug-noise", type=float, default=0.1)
@@ -35,7 +37,7 @@ def main(argv=None) -> int:
     s1, s2 = (int(s) for s in args.steps.split(","))
     rows = {}
     for name, bias in (("Identifiable", True), ("Not-identifiable", False)):
-        data = union_of_manifolds(args.n, bias=bias, seed=args.seed)
+        data = union_of_manifolds(args.n, ambient=args.ambient, width=args.width, bias=bias, seed=args.seed)
         rows[name] = run_clustering(data, seed=args.seed, out_dir=Path(args.out) / data.name, steps=(s1, s2, 0),
                                     lam=args.lam, z_dim=12, aug_noise=args.aug_noise, tau=args.tau,
                                     batch_size=args.batch_size, eps_sq=args.eps_sq, cluster_eps_sq=args.eps_sq,
