@@ -219,3 +219,29 @@ def test_stages_train_with_lars_and_refuse_unknown_optimizers():
         Stage("tcr", 2, optimizer="sgd")
     with pytest.raises(ValueError, match="optimizer"):
         run_clustering(double_spiral(64), optimizer="rmsprop", progress=False)
+    with pytest.raises(ValueError, match="assign"):
+        run_clustering(double_spiral(64), assign="kmeans", progress=False)
+
+
+def test_subspace_assignment_recovers_orthogonal_subspaces_from_noisy_labels():
+    """Three orthogonal 2-D subspaces of R^6 with 20 % of the labels wrong: one round puts every point back in
+    its subspace (the known answer). A cluster with fewer points than the rank has no subspace and gets none."""
+    from entropy_mcmc.clustering.assign import subspace_assign
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.arange(300) % 3
+    coeffs = torch.randn(300, 2, generator=g, dtype=torch.float64)
+    z = torch.zeros(300, 6, dtype=torch.float64)
+    for c in range(3):
+        z[truth == c, 2 * c:2 * c + 2] = coeffs[truth == c]
+    z = z / z.norm(dim=1, keepdim=True)
+    noisy = truth.clone()
+    flip = torch.rand(300, generator=g) < 0.2
+    noisy[flip] = (truth[flip] + 1) % 3
+    assert torch.equal(subspace_assign(z, noisy, 3, iters=1), truth)      # rank 6 // 3 = 2
+    starved = truth.clone()
+    starved[truth == 2] = 0
+    starved[2] = 2                                                        # one point left in cluster 2
+    assert not (subspace_assign(z, starved, 3, iters=1) == 2).any()
+    with pytest.raises(ValueError, match="rank"):
+        subspace_assign(z, noisy, 3, rank=7)

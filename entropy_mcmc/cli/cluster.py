@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stage-2 runs with new heads; the one with the largest rate reduction is kept (no labels)")
     parser.add_argument("--z-dim", type=int, default=None, help="feature dimension (default 4 x clusters, 6-128)")
     parser.add_argument("--backbone", choices=("mlp", "resnet"), default="mlp")
+    parser.add_argument("--assign", choices=("subspace", "head"), default="subspace",
+                        help="final labels: the cluster head refined by nearest subspace, or the head alone")
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--aug-noise", type=float, default=0.05, help="Gaussian augmentation for point data")
     parser.add_argument("--max-side", type=int, default=32, help="downscale larger images to this side (CPU)")
@@ -80,7 +82,7 @@ def run(args) -> int:
                              eps_sq=args.eps_sq,
                              cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,
                              z_dim=args.z_dim, backbone=args.backbone, width=args.width, aug_noise=args.aug_noise,
-                             max_side=args.max_side, progress=not args.no_progress)
+                             max_side=args.max_side, assign=args.assign, progress=not args.no_progress)
     rank, _ = world()
     if not rank:
         print(json.dumps({k: metrics[k] for k in ("acc", "nmi", "ari", "seconds") if k in metrics}))

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..samplers.distributed import process_group
+from .assign import subspace_assign
 from .augment import GaussianNoise, ImageAugment
 from .data import ClusterData, load_dataset
 from .figures import plot_cluster_images, plot_points, plot_singular_values
@@ -69,20 +70,25 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
                    cluster_eps_sq: Optional[float] = 0.1, n_init: int = 4,
                    tau: float = 0.5, z_dim: Optional[int] = None,
                    backbone: str = "mlp", width: int = 256, aug_noise: float = 0.05, max_side: int = 32,
-                   progress: bool = True, figures: bool = True) -> dict:
+                   assign: str = "subspace", progress: bool = True, figures: bool = True) -> dict:
     """Train NMCE on `data` (a `ClusterData` or a spec for `load_dataset`) and return the metrics.
 
     `n_clusters` defaults to the number of classes in the labels. `optimizer` is 'adam' or 'lars'; `lr` defaults
     to 1e-3 for Adam and to batch / 256 for LARS (the thesis' base rate 1 at batch 256). `eps_sq` is eps^2 of the
     TCR stage, `cluster_eps_sq` that of the two NMCE stages (None: the same). Stage 2 runs `n_init` times with
     new heads and keeps the run with the largest rate reduction on all points (no labels). Writes into `out_dir`
-    (when given): `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures. Under `torchrun` the
-    network trains with DistributedDataParallel on `batch_size` points split over the processes; rank 0 writes.
+    (when given): `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures. The labels are the
+    cluster head's argmax refined by nearest-subspace assignment (`assign.subspace_assign`, rank z_dim // k), or
+    the head's argmax alone (`assign='head'`); with labels, `by_assignment` in the metrics scores both. Under
+    `torchrun` the network trains with DistributedDataParallel on `batch_size` points split over the processes;
+    rank 0 writes.
     """
     if backbone not in ("mlp", "resnet"):
         raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
     if optimizer not in ("adam", "lars"):
         raise ValueError(f"optimizer must be 'adam' or 'lars', got {optimizer!r}")
+    if assign not in ("subspace", "head"):
+        raise ValueError(f"assign must be 'subspace' or 'head', got {assign!r}")
     t0 = time.perf_counter()
     rank, world_size = process_group()       # under torchrun: DDP over the ranks, rank 0 writes the results
     data = data if isinstance(data, ClusterData) else load_dataset(str(data), seed=seed)
@@ -104,11 +110,14 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     trainer = NMCETrainer(net, augment, config, out_dir=out, progress=progress)
     trainer.fit(x)
     z, logits = embed(net, x)
-    labels = logits.argmax(1)
+    found = {"head": logits.argmax(1)}
+    found["subspace"] = subspace_assign(z, found["head"], k)
+    labels = found[assign]
     metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone, "world_size": world_size,
-               "train_seconds": trainer.seconds, "restart_scores": trainer.restart_scores}
+               "assign": assign, "train_seconds": trainer.seconds, "restart_scores": trainer.restart_scores}
     if data.y is not None:
         metrics.update(clustering_scores(data.y, labels))
+        metrics["by_assignment"] = {name: clustering_scores(data.y, lab) for name, lab in found.items()}
         if k == 2:
             metrics.update(subspace_report(z, data.y, labels))
     metrics["found_clusters"] = int(torch.unique(labels).numel())
