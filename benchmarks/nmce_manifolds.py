@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--eps-sq", type=float, default=0.01, help="eps^2 of both stages (Table D.4)")
     parser.add_argument("--n-init", type=int, default=1, help="NMCE-stage restarts, best by the rate reduction")
+    parser.add_argument("--assign", choices=("head", "subspace"), default="head",
+                        help="labels scored: the cluster head's argmax (the thesis') or refined by nearest subspace")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from entropy_mcmc.clustering import run_clustering, union_of_manifolds
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
         rows[name] = run_clustering(data, seed=args.seed, out_dir=Path(args.out) / data.name, steps=(s1, s2, 0),
                                     lam=args.lam, z_dim=12, aug_noise=args.aug_noise, tau=args.tau,
                                     batch_size=args.batch_size, eps_sq=args.eps_sq, cluster_eps_sq=args.eps_sq,
-                                    n_init=args.n_init, progress=False)
+                                    n_init=args.n_init, assign=args.assign, progress=False)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2))
     print("| data set | accuracy % | z-sim true clusters | z-sim found clusters | z-sim within cluster | seconds |\n"
