@@ -13,6 +13,24 @@ def world() -> tuple:
     return 0, 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All ranks' tensors concatenated along `dim`; backward sums the incoming gradients over the ranks (every
+    rank holds the same global loss) and returns this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor, dim: int) -> torch.Tensor:
+        ctx.dim, ctx.rank, ctx.size = dim, dist.get_rank(), t.shape[dim]
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t)
+        return torch.cat(parts, dim=dim)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad.narrow(ctx.dim, ctx.rank * ctx.size, ctx.size), None
+
+
 def gather_with_grad(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """Concatenate every rank's `t` along `dim` (rank order), keeping the autograd graph.
 
@@ -23,9 +41,7 @@ def gather_with_grad(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
     _, size = world()
     if size == 1:
         return t
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(t.contiguous()), dim=dim)
+    return _GatherWithGrad.apply(t.contiguous(), dim)
 
 
 __all__ = ["world", "gather_with_grad"]
