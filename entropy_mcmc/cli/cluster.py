@@ -79,8 +79,7 @@ def run(args) -> int:
     data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size)
     metrics = run_clustering(data, n_clusters=args.clusters, seed=args.seed, out_dir=args.out, steps=args.steps,
                              batch_size=args.batch_size, lam=args.lam, lr=args.lr, optimizer=args.optimizer,
-                             eps_sq=args.eps_sq,
-                             cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,
+                             eps_sq=args.eps_sq, cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,
                              z_dim=args.z_dim, backbone=args.backbone, width=args.width, aug_noise=args.aug_noise,
                              max_side=args.max_side, assign=args.assign, progress=not args.no_progress)
     rank, _ = world()

@@ -26,7 +26,7 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        grad = grad.contiguous()
+        grad = grad.clone(memory_format=torch.contiguous_format)   # all_reduce works in place
         dist.all_reduce(grad)
         return grad.narrow(ctx.dim, ctx.rank * ctx.size, ctx.size), None
 
