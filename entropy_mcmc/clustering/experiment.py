@@ -85,8 +85,6 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     """
     if backbone not in ("mlp", "resnet"):
         raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
-    if optimizer not in ("adam", "lars"):
-        raise ValueError(f"optimizer must be 'adam' or 'lars', got {optimizer!r}")
     if assign not in ("subspace", "head"):
         raise ValueError(f"assign must be 'subspace' or 'head', got {assign!r}")
     t0 = time.perf_counter()

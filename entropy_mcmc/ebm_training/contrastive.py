@@ -724,6 +724,5 @@ def sample_ml(path_or_state, num: int, steps: int = 1000, kernel: Optional[str] 
     return MLSamples(out.cpu(), x.cpu(), acc / max(steps, 1), kernel or config.kernel, time.perf_counter() - t0)
 
 
-__all__ = ["train_ebm", "ContrastiveTrainer", "MLTrainConfig", "ReplayBuffer", "SamplerTraining", "ml_loss", "adapt_rate",
-           "adapt_step_size",
-           "learned_variant2", "sample_ml", "checkpoint_kernel", "ml_config", "MLSamples"]
+__all__ = ["train_ebm", "ContrastiveTrainer", "MLTrainConfig", "ReplayBuffer", "SamplerTraining", "ml_loss",
+           "adapt_rate", "adapt_step_size", "learned_variant2", "sample_ml", "checkpoint_kernel", "ml_config", "MLSamples"]
