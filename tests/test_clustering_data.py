@@ -160,9 +160,9 @@ def test_cluster_command_on_a_png_folder(tmp_path, capsys):
     assert [r["restart"] for r in runs] == [0, 1, 2] and kept["chosen"]
     assert kept["rate_reduction"] == max(r["rate_reduction"] for r in runs)
     assert 1 / 3 <= metrics["acc"] <= 1.0
-    # the reported labels are the subspace-refined ones (the default); both assignments are scored
-    assert metrics["assign"] == "subspace" and set(metrics["by_assignment"]) == {"head", "subspace"}
-    assert metrics["acc"] == metrics["by_assignment"]["subspace"]["acc"]
+    # the reported labels are the spectral ones (the default); every assignment is scored
+    assert metrics["assign"] == "spectral" and set(metrics["by_assignment"]) == {"head", "subspace", "spectral"}
+    assert metrics["acc"] == metrics["by_assignment"]["spectral"]["acc"]
     for name in ("log.csv", "checkpoint.pt", "singular_values.png", "clusters.png"):
         assert (tmp_path / "out" / name).exists(), name
     assert '"acc"' in capsys.readouterr().out

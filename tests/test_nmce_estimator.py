@@ -44,6 +44,37 @@ def test_fit_predict_transform_proba(fitted):
     assert len(model.history_) > 0
 
 
+def test_labels_by_subspace_or_head(fitted):
+    """The default labels are the nearest of the fitted subspaces, `assign='head'` gives the head's argmax; on
+    points far from the data (uniform in a box) the two differ, so each check sees which rule `predict` used."""
+    model, X, _ = fitted
+    assert model.assign == "subspace"
+    bases, valid = model.subspaces_
+    far = np.random.default_rng(1).uniform(-12, 12, (400, 3))
+
+    def nearest(rows):
+        z = torch.as_tensor(model.transform(rows))
+        energy = torch.stack([(z @ b.T).pow(2).sum(1) if ok else torch.full((len(z),), -1.0)
+                              for b, ok in zip(bases, valid)], 1)
+        return energy.argmax(1).numpy()
+
+    def head(rows):
+        with torch.no_grad():
+            x = torch.as_tensor((rows - model.mean_.numpy()) / float(model.scale_), dtype=torch.float32)
+            return model.network_(x)[1].argmax(1).numpy()
+
+    np.testing.assert_array_equal(model.labels_, nearest(X))
+    np.testing.assert_array_equal(model.predict(far), nearest(far))
+    assert (nearest(far) != head(far)).any()
+    model.set_params(assign="head")
+    try:
+        np.testing.assert_array_equal(model.predict(far), head(far))
+    finally:
+        model.set_params(assign="subspace")
+    with pytest.raises(ValueError, match="assign"):
+        NMCE(n_clusters=2, assign="spectral").fit(X)
+
+
 def test_fit_predict_is_reproducible(fitted):
     model, X, _ = fitted
     again = NMCE(n_clusters=2, width=32, depth=2, steps=(30, 20, 10), batch_size=64, random_state=0).fit_predict(X)

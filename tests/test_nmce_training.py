@@ -245,3 +245,44 @@ def test_subspace_assignment_recovers_orthogonal_subspaces_from_noisy_labels():
     assert not (subspace_assign(z, starved, 3, iters=1) == 2).any()
     with pytest.raises(ValueError, match="rank"):
         subspace_assign(z, noisy, 3, rank=7)
+
+
+def test_nearest_subspace_is_the_largest_projection():
+    """Against the definition: the label is argmax_c ||U_c^T U_c z|| with explicit projection matrices, on random
+    (non-aligned) orthonormal bases of rank 3, where a slip in the energy (summing U_c z before squaring) differs."""
+    from entropy_mcmc.clustering.assign import fit_subspaces, nearest_subspace
+
+    g = torch.Generator().manual_seed(1)
+    bases = torch.linalg.qr(torch.randn(4, 8, 3, generator=g, dtype=torch.float64))[0].transpose(1, 2)
+    z = torch.randn(500, 8, generator=g, dtype=torch.float64)
+    brute = torch.stack([(z @ (u.T @ u)).norm(dim=1) for u in bases], 1).argmax(1)
+    valid = torch.ones(4, dtype=torch.bool)
+    assert torch.equal(nearest_subspace(z, bases, valid), brute)
+    valid[brute[0]] = False                                     # a cluster without a subspace receives no point
+    assert not (nearest_subspace(z, bases, valid) == brute[0]).any()
+    # fitted bases are orthonormal and span each cluster's points when those lie in a subspace
+    fitted, ok = fit_subspaces(z[:, :3] @ bases[0], torch.zeros(500, dtype=torch.long), 2, rank=3, iters=1)
+    assert ok.tolist() == [True, False]
+    torch.testing.assert_close(fitted[0] @ fitted[0].T, torch.eye(3, dtype=torch.float64))
+    torch.testing.assert_close(fitted[0].T @ fitted[0], bases[0].T @ bases[0])
+
+
+def test_spectral_assignment_follows_the_neighbour_graph():
+    """Two concentric rings are found exactly from the points alone (the known answer), where a clustering by
+    distance to centres (k-means) cuts across them."""
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import make_circles
+    from sklearn.metrics import adjusted_rand_score
+
+    from entropy_mcmc.clustering.assign import spectral_assign
+
+    x, y = make_circles(400, factor=0.5, noise=0.04, random_state=1)
+    x = torch.as_tensor(x)
+    labels = spectral_assign(x, 2, n_neighbors=10, seed=0)
+    assert labels.shape == (400,) and labels.dtype == torch.long
+    assert adjusted_rand_score(y, labels) == 1.0
+    assert adjusted_rand_score(y, KMeans(2, n_init=10, random_state=0).fit_predict(x.numpy())) < 0.1
+    with pytest.raises(ValueError, match="n_clusters"):
+        spectral_assign(x, 400)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        spectral_assign(x, 2, n_neighbors=400)

@@ -10,6 +10,7 @@ import torch
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
 from ..samplers.runner import sample
+from .assign import fit_subspaces, nearest_subspace
 from .augment import GaussianNoise
 from .gumbel import GumbelClusterKernel, cluster_posterior
 from .networks import ClusterNetwork, MLPBackbone
@@ -24,21 +25,27 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
     constraint). Training runs the three stages of `three_stages(steps)`; stage 2 runs `n_init` times with new
     heads and keeps the run with the largest rate reduction on all points (like k-means' `n_init`, no labels).
     `cluster_eps_sq` is eps^2 of the two NMCE stages (None: `eps_sq`, which the TCR stage uses). `optimizer` is
-    'adam' or 'lars'; `lr` defaults to 1e-3 for Adam and batch / 256 for LARS.
+    'adam' or 'lars'; `lr` defaults to 1e-3 for Adam and batch / 256 for LARS. The defaults are those of
+    `run_clustering` and the `cluster` command.
 
-    Fitted attributes: `network_` (the `ClusterNetwork`), `labels_`, `embedding_`, `history_` (the
-    training log rows), `mean_`, `scale_`, `n_features_in_`.
+    Labels (`labels_`, `predict`): with `assign='subspace'` the cluster head's argmax refined by nearest subspace
+    (`assign.subspace_assign`: each cluster's subspace of rank z_dim // k, two rounds; new points go to the nearest
+    of the fitted subspaces), with `assign='head'` the head's argmax, the mode of `predict_proba`.
+
+    Fitted attributes: `network_` (the `ClusterNetwork`), `labels_`, `embedding_`, `subspaces_` (bases
+    `[k, rank, z_dim]` and the mask of clusters that have one), `history_` (the training log rows), `mean_`,
+    `scale_`, `n_features_in_`.
     """
 
     def __init__(self, n_clusters: int = 10, z_dim: Optional[int] = None, width: int = 256, depth: int = 4,
-                 aug_noise: float = 0.05, steps: Sequence[int] = (300, 300, 300), batch_size: int = 1024,
-                 lam: float = 20.0, eps_sq: float = 0.01, lr: Optional[float] = None, optimizer: str = "adam",
-                 tau: float = 1.0, n_draws: int = 200, n_init: int = 4, cluster_eps_sq: Optional[float] = None,
-                 random_state: Optional[int] = None, verbose: bool = False, out_dir=None):
+                 aug_noise: float = 0.05, steps: Sequence[int] = (300, 300, 500), batch_size: int = 1024,
+                 lam: float = 50.0, eps_sq: float = 0.01, lr: Optional[float] = None, optimizer: str = "adam",
+                 tau: float = 0.5, n_draws: int = 200, n_init: int = 4, cluster_eps_sq: Optional[float] = 0.1,
+                 assign: str = "subspace", random_state: Optional[int] = None, verbose: bool = False, out_dir=None):
         self.n_clusters, self.z_dim, self.width, self.depth = n_clusters, z_dim, width, depth
         self.aug_noise, self.steps, self.batch_size, self.lam = aug_noise, steps, batch_size, lam
         self.eps_sq, self.lr, self.optimizer, self.tau, self.n_draws = eps_sq, lr, optimizer, tau, n_draws
-        self.n_init, self.cluster_eps_sq = n_init, cluster_eps_sq
+        self.n_init, self.cluster_eps_sq, self.assign = n_init, cluster_eps_sq, assign
         self.random_state, self.verbose, self.out_dir = random_state, verbose, out_dir
 
     def _check_X(self, X, fitting: bool) -> torch.Tensor:
@@ -61,6 +68,8 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
         k = int(self.n_clusters)
         if k < 1:
             raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
+        if self.assign not in ("subspace", "head"):
+            raise ValueError(f"assign must be 'subspace' or 'head', got {self.assign!r}")
         batch = min(int(self.batch_size), n)
         if k > batch:
             raise ValueError(f"n_clusters={k} is larger than the batch ({batch} points): every cluster needs points "
@@ -82,9 +91,13 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
                                   progress=self.verbose)
             self.history_ = trainer.fit(x)
         self.network_, self.n_features_in_ = net, d
-        self.embedding_, logits = (t.numpy() for t in embed(net, x))
-        self.labels_ = logits.argmax(1)
+        z, logits = embed(net, x)
+        self.subspaces_ = fit_subspaces(z, logits.argmax(1), k)
+        self.embedding_, self.labels_ = z.numpy(), self._labels(z, logits)
         return self
+
+    def _labels(self, z: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+        return (nearest_subspace(z, *self.subspaces_) if self.assign == "subspace" else logits.argmax(1)).numpy()
 
     def transform(self, X) -> np.ndarray:
         """The embedding z (unit vectors, `[n, z_dim]`)."""
@@ -92,9 +105,9 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
         return embed(self.network_, x)[0].numpy()
 
     def predict(self, X) -> np.ndarray:
-        """The most probable cluster of each row."""
+        """The cluster of each row, as `labels_` were found (`assign`)."""
         x = self._check_X(X, fitting=False)
-        return embed(self.network_, x)[1].argmax(1).numpy()
+        return self._labels(*embed(self.network_, x))
 
     def predict_proba(self, X) -> np.ndarray:
         """Each row's posterior over clusters: the frequencies of `n_draws` Gumbel-max draws from the

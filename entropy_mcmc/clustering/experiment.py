@@ -16,13 +16,16 @@ import torch
 import torch.nn.functional as F
 
 from ..samplers.distributed import process_group
-from .assign import subspace_assign
+from .assign import spectral_assign, subspace_assign
 from .augment import GaussianNoise, ImageAugment
 from .data import ClusterData, load_dataset
 from .figures import plot_cluster_images, plot_points, plot_singular_values
 from .metrics import clustering_scores, subspace_report
 from .networks import ClusterNetwork, MLPBackbone, SmallResNet
 from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
+
+
+ASSIGNMENTS = ("subspace", "head", "spectral")
 
 
 def prepare(data: ClusterData, max_side: int = 32) -> torch.Tensor:
@@ -70,23 +73,24 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
                    cluster_eps_sq: Optional[float] = 0.1, n_init: int = 4,
                    tau: float = 0.5, z_dim: Optional[int] = None,
                    backbone: str = "mlp", width: int = 256, aug_noise: float = 0.05, max_side: int = 32,
-                   assign: str = "subspace", progress: bool = True, figures: bool = True) -> dict:
+                   assign: str = "spectral", progress: bool = True, figures: bool = True) -> dict:
     """Train NMCE on `data` (a `ClusterData` or a spec for `load_dataset`) and return the metrics.
 
     `n_clusters` defaults to the number of classes in the labels. `optimizer` is 'adam' or 'lars'; `lr` defaults
     to 1e-3 for Adam and to batch / 256 for LARS (the thesis' base rate 1 at batch 256). `eps_sq` is eps^2 of the
     TCR stage, `cluster_eps_sq` that of the two NMCE stages (None: the same). Stage 2 runs `n_init` times with
     new heads and keeps the run with the largest rate reduction on all points (no labels). Writes into `out_dir`
-    (when given): `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures. The labels are the
-    cluster head's argmax refined by nearest-subspace assignment (`assign.subspace_assign`, rank z_dim // k), or
-    the head's argmax alone (`assign='head'`); with labels, `by_assignment` in the metrics scores both. Under
-    `torchrun` the network trains with DistributedDataParallel on `batch_size` points split over the processes;
-    rank 0 writes.
+    (when given): `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures. The labels
+    (`assign`) come from the trained features z: spectral clustering of their nearest-neighbour graph
+    (`'spectral'`, `assign.spectral_assign`), the cluster head's argmax refined by nearest subspace (`'subspace'`,
+    `assign.subspace_assign`, rank z_dim // k) or the head's argmax alone (`'head'`); with labels,
+    `by_assignment` in the metrics scores all three. Under `torchrun` the network trains with
+    DistributedDataParallel on `batch_size` points split over the processes; rank 0 writes.
     """
     if backbone not in ("mlp", "resnet"):
         raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
-    if assign not in ("subspace", "head"):
-        raise ValueError(f"assign must be 'subspace' or 'head', got {assign!r}")
+    if assign not in ASSIGNMENTS:
+        raise ValueError(f"assign must be one of {ASSIGNMENTS}, got {assign!r}")
     t0 = time.perf_counter()
     rank, world_size = process_group()       # under torchrun: DDP over the ranks, rank 0 writes the results
     data = data if isinstance(data, ClusterData) else load_dataset(str(data), seed=seed)
@@ -110,6 +114,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     z, logits = embed(net, x)
     found = {"head": logits.argmax(1)}
     found["subspace"] = subspace_assign(z, found["head"], k)
+    found["spectral"] = spectral_assign(z, k, seed=seed)
     labels = found[assign]
     metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone, "world_size": world_size,
                "assign": assign, "train_seconds": trainer.seconds, "restart_scores": trainer.restart_scores}
@@ -134,4 +139,4 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     return metrics
 
 
-__all__ = ["run_clustering", "prepare", "build"]
+__all__ = ["run_clustering", "prepare", "build", "ASSIGNMENTS"]
