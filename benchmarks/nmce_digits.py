@@ -43,7 +43,7 @@ def main(argv=None) -> int:
 
     from entropy_mcmc.clustering import clustering_scores, run_clustering
     from entropy_mcmc.clustering.data import load_dataset
-    from entropy_mcmc.clustering.assign import subspace_assign
+    from entropy_mcmc.clustering.assign import spectral_assign, subspace_assign
     from entropy_mcmc.clustering.coding_rate import coding_rate_reduction
     from entropy_mcmc.clustering.training import NMCETrainer, embed
 
@@ -54,7 +54,9 @@ def main(argv=None) -> int:
     peers = {"k-means": lambda: KMeans(k, n_init=10, random_state=args.seed).fit_predict(flat),
              "spectral (rbf, defaults)": lambda: SpectralClustering(k, random_state=args.seed).fit_predict(flat),
              "spectral (10-NN graph)": lambda: SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10,
-                                                                  random_state=args.seed).fit_predict(flat)}
+                                                                  random_state=args.seed).fit_predict(flat),
+             # NMCE's default labelling applied to the pixels: the difference to NMCE's row is the features alone
+             "spectral (NMCE's labelling rule on pixels)": lambda: spectral_assign(data.x.flatten(1), k, seed=args.seed)}
     for name, fit in peers.items():
         t0 = time.perf_counter()
         labels = fit()

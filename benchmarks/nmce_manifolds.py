@@ -30,8 +30,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--eps-sq", type=float, default=0.01, help="eps^2 of both stages (Table D.4)")
     parser.add_argument("--n-init", type=int, default=1, help="NMCE-stage restarts, best by the rate reduction")
-    parser.add_argument("--assign", choices=("head", "subspace"), default="head",
-                        help="labels scored: the cluster head's argmax (the thesis') or refined by nearest subspace")
+    parser.add_argument("--assign", choices=("head", "subspace", "spectral"), default="head",
+                        help="labels scored: the cluster head's argmax (the thesis'), refined by nearest subspace, "
+                             "or spectral clustering of the features")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from entropy_mcmc.clustering import run_clustering, union_of_manifolds

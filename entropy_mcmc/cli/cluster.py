@@ -54,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stage-2 runs with new heads; the one with the largest rate reduction is kept (no labels)")
     parser.add_argument("--z-dim", type=int, default=None, help="feature dimension (default 4 x clusters, 6-128)")
     parser.add_argument("--backbone", choices=("mlp", "resnet"), default="mlp")
-    parser.add_argument("--assign", choices=("spectral", "subspace", "head"), default="spectral",
+    parser.add_argument("--assign", choices=("spectral", "subspace", "head", "ensc"), default="spectral",
                         help="final labels: spectral clustering of the features' nearest-neighbour graph, the "
-                             "cluster head refined by nearest subspace, or the head alone")
+                             "cluster head refined by nearest subspace, the head alone, or elastic net subspace "
+                             "clustering of the features (the thesis' COIL recipe, with --steps N,0,0)")
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--aug-noise", type=float, default=0.05, help="Gaussian augmentation for point data")
     parser.add_argument("--max-side", type=int, default=32, help="downscale larger images to this side (CPU)")

@@ -2,7 +2,8 @@
 
 `coding_rate` holds the objectives (eqs. 5.2-5.5), `gumbel` the cluster sampler (a `TransitionKernel`
 whose chains are data points), `networks`, `augment`, `data`, `training` (the three stages, DDP-ready),
-`metrics`, `figures`, `experiment` (data set to metrics.json) and `estimator` (scikit-learn's shape).
+`assign` and `ensc` (labels from the learned features), `metrics`, `figures`, `experiment` (data set to
+metrics.json) and `estimator` (scikit-learn's shape).
 """
 from .coding_rate import (cluster_coding_rate, coding_rate, coding_rate_reduction, nmce_loss, tcr_loss,
                           view_similarity)

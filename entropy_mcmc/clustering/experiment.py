@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..samplers.distributed import process_group
 from .assign import spectral_assign, subspace_assign
 from .augment import GaussianNoise, ImageAugment
+from .ensc import ensc_assign
 from .data import ClusterData, load_dataset
 from .figures import plot_cluster_images, plot_points, plot_singular_values
 from .metrics import clustering_scores, subspace_report
@@ -25,7 +26,7 @@ from .networks import ClusterNetwork, MLPBackbone, SmallResNet
 from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
 
 
-ASSIGNMENTS = ("subspace", "head", "spectral")
+ASSIGNMENTS = ("spectral", "subspace", "head", "ensc")
 
 
 def prepare(data: ClusterData, max_side: int = 32) -> torch.Tensor:
@@ -83,8 +84,9 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     (when given): `metrics.json`, `log.csv`, `checkpoint.pt`, `labels.pt` and PNG figures. The labels
     (`assign`) come from the trained features z: spectral clustering of their nearest-neighbour graph
     (`'spectral'`, `assign.spectral_assign`), the cluster head's argmax refined by nearest subspace (`'subspace'`,
-    `assign.subspace_assign`, rank z_dim // k) or the head's argmax alone (`'head'`); with labels,
-    `by_assignment` in the metrics scores all three. Under `torchrun` the network trains with
+    `assign.subspace_assign`, rank z_dim // k), the head's argmax alone (`'head'`) or elastic net subspace
+    clustering (`'ensc'`, `ensc.ensc_assign`: the thesis' clustering of TCR features on COIL, e.g. with steps
+    (2000, 0, 0)); with labels, `by_assignment` in the metrics scores each labelling computed. Under `torchrun` the network trains with
     DistributedDataParallel on `batch_size` points split over the processes; rank 0 writes.
     """
     if backbone not in ("mlp", "resnet"):
@@ -115,6 +117,8 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     found = {"head": logits.argmax(1)}
     found["subspace"] = subspace_assign(z, found["head"], k)
     found["spectral"] = spectral_assign(z, k, seed=seed)
+    if assign == "ensc":              # minutes on thousands of points: only when asked
+        found["ensc"] = ensc_assign(z, k, seed=seed)
     labels = found[assign]
     metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone, "world_size": world_size,
                "assign": assign, "train_seconds": trainer.seconds, "restart_scores": trainer.restart_scores}
