@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--backbone", choices=("mlp", "resnet"), default="mlp")
     parser.add_argument("--optimizer", choices=("adam", "lars"), default="adam")
+    parser.add_argument("--assign", choices=("spectral", "subspace", "head", "ensc"), default="spectral",
+                        help="labels NMCE reports (every run also scores head, subspace and spectral)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report-restarts", action="store_true",
                         help="also print each stage-2 restart's Delta R variants and ACC/NMI/ARI (reporting only)")
@@ -83,7 +85,7 @@ def main(argv=None) -> int:
     m = run_clustering(data, seed=args.seed, out_dir=Path(args.out) / "nmce", steps=steps, lam=args.lam,
                        tau=args.tau, eps_sq=args.eps_sq, cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init,
                        width=args.width, batch_size=args.batch_size,
-                       backbone=args.backbone, optimizer=args.optimizer, progress=False)
+                       backbone=args.backbone, optimizer=args.optimizer, assign=args.assign, progress=False)
     name = (f"NMCE ({args.backbone}, {args.optimizer}, steps {args.steps}, lam {args.lam:g}, tau {args.tau:g}, "
             f"eps^2 {args.eps_sq:g}/{args.cluster_eps_sq:g}, n_init {args.n_init})")
     for how, scores in m["by_assignment"].items():
