@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from ..samplers.distributed import process_group
 from .assign import spectral_assign, subspace_assign
 from .augment import GaussianNoise, ImageAugment
-from .ensc import ensc_assign
 from .data import ClusterData, load_dataset
+from .ensc import ensc_assign
 from .figures import plot_cluster_images, plot_points, plot_singular_values
 from .metrics import clustering_scores, subspace_report
 from .networks import ClusterNetwork, MLPBackbone, SmallResNet
