@@ -58,7 +58,8 @@ def main(argv=None) -> int:
              "spectral (10-NN graph)": lambda: SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10,
                                                                   random_state=args.seed).fit_predict(flat),
              # NMCE's default labelling applied to the pixels: the difference to NMCE's row is the features alone
-             "spectral (NMCE's labelling rule on pixels)": lambda: spectral_assign(data.x.flatten(1), k, seed=args.seed)}
+             "spectral (NMCE's labelling rule on pixels)": lambda: spectral_assign(torch.as_tensor(flat), k,
+                                                                                   seed=args.seed)}
     for name, fit in peers.items():
         t0 = time.perf_counter()
         labels = fit()

@@ -286,3 +286,20 @@ def test_spectral_assignment_follows_the_neighbour_graph():
         spectral_assign(x, 400)
     with pytest.raises(ValueError, match="n_neighbors"):
         spectral_assign(x, 2, n_neighbors=400)
+
+
+def test_unlabelled_data_computes_only_the_labelling_asked_for(monkeypatch):
+    """Without ground truth nothing is scored, so the other labellings (spectral clustering: seconds on thousands
+    of points) are not computed; with it, all but EnSC are."""
+    from entropy_mcmc.clustering import ClusterData, experiment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("spectral labels computed but not used")
+
+    spiral = double_spiral(64)
+    small = dict(n_clusters=2, steps=(2, 2, 0), n_init=1, width=16, batch_size=64, progress=False, figures=False)
+    monkeypatch.setattr(experiment, "spectral_assign", refuse)
+    metrics = experiment.run_clustering(ClusterData(spiral.x, None, "spiral"), assign="subspace", **small)
+    assert metrics["assign"] == "subspace" and "by_assignment" not in metrics
+    with pytest.raises(AssertionError, match="not used"):
+        experiment.run_clustering(spiral, assign="subspace", **small)

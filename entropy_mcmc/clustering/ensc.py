@@ -75,8 +75,9 @@ def self_expression(x: torch.Tensor, gamma: float = 400.0, tau: float = 1.0, sup
         rows.append(np.full(nz.size, j))
         cols.append(work[nz])
         vals.append(c[nz])
-    cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype))
-    return sparse.csr_matrix((cat(vals, float), (cat(rows, int), cat(cols, int))), shape=(n, n))
+    if not rows:
+        return sparse.csr_matrix((n, n))
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
 
 
 def ensc_assign(z: torch.Tensor, n_clusters: int, gamma: float = 400.0, tau: float = 1.0, seed: int = 0,

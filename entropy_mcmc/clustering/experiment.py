@@ -86,8 +86,9 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     (`'spectral'`, `assign.spectral_assign`), the cluster head's argmax refined by nearest subspace (`'subspace'`,
     `assign.subspace_assign`, rank z_dim // k), the head's argmax alone (`'head'`) or elastic net subspace
     clustering (`'ensc'`, `ensc.ensc_assign`: the thesis' clustering of TCR features on COIL, e.g. with steps
-    (2000, 0, 0)); with labels, `by_assignment` in the metrics scores each labelling computed. Under `torchrun` the network trains with
-    DistributedDataParallel on `batch_size` points split over the processes; rank 0 writes.
+    (2000, 0, 0)). With labels in the data, `by_assignment` in the metrics scores the first three and `assign`;
+    without, only `assign` is computed. Under `torchrun` the network trains with DistributedDataParallel on
+    `batch_size` points split over the processes; rank 0 writes.
     """
     if backbone not in ("mlp", "resnet"):
         raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
@@ -114,11 +115,12 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     trainer = NMCETrainer(net, augment, config, out_dir=out, progress=progress)
     trainer.fit(x)
     z, logits = embed(net, x)
-    found = {"head": logits.argmax(1)}
-    found["subspace"] = subspace_assign(z, found["head"], k)
-    found["spectral"] = spectral_assign(z, k, seed=seed)
-    if assign == "ensc":              # minutes on thousands of points: only when asked
-        found["ensc"] = ensc_assign(z, k, seed=seed)
+    head = logits.argmax(1)
+    labellers = {"head": lambda: head, "subspace": lambda: subspace_assign(z, head, k),
+                 "spectral": lambda: spectral_assign(z, k, seed=seed), "ensc": lambda: ensc_assign(z, k, seed=seed)}
+    # the others only to score them against labels; EnSC (minutes on thousands of points) only when asked
+    wanted = [assign] if data.y is None else [a for a in labellers if a != "ensc" or assign == "ensc"]
+    found = {name: labellers[name]() for name in wanted}
     labels = found[assign]
     metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone, "world_size": world_size,
                "assign": assign, "train_seconds": trainer.seconds, "restart_scores": trainer.restart_scores}
