@@ -1,5 +1,7 @@
 """Pyro models as chain-vectorized targets: exact energies, the Jacobian, errors for models that do not vectorize."""
 import math
+import re
+import warnings
 
 import pyro
 import pyro.distributions as dist
@@ -11,6 +13,7 @@ from entropy_mcmc.pyro import (PyroTarget, SiteLayout, blr_target, eight_schools
                                hierarchical_normal_model, load_blr_data, logistic_regression_model,
                                target_from_model)
 from entropy_mcmc.pyro.models import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y
+from entropy_mcmc.pyro.target import SequentialFallbackWarning
 from entropy_mcmc.samplers import HMC, StepSizeAdaptation, sample
 from entropy_mcmc.targets import LogisticRegression
 
@@ -116,22 +119,35 @@ def _mixes_chains(y):
         pyro.sample("y", dist.Normal(center, 1.0), obs=y)
 
 
-@pytest.mark.parametrize("model, message", [
-    (_discrete_mixture, r"latent site\(s\) \['z'\] are discrete"),
-    (_python_branch, r"failed with ValueError: only one element tensors"),
-    (_mixes_chains, r"differs from Pyro's potential"),
+@pytest.mark.parametrize("model, message, method", [
+    (_discrete_mixture, r"latent site\(s\) \['z'\] are discrete", "sequential"),
+    (_python_branch, r"failed with ValueError: only one element tensors.*under torch.func.vmap the model failed",
+     "sequential"),
+    (_mixes_chains, r"differs from Pyro's potential", "vmap"),
 ])
-def test_models_that_do_not_vectorize_fail_with_the_cause_and_the_loop_fallback_works(model, message):
+def test_models_the_chain_plate_breaks_fall_back_with_one_warning_and_the_exact_energy(model, message, method):
     y = torch.tensor([0.3, -0.5, 1.2, 0.8])
-    with pytest.raises(ValueError, match=message) as err:
-        PyroTarget(model, (y,))
-    assert "vectorize=False" in str(err.value)
-    target = PyroTarget(model, (y,), vectorize=False)
+    if method == "sequential":
+        with pytest.raises(ValueError, match=message) as err:
+            PyroTarget(model, (y,), vectorize=True)
+        assert "vectorize='auto' or False" in str(err.value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target = PyroTarget(model, (y,))
+    fallbacks = [w for w in caught if issubclass(w.category, SequentialFallbackWarning)]
+    assert target.method == method and len(fallbacks) == (method == "sequential")
+    if fallbacks:
+        assert re.search(message, str(fallbacks[0].message)) and "about C times slower" in str(fallbacks[0].message)
     x = torch.randn(4, target.dim, generator=torch.Generator().manual_seed(4))
     u, g = target.energy_and_grad(x)
-    for xi, ui in zip(x, u):
+    if method == "vmap":  # the chain plate, which the check refused, would have given a wrong energy
+        assert re.search(message, target._verify("plate"))
+        assert not torch.allclose(target._chain_plate_energy(x), u)
+    for xi, ui, gi in zip(x, u, g):
         torch.testing.assert_close(ui, target.potential_fn(target.layout.unflatten(xi)))
-    assert g.shape == x.shape and torch.isfinite(g).all()
+        xi = xi.clone().requires_grad_(True)
+        (ref,) = torch.autograd.grad(target.potential_fn(target.layout.unflatten(xi)), xi)
+        torch.testing.assert_close(gi, ref)
 
 
 def test_model_without_continuous_latents_is_rejected():

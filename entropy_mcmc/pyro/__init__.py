@@ -2,7 +2,7 @@
 chain-vectorized `Target` for our runner (`PyroTarget`, `target_from_model`)."""
 from .inference_data import from_pyro
 from .kernel import PyroKernel, find_reasonable_step_size
-from .layout import SiteLayout
+from ..targets.layout import SiteLayout
 from .models import (blr_target, eight_schools_model, hierarchical_normal_data, hierarchical_normal_model,
                      load_blr_data, logistic_regression_model)
 from .target import PotentialTarget, PyroTarget, target_from_model

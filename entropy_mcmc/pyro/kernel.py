@@ -28,7 +28,7 @@ from pyro.infer.mcmc.util import initialize_model
 from ..samplers.base import TransitionKernel
 from ..samplers.registry import KernelSpec, build_kernel, get_kernel_spec, kernel_names
 from ..targets.base import Target
-from .layout import SiteLayout
+from ..targets.layout import SiteLayout
 from .target import PotentialTarget
 
 __all__ = ["PyroKernel", "find_reasonable_step_size"]
@@ -240,7 +240,7 @@ class PyroKernel(MCMCKernel):
             options["sampler"] = self._trained[1]
             return {k: v for k, v in options.items() if k in ("sampler", "step_size", "mixture_share")}
         try:
-            train_target = PyroTarget(self.model, self._model_args, self._model_kwargs,
+            train_target = PyroTarget(self.model, self._model_args, self._model_kwargs, vectorize=True,
                                       transforms=self._user_transforms, max_plate_nesting=self._max_plate_nesting,
                                       jit_compile=self._jit_compile)
         except ValueError as e:

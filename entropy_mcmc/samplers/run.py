@@ -12,7 +12,7 @@ import torch
 
 from ..targets import get_target
 from ..targets.base import Target
-from .base import TransitionKernel, spawn_seeds
+from .base import TransitionKernel, num_chains, spawn_seeds
 from .distributed import chain_shard, gather_result, process_group
 from .registry import build_kernel
 from .runner import ConvergenceWarning, SampleResult, sample
@@ -30,7 +30,9 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
         target, kernel: registry names or objects (`build_options` go to `build_kernel` with a name:
             `target_accept`, `step_size`, `adapt_mass`, `jitter`, `per_chain`, kernel options).
         seed: one seed; the initial positions and the kernel get independent streams derived from it.
-        init: initial positions `[chains, *event]`; default `target.initial_positions` at `init_scale`.
+        init: initial positions `[chains, *event]`, default `target.initial_positions` at `init_scale`;
+            or a state of `kernel` (a kernel object) to continue from, in one process.
+        num_draws: 0 runs the warmup alone (`result.final_state` is where it ended).
         threads: torch intra-op threads while sampling (0: torch's default); restored afterwards.
         rank, world_size: run only that share of the chains, with that rank's seed, in this process (what
             one process of a torchrun job runs). By default they come from torch.distributed: under torchrun
@@ -52,8 +54,11 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
     init_seed, kernel_seed = spawn_seeds(seed, 2)
     if init is None:
         init = target_obj.initial_positions(chains, init_seed, dtype, device, init_scale)
-    elif init.shape[0] != chains:
-        raise ValueError(f"init has {init.shape[0]} chains, expected {chains}")
+    given = init.shape[0] if isinstance(init, torch.Tensor) else num_chains(init)
+    if given != chains:
+        raise ValueError(f"init has {given} chains, expected {chains}")
+    if world_size > 1 and not isinstance(init, torch.Tensor):
+        raise ValueError("continuing from a kernel state runs in one process, not split across processes")
     if world_size > 1:
         offset, count = chain_shard(chains, rank, world_size)
         init = init[offset:offset + count]

@@ -268,7 +268,8 @@ class _Recorder:
 def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, thin: int = 1,
            progress: bool = True, seed: Seed = None, collect_warmup: bool = False, var_name: str = "x",
            warn: bool = True) -> SampleResult:
-    """Run `num_warmup` adaptation steps then `num_draws * thin` steps, recording every `thin`-th state.
+    """Run `num_warmup` adaptation steps then `num_draws * thin` steps, recording every `thin`-th state
+    (`num_draws=0`: warmup only; the result then holds no draws, and its `final_state` is where warmup ended).
 
     Args:
         kernel: any `TransitionKernel` (wrap it in `StepSizeAdaptation` to tune it during warmup).
@@ -279,7 +280,7 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         var_name: the name of the recorded variable when `kernel.record` returns one tensor.
         warn: issue a `ConvergenceWarning` for divergences, R-hat > 1.01 or bulk ESS < 100 per chain.
     """
-    for name, v, lo in (("num_draws", num_draws, 1), ("num_warmup", num_warmup, 0), ("thin", thin, 1)):
+    for name, v, lo in (("num_draws", num_draws, 0), ("num_warmup", num_warmup, 0), ("thin", thin, 1)):
         if isinstance(v, bool) or int(v) != v or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     first = init if isinstance(init, torch.Tensor) else state_tensors(init)[0]
@@ -325,7 +326,7 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         num_divergences=rec.divergences, warmup_samples=warmup_samples, warmup_stats=warmup_stats,
         longest_stuck=rec.longest_stuck.cpu(), stuck_at_end=rec.stuck.cpu(),
         var_name=var_name)
-    if warn:
+    if warn and num_draws > 0:
         for message in result.convergence_warnings():
             warnings.warn(message, ConvergenceWarning, stacklevel=2)
     return result

@@ -1,4 +1,4 @@
-"""The flat layout of a Pyro model's latent sites: one vector per chain, sites in sorted name order.
+"""The flat layout of named sites (a Pyro model's latent sites, a dict potential's arguments): one vector per chain.
 
 Pyro's MCMC keeps latent values as a dict of unconstrained tensors and flattens
 them in sorted site order (`pyro.infer.mcmc.api._gen_samples`); our kernels need
