@@ -147,6 +147,6 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="target_accept"):
         StepSizeAdaptation(MALA(t, 0.1), target_accept=1.5)
     with pytest.raises(ValueError, match="num_draws"):
-        sample(MALA(t, 0.1), torch.zeros(2, 10), 0)
+        sample(MALA(t, 0.1), torch.zeros(2, 10), -1)
     with pytest.raises(TypeError, match="Target"):
         MALA(lambda x: x, 0.1)

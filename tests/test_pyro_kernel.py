@@ -55,7 +55,9 @@ def test_summary_and_diagnostics_report_acceptance_step_size_and_divergences(mal
     assert "tau" in out and "Number of divergences" in out
     diag = mcmc.diagnostics()
     for chain in ("chain 0", "chain 1"):
-        assert 0.3 < diag["acceptance rate"][chain] < 0.85  # MALA adapted toward 0.574
+        # MALA adapted toward 0.574; 150 warmup steps leave 50 after the mass matrix's window to re-adapt the step
+        # size, so one chain's acceptance over 150 draws spreads (0.46 to 0.89 over 12 seeds)
+        assert 0.3 < diag["acceptance rate"][chain] < 0.95
         assert diag["step size"][chain] > 0
         assert isinstance(diag["divergences"][chain], list)
         stats = diag["sample_stats"][chain]
@@ -124,14 +126,17 @@ def test_hmc_adapts_a_diagonal_mass_matrix_during_warmup():
     assert not kernel.sampler.adapting
 
 
-def test_mala_keeps_its_preconditioner_unless_asked_for_one():
+def test_mala_adapts_a_diagonal_mass_matrix_unless_asked_for_a_dense_one_or_none():
     # MALA defaults to a dense mass in the registry; one Pyro chain's windows are too short for it
     default = PyroKernel(hierarchical_normal_model, "mala")
     run(default, num_samples=5, warmup_steps=120, num_chains=1)
     asked = PyroKernel(hierarchical_normal_model, "mala", adapt_mass_matrix="dense")
     run(asked, num_samples=5, warmup_steps=120, num_chains=1)
-    assert default.sampler.inv_mass is None
+    off = PyroKernel(hierarchical_normal_model, "mala", adapt_mass_matrix=False)
+    run(off, num_samples=5, warmup_steps=120, num_chains=1)
+    assert default.sampler.inv_mass is not None and default.sampler.inv_mass.shape == (6,)
     assert asked.sampler.inv_mass is not None and asked.sampler.inv_mass.shape == (6, 6)
+    assert off.sampler.inv_mass is None
 
 
 def test_step_size_jitter_redraws_the_step_size_around_the_adapted_one_after_warmup():

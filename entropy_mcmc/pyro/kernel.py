@@ -64,10 +64,10 @@ class PyroKernel(MCMCKernel):
             step-size-adapted MALA, which then hands the chain over, and stays in a 0.05 share of the steps).
         target_accept: its target acceptance (default: the registry's, RWM 0.234, MALA 0.574, HMC 0.8;
             0.8 for a callable).
-        adapt_mass_matrix: also adapt a mass matrix, True/"diag" or "dense" (default: a diagonal one for HMC
-            and for a callable kernel with an `inv_mass`; none where the kernel, or the kernel that runs its warmup,
-            defaults to a dense one (MALA, the warmup of `learned`): a dense preconditioner estimated from one
-            chain's short windows costs more than it gives).
+        adapt_mass_matrix: adapt a mass matrix in Stan's windows, True/"diag" or "dense", or not (False).
+            Default: the registry's (HMC, NUTS: diagonal; RWM: none), but diagonal where that is dense (MALA,
+            the warmup of `learned`): each window's variances are those of the chain's draws in it, and one
+            chain's windows are too short for a dense one; diagonal for a callable kernel with an `inv_mass`.
         find_step_size: when no `step_size` is given, start from Hoffman & Gelman's heuristic.
         step_size_jitter: after warmup, redraw the step size uniformly in [s (1 - j), s (1 + j)]
             before every step (Stan's `stepsize_jitter`; breaks HMC's fixed-path-length resonance).
@@ -199,7 +199,9 @@ class PyroKernel(MCMCKernel):
         mass = self.adapt_mass_matrix
         warmup_spec = get_kernel_spec(spec.warmup_kernel) if spec.warmup_kernel else spec
         if mass is None and warmup_spec.adapts_mass == "dense":
-            mass = False  # one Pyro chain's short windows give a poor dense one (150 warmup steps: 25 draws)
+            # a Pyro chain is one chain of ours: its windows hold few draws (150 warmup steps: 25 in the first),
+            # too few for d (d + 1) / 2 covariances, enough for d variances (Stan's default)
+            mass = "diag"
         # a kernel with a warmup kernel (learned) hands over after a warmup run by that kernel, adapted
         warm = adapt or spec.warmup_kernel is not None
         kernel = build_kernel(spec, self.target, num_warmup=self._warmup_steps if warm else 0,

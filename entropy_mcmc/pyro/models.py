@@ -75,12 +75,13 @@ EIGHT_SCHOOLS_SIGMA = (15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0)
 
 
 def eight_schools_model(sigma: torch.Tensor, y: Optional[torch.Tensor] = None):
-    """Non-centered eight schools; `sigma` [J] are the known standard errors, `y` [J] the observed effects."""
+    """Non-centered eight schools; `sigma` [J] are the known standard errors, `y` [J] the observed effects;
+    theta = mu + tau eta is recorded as a `pyro.deterministic` site."""
     mu = pyro.sample("mu", dist.Normal(torch.zeros((), dtype=sigma.dtype), 5.0))
     tau = pyro.sample("tau", dist.HalfCauchy(torch.full((), 5.0, dtype=sigma.dtype)))
     with pyro.plate("schools", sigma.shape[-1], dim=-1):
         eta = pyro.sample("eta", dist.Normal(torch.zeros((), dtype=sigma.dtype), 1.0))
-        theta = mu + tau * eta
+        theta = pyro.deterministic("theta", mu + tau * eta)
         return pyro.sample("y", dist.Normal(theta, sigma), obs=y)
 
 
