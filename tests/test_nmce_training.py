@@ -74,7 +74,7 @@ def test_resume_from_checkpoint_is_bitwise(tmp_path):
     trainer.train_step = dying_step
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(x)
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert (ckpt["stage"], ckpt["step"]) == (1, 3)
     # ... and a fresh process resumes from disk to the same parameters, bit for bit
     resumed, trainer = small_run(tmp_path)
@@ -303,3 +303,27 @@ def test_unlabelled_data_computes_only_the_labelling_asked_for(monkeypatch):
     assert metrics["assign"] == "subspace" and "by_assignment" not in metrics
     with pytest.raises(AssertionError, match="not used"):
         experiment.run_clustering(spiral, assign="subspace", **small)
+
+
+class _RunsCode:
+    """A pickle that calls `os.system` when loaded without weights_only."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_checkpoint_in_the_output_folder_is_refused_without_running_code(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"config": _RunsCode(marker)}, tmp_path / "checkpoint.pt")
+    torch.manual_seed(0)
+    config = TrainConfig(stages=three_stages((2, 2, 2), lam=50.0, gamma_warmup=2), batch_size=32, log_every=2)
+    trainer = NMCETrainer(ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2), GaussianNoise(0.1), config, out_dir=tmp_path,
+                          progress=False)
+    with pytest.raises(ValueError, match=r"checkpoint.pt: not a checkpoint of this trainer \(UnpicklingError") as err:
+        trainer.fit(torch.randn(64, 2))
+    assert not marker.exists() and "\n" not in str(err.value)

@@ -286,7 +286,7 @@ class NMCETrainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             ckpt = self.out_dir / "checkpoint.pt"
             if resume and ckpt.exists():
-                state = torch.load(ckpt, weights_only=False)
+                state = _load_checkpoint(ckpt)
                 if state.get("config") != self.state_dict()["config"]:
                     raise ValueError(f"{ckpt} was written by a run with other settings; give another output folder "
                                      "(or resume=False to start afresh)")
@@ -339,3 +339,16 @@ def embed(net: ClusterNetwork, x: torch.Tensor, batch_size: int = 2048):
 
 
 __all__ = ["Stage", "TrainConfig", "three_stages", "default_lr", "NMCETrainer", "embed"]
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by `NMCETrainer.save`, read with `weights_only=True`: a file holding anything but
+    tensors and plain data (a crafted pickle that would run code) is refused with a ValueError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError... on bad files
+        raise ValueError(f"{path}: not a checkpoint of this trainer ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); move it away to start afresh") from e
+    if not isinstance(state, dict) or "config" not in state:
+        raise ValueError(f"{path}: not a checkpoint of this trainer; move it away to start afresh")
+    return state
