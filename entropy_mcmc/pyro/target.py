@@ -308,22 +308,35 @@ class PyroTarget(Target):
     # -- positions --------------------------------------------------------------------------
     def initial_position(self, num_chains: int, radius: float = 2.0, generator: Optional[torch.Generator] = None,
                          dtype: Optional[torch.dtype] = None, device=None, max_tries: int = 100,
-                         vectorized: Optional[bool] = None) -> torch.Tensor:
+                         candidates: int = 1) -> torch.Tensor:
         """`[num_chains, d]` unconstrained positions drawn uniformly in [-radius, radius] (Pyro's `init_to_uniform`),
-        redrawn per chain until the energy and its gradient are finite."""
-        dtype = dtype or self.dtype
+        redrawn per chain until the energy and its gradient are finite; with `candidates` > 1, each chain starts at
+        the lowest-energy of that many such draws (`MCMC` takes 4: a start where a recursion explodes, as ARMA's
+        with |theta| > 1, holds a chain, and the step size its chains share, for the whole warmup)."""
+        best_x, best_u = None, None
+        for _ in range(candidates):
+            x, u = self._finite_draws(num_chains, radius, generator, dtype or self.dtype, device, max_tries)
+            if best_x is None:
+                best_x, best_u = x, u
+            else:
+                better = u < best_u
+                best_x[better], best_u[better] = x[better], u[better]
+        return best_x
+
+    def _finite_draws(self, num_chains, radius, generator, dtype, device, max_tries):
         x = torch.empty(num_chains, self.dim, dtype=dtype, device=device)
+        u = torch.empty(num_chains, dtype=dtype, device=device)
         todo = torch.ones(num_chains, dtype=torch.bool)
-        use_vec = self.vectorize if vectorized is None else vectorized
         for _ in range(max_tries):
             n = int(todo.sum())
             draw = (torch.rand(n, self.dim, generator=generator, dtype=dtype) * 2 - 1) * radius
             x[todo] = draw.to(device=x.device)
-            u, g = (self if use_vec else self._loop).energy_and_grad(x)
-            ok = torch.isfinite(u).cpu() & torch.isfinite(g).flatten(1).all(1).cpu()
+            uu, g = self.energy_and_grad(x)
+            ok = torch.isfinite(uu).cpu() & torch.isfinite(g).flatten(1).all(1).cpu()
+            u[todo & ok] = uu[todo & ok]
             todo &= ~ok
             if not todo.any():
-                return x
+                return x, u
         raise ValueError(f"{self.name}: no finite initial energy after {max_tries} draws for "
                          f"{int(todo.sum())} chain(s)")
 

@@ -1,0 +1,151 @@
+"""posteriordb reference draws, and draws compared with them by Monte Carlo standard errors.
+
+`load_posterior(db_path, name)` reads a posterior from a posterior database folder (posteriordb's own
+layout: a full clone of stan-dev/posteriordb or a subset) with the `posteriordb` package (0.2.0), which
+reads this layout as it is: the data (`posterior(name).data.values()`) and the reference draws
+(`posterior(name).reference_draws()`, a list of one dict per chain).
+
+`compare(draws, reference)` tests, per reference key, the mean and the standard deviation:
+
+    |m - m_ref| <= z * sqrt(mcse_mean^2 + mcse_mean_ref^2),   |s - s_ref| <= z * sqrt(mcse_sd^2 + mcse_sd_ref^2)
+
+with the MCSEs of ArviZ (`az.mcse`, methods "mean" and "sd", from each side's chains) and z the two-sided
+Bonferroni quantile Phi^-1(1 - fwer / (2 * 2K)) over the 2K tests of K keys, so that correct draws fail
+on a posterior with probability at most `fwer` (0.01 by default), given valid MCSEs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Dict, Mapping
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from scipy.stats import norm
+
+from .models import Port, get_port
+
+__all__ = ["Posterior", "load_posterior", "add_deterministic", "compare"]
+
+
+@dataclass
+class Posterior:
+    """A posteriordb posterior with its Pyro port.
+
+    Attributes:
+        name: posteriordb's posterior name, e.g. "arma-arma11".
+        port: the `Port` (model, data preparation, compared sites).
+        kwargs: the model's keyword arguments (`port.prepare` of posteriordb's data).
+        reference: the reference draws `{stan_name: [chains, draws]}`.
+    """
+
+    name: str
+    port: Port
+    kwargs: Dict[str, torch.Tensor]
+    reference: Dict[str, np.ndarray]
+
+    def draws(self, samples: Mapping[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+        """Constrained samples of the latent sites `{site: [chains, draws, *shape]}` (`MCMC.get_samples(
+        group_by_chain=True)`) -> `{stan_name: [chains, draws]}` with the reference's keys, deterministic
+        sites (e.g. gp_pois_regr's f) recomputed by `add_deterministic`."""
+        if not all(s in samples for s in self.port.sites):
+            samples = add_deterministic(self.port.model, self.kwargs, samples)
+        return {k: v.detach().cpu().numpy() for k, v in self.port.flatten_draws(samples).items()}
+
+
+def load_posterior(db_path, name: str) -> Posterior:
+    """The posterior `name` of the posterior database at `db_path`, its prepared data and reference draws.
+
+    Raises:
+        ValueError: no database at `db_path`, no posterior `name` in it or no port of it, no reference draws.
+        ImportError: the `posteriordb` package is missing (`pip install 'entropy-mcmc[posteriordb]'`).
+    """
+    if not os.path.isdir(os.path.join(db_path, "posteriors")):
+        raise ValueError(f"no posterior database at {str(db_path)!r} (expected a 'posteriors' folder in it)")
+    try:
+        from posteriordb import PosteriorDatabase
+    except ImportError as e:
+        raise ImportError("reading posteriordb needs the posteriordb package: "
+                          "pip install 'entropy-mcmc[posteriordb]'") from e
+    pdb = PosteriorDatabase(str(db_path))
+    known = sorted(pdb.posterior_names())
+    if name not in known:
+        raise ValueError(f"posterior {name!r} is not in the database at {str(db_path)!r}; it has {known}")
+    port = get_port(name)
+    if pdb.get_posterior_info(name).get("reference_posterior_name") is None:
+        raise ValueError(f"posterior {name!r} has no reference draws in the database at {str(db_path)!r}")
+    posterior = pdb.posterior(name)
+    chains = posterior.reference_draws()
+    reference = {k: np.array([c[k] for c in chains], dtype=np.float64) for k in chains[0]}
+    return Posterior(name, port, port.prepare(posterior.data.values()), reference)
+
+
+def _batch_dims(site) -> int:
+    return site["value"].dim() - site["fn"].event_dim
+
+
+def add_deterministic(model, model_kwargs: Mapping, samples: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """`samples` `{site: [chains, draws, *shape]}` with the model's `pyro.deterministic` sites added, from one
+    run of the model conditioned on every draw at once (under a plate of chains * draws, as `PyroTarget`
+    evaluates chains)."""
+    c, d = next(iter(samples.values())).shape[:2]
+    with poutine.block(), pyro.validation_enabled(False):
+        proto = poutine.trace(poutine.condition(model, data={k: v[0, 0] for k, v in samples.items()})).get_trace(
+            **model_kwargs)
+    sites = {n: s for n, s in proto.nodes.items() if s["type"] == "sample"}
+    nesting = max([0, *(-f.dim for s in sites.values() for f in s["cond_indep_stack"] if f.vectorized)])
+    values = {k: v.reshape(c * d, *([1] * (nesting - _batch_dims(sites[k]))), *v.shape[2:])
+              for k, v in samples.items()}
+
+    def batched():
+        with pyro.plate("_draws", c * d, dim=-nesting - 1):
+            model(**model_kwargs)
+
+    with poutine.block(), pyro.validation_enabled(False), torch.no_grad():
+        trace = poutine.trace(poutine.condition(batched, data=values)).get_trace()
+    out = dict(samples)
+    for n, s in sites.items():
+        if s["infer"].get("_deterministic"):
+            out[n] = trace.nodes[n]["value"].reshape(c, d, *s["value"].shape)
+    return out
+
+
+def compare(draws: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], fwer: float = 0.01) -> dict:
+    """Per reference key and overall: the mean error in reference sds, the sd ratio, our bulk ESS, and whether
+    mean and sd agree within `z` combined MCSEs (module docstring; z from the family-wise error rate `fwer`).
+
+    Args:
+        draws: `{stan_name: [chains, draws]}` (`Posterior.draws`); every reference key must be present.
+        reference: the reference draws `{stan_name: [chains, draws]}`.
+
+    Returns:
+        {"keys": {key: {"mean", "ref_mean", "sd", "ref_sd", "mean_error" (in ref sds), "sd_ratio", "ess_bulk",
+        "mean_tol", "sd_tol" (both absolute), "mean_ok", "sd_ok"}}, "max_mean_error" (worst |mean_error|),
+        "worst_sd_ratio" (the ratio with the largest |log ratio|), "min_ess_bulk", "z", "fwer", "passed",
+        "failed" (the keys that failed)}.
+    """
+    import arviz as az
+
+    missing = [k for k in reference if k not in draws]
+    if missing:
+        raise ValueError(f"draws lack the reference key(s) {missing}")
+    z = float(norm.ppf(1 - fwer / (2 * 2 * len(reference))))
+    keys = {}
+    for k, ref in reference.items():
+        ours = np.asarray(draws[k], dtype=np.float64)
+        ref = np.asarray(ref, dtype=np.float64)
+        m, m_ref, s, s_ref = ours.mean(), ref.mean(), ours.std(ddof=1), ref.std(ddof=1)
+        mean_tol = z * float(np.hypot(az.mcse(ours), az.mcse(ref)))
+        sd_tol = z * float(np.hypot(az.mcse(ours, method="sd"), az.mcse(ref, method="sd")))
+        keys[k] = {"mean": float(m), "ref_mean": float(m_ref), "sd": float(s), "ref_sd": float(s_ref),
+                   "mean_error": float((m - m_ref) / s_ref), "sd_ratio": float(s / s_ref),
+                   "ess_bulk": float(az.ess(ours, method="bulk")), "mean_tol": mean_tol, "sd_tol": sd_tol,
+                   "mean_ok": bool(abs(m - m_ref) <= mean_tol), "sd_ok": bool(abs(s - s_ref) <= sd_tol)}
+    failed = [k for k, r in keys.items() if not (r["mean_ok"] and r["sd_ok"])]
+    return {"keys": keys,
+            "max_mean_error": max(abs(r["mean_error"]) for r in keys.values()),
+            "worst_sd_ratio": max((r["sd_ratio"] for r in keys.values()), key=lambda q: abs(np.log(q))),
+            "min_ess_bulk": min(r["ess_bulk"] for r in keys.values()),
+            "z": z, "fwer": fwer, "passed": not failed, "failed": failed}

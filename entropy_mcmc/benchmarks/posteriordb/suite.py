@@ -1,0 +1,132 @@
+"""`entropy-mcmc bench --suite posteriordb --db PATH`: our kernels and Pyro's NUTS on posteriordb's posteriors.
+
+For each posterior (its Pyro port, `models.PORTS`) and each kernel, one run through `entropy_mcmc.MCMC`
+(`chain_method="auto"`: vectorized where the port allows it), and Pyro's own NUTS on the same model in
+the same command, its chains one after another in this process. Every run is scored against
+posteriordb's reference draws by `reference.compare`: worst mean error in reference sds, worst sd
+ratio, min bulk ESS, and pass/fail with Monte Carlo standard-error tolerances; beside them min ESS per
+second (warmup and sampling counted), divergences, and how the chains were evaluated.
+`sequential=` names posteriors also run with `chain_method="sequential"`, which measures what the
+vectorized evaluation saves.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from .models import PORTS
+from .reference import compare, load_posterior
+
+__all__ = ["run_suite", "SETTINGS"]
+
+# chains, warmup and draws per chain, for ours and for Pyro's NUTS
+SETTINGS = {"full": (4, 1000, 1000), "quick": (4, 300, 300), "tiny": (2, 30, 30)}
+COLUMNS = ("posterior", "sampler", "chains_eval", "passed", "max_mean_error", "worst_sd_ratio", "min_ess",
+           "ess_per_s", "ess_per_grad", "divergences", "seconds", "failed")
+
+
+def _score(posterior, samples: Dict[str, torch.Tensor], seconds: float, grads: Optional[int],
+           divergences: int) -> Dict[str, object]:
+    c = compare(posterior.draws(samples), posterior.reference)
+    return {"passed": c["passed"], "max_mean_error": c["max_mean_error"], "worst_sd_ratio": c["worst_sd_ratio"],
+            "min_ess": c["min_ess_bulk"], "ess_per_s": c["min_ess_bulk"] / seconds,
+            "ess_per_grad": float("nan") if not grads else c["min_ess_bulk"] / grads,
+            "divergences": int(divergences), "seconds": seconds, "failed": " ".join(c["failed"][:6])}
+
+
+def _run_ours(posterior, kernel: str, chains: int, warmup: int, draws: int, seed: int,
+              chain_method: str) -> Dict[str, object]:
+    from ...infer import MCMC, Kernel
+
+    mcmc = MCMC(Kernel(kernel, model=posterior.port.model), num_warmup=warmup, num_samples=draws,
+                num_chains=chains, progress_bar=False, chain_method=chain_method)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is what the comparison with the reference measures
+        mcmc.run(seed, **posterior.kwargs)
+        seconds = time.perf_counter() - t0
+        samples = mcmc.get_samples(group_by_chain=True)
+    r = mcmc.result
+    grads = (r.num_grad_evals + r.num_grad_evals_warmup) * r.num_chains
+    return {"sampler": kernel if chain_method == "auto" else f"{kernel} ({chain_method})",
+            "chains_eval": mcmc.target.method, **_score(posterior, samples, seconds, grads, mcmc.num_divergences)}
+
+
+def _run_pyro_nuts(posterior, chains: int, warmup: int, draws: int, seed: int) -> Dict[str, object]:
+    import pyro
+    from pyro.infer import MCMC as PyroMCMC
+    from pyro.infer import NUTS as PyroNUTS
+
+    per_chain: List[Dict[str, torch.Tensor]] = []
+    divergences = 0
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for c in range(chains):
+            pyro.set_rng_seed(seed + c)
+            mcmc = PyroMCMC(PyroNUTS(posterior.port.model), num_samples=draws, warmup_steps=warmup, num_chains=1,
+                            disable_progbar=True)
+            mcmc.run(**posterior.kwargs)
+            per_chain.append(mcmc.get_samples())
+            divergences += sum(len(v) for v in mcmc.diagnostics().get("divergences", {}).values())
+    seconds = time.perf_counter() - t0
+    samples = {k: torch.stack([s[k] for s in per_chain]) for k in per_chain[0]}
+    return {"sampler": "pyro-nuts", "chains_eval": "one by one",
+            **_score(posterior, samples, seconds, None, divergences)}
+
+
+def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[str] = ("nuts", "chees-hmc"),
+              pyro_nuts: bool = True, mode: str = "full", seed: int = 0, sequential: Sequence[str] = (),
+              out_dir: Optional[str] = None, chains: Optional[int] = None) -> List[Dict[str, object]]:
+    """Run and score every (posterior, sampler) pair; print a table per posterior as it finishes, and write
+    `posteriordb.csv`, `posteriordb.md` and `posteriordb.json` to `out_dir` when given.
+
+    Args:
+        db_path: a posterior database folder (posteriordb's layout; a full clone or a subset).
+        names: posteriors to run (default: every ported one that the database has with reference draws).
+        kernels: registry kernels run through `entropy_mcmc.MCMC` (`Kernel(name, model=...)`).
+        pyro_nuts: also run Pyro's NUTS, chains one after another, on the same model.
+        mode: "full", "quick" or "tiny" (`SETTINGS`: chains, warmup, draws).
+        sequential: posteriors whose first kernel also runs with `chain_method="sequential"`.
+        chains: overrides the mode's number of chains.
+    """
+    import pandas as pd
+
+    if mode not in SETTINGS:
+        raise ValueError(f"mode must be one of {sorted(SETTINGS)}, got {mode!r}")
+    n_chains, warmup, draws = SETTINGS[mode]
+    n_chains = chains or n_chains
+    names = list(names) if names else sorted(PORTS)
+    unknown = [n for n in [*names, *sequential] if n not in PORTS]
+    if unknown:
+        raise ValueError(f"no Pyro port of {unknown}; ported: {', '.join(sorted(PORTS))}")
+    posteriors = [load_posterior(db_path, n) for n in names]  # every path and name checked before any run
+    rows: List[Dict[str, object]] = []
+    for posterior in posteriors:
+        runs = [(k, "auto") for k in kernels]
+        if posterior.name in sequential:
+            runs.append((kernels[0], "sequential"))
+        for kernel, method in runs:
+            rows.append({"posterior": posterior.name,
+                         **_run_ours(posterior, kernel, n_chains, warmup, draws, seed, method)})
+        if pyro_nuts:
+            rows.append({"posterior": posterior.name, **_run_pyro_nuts(posterior, n_chains, warmup, draws, seed)})
+        print(pd.DataFrame([r for r in rows if r["posterior"] == posterior.name])[list(COLUMNS)].to_string(
+            index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        df = pd.DataFrame(rows)[list(COLUMNS)]
+        df.to_csv(out / "posteriordb.csv", index=False)
+        (out / "posteriordb.md").write_text(df.to_markdown(index=False, floatfmt=".3g") + "\n")
+        record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "db": str(db_path), "mode": mode, "chains": n_chains, "warmup": warmup, "draws": draws,
+                  "seed": seed, "rows": rows}
+        (out / "posteriordb.json").write_text(json.dumps(record, indent=1))
+    return rows
