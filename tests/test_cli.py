@@ -88,6 +88,9 @@ def test_console_script_exact_form(tmp_path):
     (["sample", "--target", "german", "--kernel", "hmc", "--device", "nodevice"], "is not usable"),
     (["bench", "--tiny", "--targets", "nope"], "unknown target"),
     (["frobnicate"], "invalid choice"),
+    *[([cmd, "--threads", "-1", *required], "--threads: expected a non-negative integer, got '-1'")
+      for cmd, required in (("train-rbm", ["--out", "x"]), ("sample-rbm", ["--model", "m", "--out", "x"]),
+                            ("cluster", ["--data", "digits", "--out", "x"]))],
 ])
 def test_bad_arguments_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:

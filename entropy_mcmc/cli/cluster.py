@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import common
+
 HELP = "train NMCE on a data set (digits, double-spiral, a .mat file or PNG folders) and report ACC, NMI, ARI"
 
 
@@ -63,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=int, default=32, help="downscale larger images to this side (CPU)")
     parser.add_argument("--image-size", type=_image_size, default=None,
                         help="HxW of the images in a .mat file when the row length does not tell")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=common.nonneg_int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--no-progress", action="store_true")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import common
 from .common import UsageError
 
 HELP = "Gibbs-sample a trained RBM from held-out data or noise; save the visible rates after k steps as a PNG"
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", choices=("data", "noise"), default="data")
     p.add_argument("--mnist-dir", default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=common.nonneg_int, default=1, help="torch threads; 0: torch's default")
     p.add_argument("--out", required=True, metavar="PNG")
 
 
@@ -48,7 +49,8 @@ def run(args) -> int:
                        {s for s in (1, 10, 100) if s < args.steps} | {args.steps})
     if snapshots[0] < 1:
         raise UsageError("--snapshots must be positive step counts")
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = load_model(args.model)
     meta = read_payload(args.model).get("meta", {})
     name = meta.get("data")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import common
 from .common import UsageError
 
 HELP = "train a CAP-RBM (thesis ch. 2) or a Bernoulli RBM with CD-k/PCD; write a checkpoint for sample-rbm"
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity-cost", type=float, default=0.0)
     p.add_argument("--resume", default=None, metavar="PATH", help="continue training this checkpoint")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=common.nonneg_int, default=1, help="torch threads; 0: torch's default")
     p.add_argument("--log", default=None, metavar="CSV", help="append one row of monitors per epoch")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
@@ -60,7 +61,8 @@ def run(args) -> int:
     from ..ebm_training.rbm.training import TrainConfig, Trainer
 
     _check_out(args.out)
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     small = args.data == "digits" or (args.data is None and args.model == "bernoulli")
     settings = dict(epochs=args.epochs, batch_size=args.batch_size or (10 if small else 100),
                     learning_rate=args.lr or (0.06 if small else 0.05), momentum=args.momentum,
