@@ -80,3 +80,20 @@ def test_files_written_before_the_change_still_load(tmp_path):
     loaded, meta = load_proposal(tmp_path / "old.pt")
     assert meta["history"]["grad_norm"][0] == float("inf")
     assert torch.equal(loaded.flow.masks, m.flow.masks)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: path.write_bytes(path.read_bytes()[:200]), "unreadable"),
+    (lambda path: path.write_text("not a torch file"), "unreadable"),
+    (lambda path: torch.save({**torch.load(path, weights_only=True), "model": {"kind": "learned"}}, path),
+     "damaged learned sampler file"),
+    (lambda path: torch.save({**torch.load(path, weights_only=True), "state_dict": {}}, path),
+     r"damaged learned sampler file \(RuntimeError: Error\(s\) in loading state_dict"),
+])
+def test_a_truncated_or_damaged_file_is_one_value_error_line(tmp_path, damage, message):
+    path = tmp_path / "s.pt"
+    save_proposal(path, model())
+    damage(path)
+    with pytest.raises(ValueError, match=message) as err:
+        load_proposal(path)
+    assert "\n" not in str(err.value)

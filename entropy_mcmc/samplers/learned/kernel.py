@@ -258,16 +258,24 @@ def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalM
 
     try:  # weights_only: tensors and plain containers; a pickle that would import or call anything is refused
         payload = torch.load(str(path), map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
         detail = next((line for line in str(err).splitlines() if "GLOBAL" in line), "").strip()
-        raise ValueError(f"{path} was refused: it holds objects whose unpickling would run code"
-                         + (f" ({detail})" if detail else "")
-                         + "; a learned sampler file holds only tensors and plain data") from None
+        if detail:  # the restricted unpickler met an import or a call
+            raise ValueError(f"{path} was refused: it holds objects whose unpickling would run code ({detail}); "
+                             "a learned sampler file holds only tensors and plain data") from None
+        raise ValueError(f"{path} is not a learned sampler file written by entropy_mcmc (unreadable: "
+                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != "entropy_mcmc.learned_sampler":
         raise ValueError(f"{path} is not a learned sampler file written by entropy_mcmc")
-    model = build_model(payload["model"])
-    model.to(getattr(torch, payload.get("dtype", "float32")))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = build_model(payload["model"])
+        model.to(getattr(torch, payload.get("dtype", "float32")))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"{path} is a damaged learned sampler file ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'missing entry'})") from None
     return model, payload.get("meta", {})
 
 
