@@ -273,3 +273,24 @@ def test_clear_errors_for_bad_units():
     units = to_unit_modulus(x, threshold=0.15)
     torch.testing.assert_close(units, torch.tensor([[0.0j, 1.0j, -1.0 + 0.0j, 0.0j]]))
     m.free_energy(units)
+
+
+def test_dtype_moves_keep_the_complex_weights_complex_and_their_imaginary_part():
+    model = CAPRBM(5, 3, seed=1)
+    with torch.no_grad():
+        model.J.copy_(0.1 * torch.randn(5, 3))
+    w0, names = model.W.detach().clone(), [n for n, _ in model.named_parameters()]
+    gen = torch.Generator().manual_seed(0)
+    v = torch.exp(1j * torch.rand(4, 5, dtype=torch.float64, generator=gen))
+    h = torch.exp(1j * torch.rand(4, 3, dtype=torch.float64, generator=gen))
+    e32 = model.energy(v.to(torch.complex64), h.to(torch.complex64))
+    for move in (lambda m: m.double(), lambda m: m.float().to(torch.float64)):
+        move(model)
+        assert model.W.dtype == torch.complex128 and model.J.dtype == torch.float64
+        torch.testing.assert_close(model.W.detach(), w0.to(torch.complex128))  # imaginary part kept
+        torch.testing.assert_close(model.energy(v, h), e32.double(), rtol=1e-5, atol=1e-6)
+    model.float()
+    assert model.W.dtype == torch.complex64 and torch.equal(model.W.detach(), w0)
+    assert [n for n, _ in model.named_parameters()] == names
+    with pytest.raises(TypeError, match="float32 or float64"):
+        model.half()

@@ -96,6 +96,24 @@ class CAPRBM(nn.Module):
         self.visible_bias = nn.Parameter(torch.zeros(num_visible, dtype=dtype, device=device))
         self.hidden_bias = nn.Parameter(torch.zeros(num_hidden, dtype=dtype, device=device))
 
+    def _apply(self, fn, recurse=True):
+        """dtype and device moves (`.double()`, `.to(torch.float64)`, `.cuda()`) reach W through its real view, so W
+        stays complex with the precision of the real parameters: `nn.Module` alone leaves a complex W as it is on
+        `.double()` and drops its imaginary part on `.to(float64)`."""
+        w = self.W
+        self._parameters["W"] = None  # keeps W's place in the parameter order
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            self._parameters["W"] = w
+        w.data = torch.view_as_complex(fn(torch.view_as_real(w.data)).contiguous())
+        if w.grad is not None:
+            w.grad = torch.view_as_complex(fn(torch.view_as_real(w.grad)).contiguous())
+        real = self.visible_bias.dtype
+        if real not in (torch.float32, torch.float64):
+            raise TypeError(f"CAPRBM holds float32 or float64 parameters (W complex64 or complex128), got {real}")
+        return self
+
     def config(self) -> Dict[str, object]:
         return {"num_visible": self.num_visible, "num_hidden": self.num_hidden, "coupling": self.coupling,
                 "dtype": str(self.visible_bias.dtype).replace("torch.", "")}
