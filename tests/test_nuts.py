@@ -152,6 +152,26 @@ def test_vectorized_tree_matches_the_recursive_reference_for_every_chain(compact
     assert info.num_grad_evals == int(info.extras["n_steps"].max())
 
 
+def test_two_leaf_u_turns_inside_subtrees_match_the_reference():
+    """A harmonic oscillator from phases spread around the circle, every doubling forward: in many chains a later
+    subtree's first two leaves already turn (the case the harmonic test above pins down by hand), and every chain's
+    depth and step count are those of its recursive tree."""
+    target = Gaussian(torch.zeros(1), torch.eye(1))
+    chains, max_depth = 48, 8
+    phase = torch.linspace(-math.pi, math.pi, chains + 1, dtype=torch.float64)[:-1]
+    eps = torch.linspace(0.05, 0.4, chains, dtype=torch.float64)
+    x0, z = torch.sin(phase)[:, None], torch.cos(phase)[:, None]
+    kernel = Forced(target, eps, torch.ones(chains, max_depth, dtype=torch.float64), noise=z,
+                    max_tree_depth=max_depth)
+    _, info = kernel.step(kernel.init(x0))
+    ref = [reference_tree(target, x0[c], z[c], float(eps[c]), torch.ones(1, dtype=torch.float64), [1.0] * max_depth,
+                          max_depth) for c in range(chains)]
+    depth, steps = info.extras["tree_depth"], info.extras["n_steps"]
+    assert depth.tolist() == [r[0] for r in ref] and steps.tolist() == [r[1] for r in ref]
+    two_leaf = steps == 2 ** depth - 1 + 2  # the discarded subtree stopped after its first two leaves
+    assert int(two_leaf.sum()) >= 5, two_leaf.sum()
+
+
 def test_tree_depth_is_capped_and_reported():
     target = Gaussian(torch.zeros(3), torch.eye(3))
     kernel = NUTS(target, 0.005, max_tree_depth=3)
