@@ -363,6 +363,16 @@ def test_compare_fails_a_mean_shifted_by_five_mcses_and_an_sd_scaled_by_one_and_
         compare({"a": ref["a"]}, ref)
 
 
+def test_compare_fails_chains_that_did_not_mix_even_when_their_mcse_covers_the_reference():
+    ref = ar1_draws(0)
+    # four chains stuck near different values: a huge MCSE, so the means are "within tolerance"
+    stuck = {k: v[:4, :300] * 0.01 + np.array([[-3.0], [-1.0], [1.0], [3.0]]) * v.std() + v.mean()
+             for k, v in ref.items()}
+    result = compare(stuck, ref)
+    assert not result["failed"]  # the tolerance alone would pass them
+    assert not result["converged"] and not result["passed"] and result["max_rhat"] > 1.5
+
+
 # -- NUTS against the reference draws ---------------------------------------------------------------------------
 def run_and_compare(name, num_warmup=300, num_samples=300):
     post = posterior(name)

@@ -11,7 +11,11 @@ reads this layout as it is: the data (`posterior(name).data.values()`) and the r
 
 with the MCSEs of ArviZ (`az.mcse`, methods "mean" and "sd", from each side's chains) and z the two-sided
 Bonferroni quantile Phi^-1(1 - fwer / (2 * 2K)) over the 2K tests of K keys, so that correct draws fail
-on a posterior with probability at most `fwer` (0.01 by default), given valid MCSEs.
+on a posterior with probability at most `fwer` (0.01 by default), given valid MCSEs. MCSEs are valid only
+for chains that mixed: stuck chains have a huge MCSE that would pass any mean, so a run passes only if
+also every key's bulk ESS is at least `min_ess` (100) and its rank-normalized R-hat at most `max_rhat`
+(1.05: chains that did not mix are far above it; Stan's 1.01 is for long runs, and correct chains of a short
+run cross it by chance: 1.012 for 4 x 500 draws of an AR(1) process).
 """
 from __future__ import annotations
 
@@ -112,7 +116,8 @@ def add_deterministic(model, model_kwargs: Mapping, samples: Mapping[str, torch.
     return out
 
 
-def compare(draws: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], fwer: float = 0.01) -> dict:
+def compare(draws: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], fwer: float = 0.01,
+            min_ess: float = 100.0, max_rhat: float = 1.05) -> dict:
     """Per reference key and overall: the mean error in reference sds, the sd ratio, our bulk ESS, and whether
     mean and sd agree within `z` combined MCSEs (module docstring; z from the family-wise error rate `fwer`).
 
@@ -122,9 +127,10 @@ def compare(draws: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
 
     Returns:
         {"keys": {key: {"mean", "ref_mean", "sd", "ref_sd", "mean_error" (in ref sds), "sd_ratio", "ess_bulk",
-        "mean_tol", "sd_tol" (both absolute), "mean_ok", "sd_ok"}}, "max_mean_error" (worst |mean_error|),
-        "worst_sd_ratio" (the ratio with the largest |log ratio|), "min_ess_bulk", "z", "fwer", "passed",
-        "failed" (the keys that failed)}.
+        "rhat", "mean_tol", "sd_tol" (both absolute), "mean_ok", "sd_ok"}}, "max_mean_error" (worst |mean_error|),
+        "worst_sd_ratio" (the ratio with the largest |log ratio|), "min_ess_bulk", "max_rhat", "converged" (ESS and
+        R-hat within bounds), "z", "fwer", "passed" (converged and every key within tolerance), "failed" (the keys
+        outside tolerance)}.
     """
     import arviz as az
 
@@ -141,11 +147,15 @@ def compare(draws: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
         sd_tol = z * float(np.hypot(az.mcse(ours, method="sd"), az.mcse(ref, method="sd")))
         keys[k] = {"mean": float(m), "ref_mean": float(m_ref), "sd": float(s), "ref_sd": float(s_ref),
                    "mean_error": float((m - m_ref) / s_ref), "sd_ratio": float(s / s_ref),
-                   "ess_bulk": float(az.ess(ours, method="bulk")), "mean_tol": mean_tol, "sd_tol": sd_tol,
+                   "ess_bulk": float(az.ess(ours, method="bulk")), "rhat": float(az.rhat(ours)) if ours.shape[0] > 1
+                   else float("nan"), "mean_tol": mean_tol, "sd_tol": sd_tol,
                    "mean_ok": bool(abs(m - m_ref) <= mean_tol), "sd_ok": bool(abs(s - s_ref) <= sd_tol)}
     failed = [k for k, r in keys.items() if not (r["mean_ok"] and r["sd_ok"])]
+    ess = min(r["ess_bulk"] for r in keys.values())
+    rhat = max(r["rhat"] for r in keys.values())  # NaN for one chain: R-hat n/a, not a failure
+    converged = bool(ess >= min_ess and not rhat > max_rhat)
     return {"keys": keys,
             "max_mean_error": max(abs(r["mean_error"]) for r in keys.values()),
             "worst_sd_ratio": max((r["sd_ratio"] for r in keys.values()), key=lambda q: abs(np.log(q))),
-            "min_ess_bulk": min(r["ess_bulk"] for r in keys.values()),
-            "z": z, "fwer": fwer, "passed": not failed, "failed": failed}
+            "min_ess_bulk": ess, "max_rhat": rhat, "converged": converged,
+            "z": z, "fwer": fwer, "passed": converged and not failed, "failed": failed}

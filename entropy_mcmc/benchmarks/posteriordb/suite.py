@@ -4,7 +4,8 @@ For each posterior (its Pyro port, `models.PORTS`) and each kernel, one run thro
 (`chain_method="auto"`: vectorized where the port allows it), and Pyro's own NUTS on the same model in
 the same command, its chains one after another in this process. Every run is scored against
 posteriordb's reference draws by `reference.compare`: worst mean error in reference sds, worst sd
-ratio, min bulk ESS, and pass/fail with Monte Carlo standard-error tolerances; beside them min ESS per
+ratio, min bulk ESS, max R-hat, and pass/fail (converged, and within Monte Carlo standard-error tolerances of
+the reference); beside them min ESS per
 second (warmup and sampling counted), divergences, and how the chains were evaluated.
 `sequential=` names posteriors also run with `chain_method="sequential"`, which measures what the
 vectorized evaluation saves.
@@ -27,7 +28,10 @@ __all__ = ["run_suite", "SETTINGS"]
 
 # chains, warmup and draws per chain, for ours and for Pyro's NUTS
 SETTINGS = {"full": (4, 1000, 1000), "quick": (4, 300, 300), "tiny": (2, 30, 30)}
-COLUMNS = ("posterior", "sampler", "chains_eval", "passed", "max_mean_error", "worst_sd_ratio", "min_ess",
+# ChEES tunes its trajectory length by a criterion over the chains: it runs at least this many (BlackJAX's
+# examples use more); with 4 chains its warmup stalled on an HMM (min ESS 7 of 1200 draws)
+CHEES_CHAINS = 16
+COLUMNS = ("posterior", "sampler", "chains", "chains_eval", "passed", "max_mean_error", "worst_sd_ratio", "min_ess", "max_rhat",
            "ess_per_s", "ess_per_grad", "divergences", "seconds", "failed")
 
 
@@ -35,9 +39,16 @@ def _score(posterior, samples: Dict[str, torch.Tensor], seconds: float, grads: O
            divergences: int) -> Dict[str, object]:
     c = compare(posterior.draws(samples), posterior.reference)
     return {"passed": c["passed"], "max_mean_error": c["max_mean_error"], "worst_sd_ratio": c["worst_sd_ratio"],
-            "min_ess": c["min_ess_bulk"], "ess_per_s": c["min_ess_bulk"] / seconds,
+            "min_ess": c["min_ess_bulk"], "max_rhat": c["max_rhat"], "ess_per_s": c["min_ess_bulk"] / seconds,
             "ess_per_grad": float("nan") if not grads else c["min_ess_bulk"] / grads,
             "divergences": int(divergences), "seconds": seconds, "failed": " ".join(c["failed"][:6])}
+
+
+def _cross_chain(kernel: str) -> bool:
+    from ...samplers import get_kernel_spec
+
+    spec = get_kernel_spec(kernel)
+    return any(o.name == "adapt_path_length" and o.default == "chees" for o in spec.options)
 
 
 def _run_ours(posterior, kernel: str, chains: int, warmup: int, draws: int, seed: int,
@@ -94,7 +105,7 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
         pyro_nuts: also run Pyro's NUTS, chains one after another, on the same model.
         mode: "full", "quick" or "tiny" (`SETTINGS`: chains, warmup, draws).
         sequential: posteriors whose first kernel also runs with `chain_method="sequential"`.
-        chains: overrides the mode's number of chains.
+        chains: overrides the mode's number of chains (a ChEES kernel runs at least CHEES_CHAINS).
     """
     import pandas as pd
 
@@ -113,10 +124,12 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
         if posterior.name in sequential:
             runs.append((kernels[0], "sequential"))
         for kernel, method in runs:
-            rows.append({"posterior": posterior.name,
-                         **_run_ours(posterior, kernel, n_chains, warmup, draws, seed, method)})
+            chains_k = max(n_chains, CHEES_CHAINS) if _cross_chain(kernel) else n_chains
+            rows.append({"posterior": posterior.name, "chains": chains_k,
+                         **_run_ours(posterior, kernel, chains_k, warmup, draws, seed, method)})
         if pyro_nuts:
-            rows.append({"posterior": posterior.name, **_run_pyro_nuts(posterior, n_chains, warmup, draws, seed)})
+            rows.append({"posterior": posterior.name, "chains": n_chains,
+                         **_run_pyro_nuts(posterior, n_chains, warmup, draws, seed)})
         print(pd.DataFrame([r for r in rows if r["posterior"] == posterior.name])[list(COLUMNS)].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
     if out_dir is not None:
