@@ -91,6 +91,13 @@ def test_console_script_exact_form(tmp_path):
     *[([cmd, "--threads", "-1", *required], "--threads: expected a non-negative integer, got '-1'")
       for cmd, required in (("train-rbm", ["--out", "x"]), ("sample-rbm", ["--model", "m", "--out", "x"]),
                             ("cluster", ["--data", "digits", "--out", "x"]))],
+    # 0 is refused where it means nothing, never silently replaced by a default
+    (["train-rbm", "--out", "x", "--batch-size", "0"], "--batch-size: expected a positive integer, got '0'"),
+    (["train-rbm", "--out", "x", "--lr", "0"], "--lr: expected a positive finite number, got '0'"),
+    (["train-rbm", "--out", "x", "--hidden", "0"], "--hidden: expected a positive integer"),
+    (["sample-rbm", "--model", "m", "--out", "x", "--chains", "0"], "--chains: expected a positive integer"),
+    (["cluster", "--data", "digits", "--out", "x", "--lr", "nan"], "--lr: expected a positive finite number"),
+    (["cluster", "--data", "digits", "--out", "x", "--z-dim", "0"], "--z-dim: expected a positive integer"),
 ])
 def test_bad_arguments_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:

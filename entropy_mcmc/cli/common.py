@@ -41,6 +41,8 @@ probability = checked(float, lambda v: 0.0 < v < 1.0, "expected a number in (0, 
 unit_interval = checked(float, lambda v: 0.0 <= v < 1.0, "expected a number in [0, 1)")
 positive_float = checked(float, lambda v: v > 0.0 and v != float("inf"), "expected a positive number",
                          "expected a positive finite number")
+nonneg_float = checked(float, lambda v: 0.0 <= v < float("inf"), "expected a non-negative number",
+                       "expected a non-negative finite number")
 seed = checked(int, lambda v: 0 <= v < 2 ** 63, "expected an integer seed", "seed must lie in [0, 2^63)")
 
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", choices=("thesis", "geometric", "linear", "cosine", "constant"),
                         default="thesis", help="temperature schedule (thesis: Figure B.7B's shape)")
     parser.add_argument("--t-max", type=common.positive_float, default=100.0, help="initial temperature (100)")
-    parser.add_argument("--t-min", type=float, default=1.0, help="temperature the cooling reaches (1)")
+    parser.add_argument("--t-min", type=common.positive_float, default=1.0, help="temperature the cooling reaches (1)")
     parser.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=True,
                         help="end with the single-step denoising jump (default on)")
     parser.add_argument("--inpaint", choices=MASKS, default=None,

@@ -22,12 +22,12 @@ HELP = "Gibbs-sample a trained RBM from held-out data or noise; save the visible
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="PATH", help="checkpoint written by train-rbm")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=common.positive_int, default=1000)
     p.add_argument("--snapshots", default=None, help="comma-separated step counts to show (default 1,10,100,STEPS)")
-    p.add_argument("--chains", type=int, default=8, help="chains (images) to run and show")
+    p.add_argument("--chains", type=common.positive_int, default=8, help="chains (images) to run and show")
     p.add_argument("--start", choices=("data", "noise"), default="data")
     p.add_argument("--mnist-dir", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=common.seed, default=0)
     p.add_argument("--threads", type=common.nonneg_int, default=1, help="torch threads; 0: torch's default")
     p.add_argument("--out", required=True, metavar="PNG")
 

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="share of each draw re-initialized from noise (0.05)")
     ml.add_argument("--persistent", action=argparse.BooleanOptionalAction, default=True,
                     help="persistent chains from the replay buffer (default); --no-persistent: CD-K from the data")
-    ml.add_argument("--energy-penalty", type=float, default=0.001,
+    ml.add_argument("--energy-penalty", type=common.nonneg_float, default=0.001,
                     help="alpha of the squared-energy penalty (0.001; 0: the unbiased ML gradient)")
     ml.add_argument("--step-size", type=common.positive_float, default=None,
                     help="the kernel's initial step size (default: the registry's)")
