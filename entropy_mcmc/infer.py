@@ -279,7 +279,7 @@ class MCMC:
                 potential of a dict. For a model, a dict `{site: value}` of *unconstrained* values (as NumPyro
                 and Pyro take them), each `[num_chains, *shape]` or `[*shape]`. Default: N(0, 0.1^2) for a
                 potential; for a model, Pyro's uniform in [-2, 2] on the unconstrained space, the lowest-energy of
-                4 draws per chain.
+                10 draws per chain.
             extra_fields: the per-draw statistics `get_extra_fields` returns (default: all of them);
                 NumPyro's names `accept_prob`, `potential_energy`, `adapt_state.step_size` are understood.
         """
@@ -328,7 +328,7 @@ class MCMC:
         """Flat initial positions `[num_chains, d]` of a model's unconstrained sites, checked finite."""
         if init_params is None:
             gen = torch.Generator().manual_seed(int(init_seed))
-            return target.initial_position(self.num_chains, generator=gen, candidates=4)
+            return target.initial_position(self.num_chains, generator=gen, candidates=10)
         if not isinstance(init_params, Mapping):
             raise TypeError(f"init_params for a model is a dict of unconstrained site values, got "
                             f"{type(init_params).__name__}")

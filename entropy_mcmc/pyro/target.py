@@ -311,7 +311,7 @@ class PyroTarget(Target):
                          candidates: int = 1) -> torch.Tensor:
         """`[num_chains, d]` unconstrained positions drawn uniformly in [-radius, radius] (Pyro's `init_to_uniform`),
         redrawn per chain until the energy and its gradient are finite; with `candidates` > 1, each chain starts at
-        the lowest-energy of that many such draws (`MCMC` takes 4: a start where a recursion explodes, as ARMA's
+        the lowest-energy of that many such draws (`MCMC` takes 10: a start where a recursion explodes, as ARMA's
         with |theta| > 1, holds a chain, and the step size its chains share, for the whole warmup)."""
         best_x, best_u = None, None
         for _ in range(candidates):
