@@ -325,7 +325,7 @@ class MCMC:
         return target.unflatten(x)
 
     def _init(self, target, init_params, init_seed: int) -> torch.Tensor:
-        """Flat initial positions `[num_chains, d]` of a model's unconstrained sites, checked finite."""
+        """Flat initial positions `[num_chains, d]` of a model's unconstrained sites (`_check_finite` checks them)."""
         if init_params is None:
             gen = torch.Generator().manual_seed(int(init_seed))
             return target.initial_position(self.num_chains, generator=gen, candidates=10)
