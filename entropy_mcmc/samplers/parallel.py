@@ -29,8 +29,8 @@ def _worker(fn: Callable, args: Sequence, init_method: str, rank: int, world_siz
     try:
         dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size)
         out = fn(*args)
-        if rank == 0:
-            queue.put(("ok", out))
+        if rank == 0:  # by value: a tensor shared by handle dies with this process, maybe before it is read
+            queue.put(("ok", pickle.dumps(out)))
         end_process_group()
     except Exception as e:  # noqa: BLE001 - handed to the caller, which raises it there
         user_error = isinstance(e, (ValueError, TypeError))
@@ -79,6 +79,6 @@ def run_in_processes(fn: Callable, args: Sequence, chains: int, num_processes: O
                     p.terminate()
                 p.join()
     if message[0] == "ok":
-        return message[1]
+        return pickle.loads(message[1])  # written by our own worker above
     kind, text = message[1], message[2]
     raise {"ValueError": ValueError, "TypeError": TypeError}.get(kind, RuntimeError)(text)
