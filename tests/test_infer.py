@@ -168,12 +168,13 @@ def test_print_summary_uses_prob_and_counts_divergences(capsys):
     assert mcmc.to_arviz().posterior["x"].shape == (4, 100, 2)
 
 
-@pytest.mark.parametrize("bad, got", [(lambda x: x * 2.0, r"returned \[3, 2\], on one point ValueError: it returned \[2\]"),
-                                      (lambda x: None, r"returned NoneType")])
+@pytest.mark.parametrize("bad, got", [
+    (lambda x: x * 2.0, r"returned \[3, 2\], on one point ValueError: it returned \[2\]"),
+    (lambda x: None, r"returned NoneType")])
 def test_a_potential_of_the_wrong_shape_is_one_clear_line(bad, got):
     mcmc = MCMC(HMC(potential_fn=bad, event_shape=2), num_warmup=5, num_samples=5, num_chains=3, progress_bar=False)
-    with pytest.raises(ValueError, match=r"must map one point \(shape \[2\]\) to a scalar, or a batch \[chains, \.\.\.\]"
-                                         rf" to \[chains\]; on a batch of 3 points it {got}") as err:
+    with pytest.raises(ValueError, match=r"must map one point \(shape \[2\]\) to a scalar, or a batch "
+                                         rf"\[chains, \.\.\.\] to \[chains\]; on a batch of 3 points it {got}") as err:
         mcmc.run(0)
     assert "\n" not in str(err.value)
 

@@ -38,31 +38,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="digits, double-spiral, manifolds, manifolds-intersecting, a .mat file (fea/gnd) "
                              "or a folder with one sub-folder of PNG images per class")
-    parser.add_argument("--clusters", type=common.positive_int, default=None, help="number of clusters (default: number of classes)")
+    parser.add_argument("--clusters", type=common.positive_int, default=None,
+                        help="number of clusters (default: number of classes)")
     parser.add_argument("--seed", type=common.seed, default=0)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--steps", type=_steps, default=(300, 300, 500),
                         help="steps of the three stages (TCR, NMCE on the frozen backbone, NMCE fine-tuning)")
     parser.add_argument("--batch-size", type=common.positive_int, default=1024)
-    parser.add_argument("--lam", type=common.nonneg_float, default=50.0, help="weight of the view-similarity constraint")
+    parser.add_argument("--lam", type=common.nonneg_float, default=50.0,
+                        help="weight of the view-similarity constraint")
     parser.add_argument("--optimizer", choices=("adam", "lars"), default="adam",
                         help="optimizer of backbone and feature head (LARS: the thesis' large image sets)")
-    parser.add_argument("--lr", type=common.positive_float, default=None, help="learning rate (default: 1e-3 for Adam, batch/256 "
+    parser.add_argument("--lr", type=common.positive_float, default=None,
+                        help="learning rate (default: 1e-3 for Adam, batch/256 "
                                                                 "for LARS)")
-    parser.add_argument("--tau", type=common.positive_float, default=0.5, help="Gumbel-softmax temperature of the memberships")
-    parser.add_argument("--eps-sq", type=common.positive_float, default=0.01, help="squared coding error eps^2 of eq. 5.2 (TCR stage)")
-    parser.add_argument("--cluster-eps-sq", type=common.positive_float, default=0.1, help="eps^2 of the two NMCE stages")
+    parser.add_argument("--tau", type=common.positive_float, default=0.5,
+                        help="Gumbel-softmax temperature of the memberships")
+    parser.add_argument("--eps-sq", type=common.positive_float, default=0.01,
+                        help="squared coding error eps^2 of eq. 5.2 (TCR stage)")
+    parser.add_argument("--cluster-eps-sq", type=common.positive_float, default=0.1,
+                        help="eps^2 of the two NMCE stages")
     parser.add_argument("--n-init", type=common.positive_int, default=4,
                         help="stage-2 runs with new heads; the one with the largest rate reduction is kept (no labels)")
-    parser.add_argument("--z-dim", type=common.positive_int, default=None, help="feature dimension (default 4 x clusters, 6-128)")
+    parser.add_argument("--z-dim", type=common.positive_int, default=None,
+                        help="feature dimension (default 4 x clusters, 6-128)")
     parser.add_argument("--backbone", choices=("mlp", "resnet"), default="mlp")
     parser.add_argument("--assign", choices=("spectral", "subspace", "head", "ensc"), default="spectral",
                         help="final labels: spectral clustering of the features' nearest-neighbour graph, the "
                              "cluster head refined by nearest subspace, the head alone, or elastic net subspace "
                              "clustering of the features (the thesis' COIL recipe, with --steps N,0,0)")
     parser.add_argument("--width", type=common.positive_int, default=256)
-    parser.add_argument("--aug-noise", type=common.nonneg_float, default=0.05, help="Gaussian augmentation for point data")
-    parser.add_argument("--max-side", type=common.positive_int, default=32, help="downscale larger images to this side (CPU)")
+    parser.add_argument("--aug-noise", type=common.nonneg_float, default=0.05,
+                        help="Gaussian augmentation for point data")
+    parser.add_argument("--max-side", type=common.positive_int, default=32,
+                        help="downscale larger images to this side (CPU)")
     parser.add_argument("--image-size", type=_image_size, default=None,
                         help="HxW of the images in a .mat file when the row length does not tell")
     parser.add_argument("--threads", type=common.nonneg_int, default=0, help="torch threads (0: torch's default)")

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-data", type=common.positive_int, default=None, metavar="N",
                    help="training rows (default: 40000 bars, 1500 digits, 8000 MNIST)")
     p.add_argument("--mnist-dir", default=None, help="directory of the MNIST IDX files (mnist-cwt)")
-    p.add_argument("--hidden", type=common.positive_int, default=None, help="hidden units (default: 200 bars, 100 digits, 400 MNIST)")
+    p.add_argument("--hidden", type=common.positive_int, default=None,
+                   help="hidden units (default: 200 bars, 100 digits, 400 MNIST)")
     p.add_argument("--no-coupling", action="store_true", help="CAP-RBM without the amplitude coupling J")
     p.add_argument("--epochs", type=common.positive_int, default=10)
     p.add_argument("--batch-size", type=common.positive_int, default=None, help="default 100 (digits: 10)")

@@ -109,8 +109,9 @@ class PyroTarget(Target):
     """
 
     def __init__(self, model: Callable, model_args: Sequence = (), model_kwargs: Optional[Mapping] = None, *,
-                 vectorize: Union[bool, str] = "auto", transforms: Optional[Dict] = None, max_plate_nesting: Optional[int] = None,
-                 check: bool = True, jit_compile: bool = False, name: Optional[str] = None):
+                 vectorize: Union[bool, str] = "auto", transforms: Optional[Dict] = None,
+                 max_plate_nesting: Optional[int] = None, check: bool = True, jit_compile: bool = False,
+                 name: Optional[str] = None):
         if vectorize not in ("auto", True, False):
             raise ValueError(f"vectorize must be 'auto', True or False, got {vectorize!r}")
         self.model = model

@@ -31,8 +31,8 @@ SETTINGS = {"full": (4, 1000, 1000), "quick": (4, 300, 300), "tiny": (2, 30, 30)
 # ChEES tunes its trajectory length by a criterion over the chains: it runs at least this many (BlackJAX's
 # examples use more); with 4 chains its warmup stalled on an HMM (min ESS 7 of 1200 draws)
 CHEES_CHAINS = 16
-COLUMNS = ("posterior", "sampler", "chains", "chains_eval", "passed", "max_mean_error", "worst_sd_ratio", "min_ess", "max_rhat",
-           "ess_per_s", "ess_per_grad", "divergences", "seconds", "failed")
+COLUMNS = ("posterior", "sampler", "chains", "chains_eval", "passed", "max_mean_error", "worst_sd_ratio", "min_ess",
+           "max_rhat", "ess_per_s", "ess_per_grad", "divergences", "seconds", "failed")
 
 
 def _score(posterior, samples: Dict[str, torch.Tensor], seconds: float, grads: Optional[int],
