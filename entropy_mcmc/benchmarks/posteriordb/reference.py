@@ -20,15 +20,15 @@ run cross it by chance: 1.012 for 4 x 500 draws of an AR(1) process).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Mapping
 
 import numpy as np
-import pyro
 import torch
-from pyro import poutine
 from scipy.stats import norm
 
+from ...targets.potential import SequentialFallbackWarning
 from .models import Port, get_port
 
 __all__ = ["Posterior", "load_posterior", "add_deterministic", "compare"]
@@ -86,34 +86,17 @@ def load_posterior(db_path, name: str) -> Posterior:
     return Posterior(name, port, port.prepare(posterior.data.values()), reference)
 
 
-def _batch_dims(site) -> int:
-    return site["value"].dim() - site["fn"].event_dim
-
-
 def add_deterministic(model, model_kwargs: Mapping, samples: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """`samples` `{site: [chains, draws, *shape]}` with the model's `pyro.deterministic` sites added, from one
-    run of the model conditioned on every draw at once (under a plate of chains * draws, as `PyroTarget`
-    evaluates chains)."""
-    c, d = next(iter(samples.values())).shape[:2]
-    with poutine.block(), pyro.validation_enabled(False):
-        proto = poutine.trace(poutine.condition(model, data={k: v[0, 0] for k, v in samples.items()})).get_trace(
-            **model_kwargs)
-    sites = {n: s for n, s in proto.nodes.items() if s["type"] == "sample"}
-    nesting = max([0, *(-f.dim for s in sites.values() for f in s["cond_indep_stack"] if f.vectorized)])
-    values = {k: v.reshape(c * d, *([1] * (nesting - _batch_dims(sites[k]))), *v.shape[2:])
-              for k, v in samples.items()}
+    """`samples` `{site: [chains, draws, *shape]}` (constrained latent values, as Pyro's MCMC returns them) with the
+    model's `pyro.deterministic` sites added by `PyroTarget.site_draws` (one model run for all draws where the
+    model vectorizes)."""
+    from ...pyro.target import PyroTarget
 
-    def batched():
-        with pyro.plate("_draws", c * d, dim=-nesting - 1):
-            model(**model_kwargs)
-
-    with poutine.block(), pyro.validation_enabled(False), torch.no_grad():
-        trace = poutine.trace(poutine.condition(batched, data=values)).get_trace()
-    out = dict(samples)
-    for n, s in sites.items():
-        if s["infer"].get("_deterministic"):
-            out[n] = trace.nodes[n]["value"].reshape(c, d, *s["value"].shape)
-    return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SequentialFallbackWarning)  # slower, same values
+        target = PyroTarget(model, (), model_kwargs)
+    x = target.flatten({n: target.transforms[n](samples[n]) for n in target.layout.names}, batch_dims=2)
+    return {**samples, **target.site_draws(x)[0]}
 
 
 def compare(draws: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], fwer: float = 0.01,
