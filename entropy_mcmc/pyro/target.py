@@ -39,9 +39,9 @@ from pyro import poutine
 from pyro.infer.mcmc.util import initialize_model
 from pyro.poutine.subsample_messenger import _Subsample
 
-from ..targets.base import Target
+from ..targets.base import Target, energy_and_grad
 from ..targets.layout import SiteLayout
-from ..targets.potential import SequentialFallbackWarning, energy_and_grad, same_energy
+from ..targets.potential import SequentialFallbackWarning, same_energy
 
 __all__ = ["PyroTarget", "PotentialTarget", "SequentialFallbackWarning", "target_from_model"]
 

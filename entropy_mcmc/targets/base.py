@@ -7,6 +7,16 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 
 
+def energy_and_grad(energy: Callable[[torch.Tensor], torch.Tensor],
+                    x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`energy(x)` (`[chains]`) and its gradient by autograd, for any function of `[chains, ...]` positions."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        u = energy(x)
+        (g,) = torch.autograd.grad(u.sum(), x)
+    return u.detach(), g
+
+
 class Target:
     """An unnormalized density p(x) ∝ exp(-U(x)) on positions of shape `[chains, *event_shape]`.
 
@@ -33,11 +43,7 @@ class Target:
 
     def energy_and_grad(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """U(x) of shape `[chains]` and dU/dx of the shape of x, by autograd."""
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            u = self.energy(x)
-            (g,) = torch.autograd.grad(u.sum(), x)
-        return u.detach(), g
+        return energy_and_grad(self.energy, x)
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """dU/dx alone; targets override it where skipping the energy is cheaper (HMC's inner leapfrog steps)."""

@@ -18,25 +18,16 @@ from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 
-from .base import Target
+from .base import Target, energy_and_grad
 from .layout import SiteLayout
 
-__all__ = ["PotentialFn", "SequentialFallbackWarning", "energy_and_grad", "same_energy"]
+__all__ = ["PotentialFn", "SequentialFallbackWarning", "same_energy"]
 
 Init = Union[torch.Tensor, Mapping[str, torch.Tensor]]
 
 
 class SequentialFallbackWarning(UserWarning):
     """A density that does not vectorize over chains is evaluated one chain at a time (correct, slower)."""
-
-
-def energy_and_grad(energy: Callable, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """`energy(x)` and its gradient by autograd, for any function of `[chains, d]`."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        u = energy(x)
-        (g,) = torch.autograd.grad(u.sum(), x)
-    return u.detach(), g
 
 
 def same_energy(a: Tuple[torch.Tensor, torch.Tensor], b: Tuple[torch.Tensor, torch.Tensor]) -> bool:
