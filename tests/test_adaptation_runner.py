@@ -146,6 +146,8 @@ def test_bad_inputs_raise_clear_errors():
         HMC(t, 0.1, 3, inv_mass=torch.ones(3))
     with pytest.raises(ValueError, match="target_accept"):
         StepSizeAdaptation(MALA(t, 0.1), target_accept=1.5)
+    with pytest.raises(ValueError, match="statistic"):
+        StepSizeAdaptation(MALA(t, 0.1), statistic="median")
     with pytest.raises(ValueError, match="num_draws"):
         sample(MALA(t, 0.1), torch.zeros(2, 10), -1)
     with pytest.raises(TypeError, match="Target"):

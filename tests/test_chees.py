@@ -186,3 +186,51 @@ def test_front_door_hmc_with_adapt_path_length_chees():
     mcmc.run(0, init_params=torch.zeros(8, 2), extra_fields=("n_steps", "trajectory_length"))
     extra = mcmc.get_extra_fields()
     assert extra["trajectory_length"].unique().numel() == 1 and extra["n_steps"].unique().numel() > 1
+
+
+def quartic_run(statistic):
+    """U(x) = sum x^4 / 4 (curvature 3 x^2), 15 chains near the bulk and one at x = (30, 30), where only a step
+    below 2 / sqrt(2700) = 0.04 is stable while the bulk takes ~0.5."""
+    from entropy_mcmc.targets.potential import PotentialFn
+
+    init = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    init[0] = 30.0
+    target = PotentialFn(lambda x: (x ** 4).sum(-1) / 4, init, "vectorized")
+    kernel = build_kernel("chees-hmc", target, num_warmup=200, adapt_mass=False)
+    assert kernel.statistic == "harmonic"  # ChEESAdaptation declares it
+    kernel.statistic = statistic
+    return sample(kernel, init.clone(), 200, num_warmup=200, progress=False, seed=0, warn=False).draws
+
+
+def test_the_harmonic_mean_of_acceptances_brings_a_far_chain_into_the_bulk():
+    draws = quartic_run("harmonic")
+    # E[x^2] = 2 Gamma(3/4) / Gamma(1/4) = 0.676 under exp(-x^4/4)
+    assert draws[0].abs().max() < 30 and (draws[0] ** 2).mean() < 2.0
+
+
+def test_the_arithmetic_mean_leaves_it_stuck():
+    draws = quartic_run("mean")
+    assert (draws[0] == 30.0).all()
+
+
+class NoRestartChEES(ChEESAdaptation):
+    """Deliberately broken: keeps Adam's state and the running average across a new mass matrix."""
+
+    def _update(self, info):
+        self._inv_mass = self.base.inv_mass
+        super()._update(info)
+
+
+@pytest.mark.parametrize("adaptation, lo, hi", [(ChEESAdaptation, 0.55, 1.3), (NoRestartChEES, 0.0, 0.5)])
+def test_a_new_mass_matrix_restarts_the_length_adaptation(adaptation, lo, hi):
+    """sds 0.01, 1 and 100: the diagonal mass matrix whitens them, where the criterion's optimum is T_OPT; Adam's
+    second moment from the unwhitened gradients (1e4 times larger) stalls the length unless it restarts."""
+    sd = torch.tensor([0.01, 1.0, 100.0], dtype=torch.float64)
+    target = Gaussian(torch.zeros(3, dtype=torch.float64), torch.diag(sd ** 2))
+    for seed in (0, 1):
+        kernel = build_kernel("chees-hmc", target, num_warmup=500)
+        kernel.kernel = adaptation(kernel.kernel.kernel)
+        init = target.sample(64, torch.Generator().manual_seed(seed), torch.float64)
+        sample(kernel, init, 1, num_warmup=500, progress=False, seed=seed, warn=False)
+        assert torch.allclose(kernel.base.inv_mass.sqrt(), sd, rtol=0.3)
+        assert lo < kernel.base.trajectory_length / T_OPT < hi, kernel.base.trajectory_length

@@ -8,8 +8,11 @@ section 3.2, as in Stan and BlackJAX): with statistic h_t = delta - alpha_t,
     log s̄_t = t^-kappa log s_t + (1 - t^-kappa) log s̄_{t-1}
 
 with mu = log(10 s_0). `per_chain=True` keeps one schedule per chain; otherwise
-alpha_t is the mean acceptance over chains. At `end_warmup` the step size is
-frozen at s̄.
+alpha_t is the mean acceptance over chains, or with `statistic="harmonic"` their harmonic
+mean (Hoffman, Radul & Sountsov 2021, as TFP's ChEES-HMC reduces it): one chain that
+accepts nothing makes it 0, so the shared step size shrinks until every chain moves,
+including a chain started far in the tails where only a tiny step is stable. At
+`end_warmup` the step size is frozen at s̄.
 
 Mass matrix (HMC, MALA): Stan's windowed scheme. After an initial buffer, positions
 are pooled over chains in doubling windows; at each window's end the inverse mass
@@ -89,6 +92,8 @@ class StepSizeAdaptation(KernelWrapper):
         per_chain: one step size per chain instead of one shared step size.
         adapt_mass_matrix: False, True or "diag" (a diagonal `inv_mass`), or "dense" (a full `[d, d]` one);
             for kernels that have an `inv_mass` (HMC, MALA).
+        statistic: how a shared step size reduces the chains' acceptance probabilities: "mean" or "harmonic"
+            (module docstring); kernels that tune over the ensemble declare it as `step_size_statistic`.
         gamma: dual-averaging shrinkage; default 0.05 (Stan) for a shared step size and 0.2 per
             chain, where the single-chain acceptance is noisy and the fluctuating iterate would
             otherwise average to a step size that overshoots the target acceptance.
@@ -96,7 +101,7 @@ class StepSizeAdaptation(KernelWrapper):
 
     def __init__(self, kernel: TransitionKernel, target_accept: float = 0.8, per_chain: bool = False,
                  adapt_mass_matrix: Union[bool, str] = False, gamma: Optional[float] = None, t0: float = 10.0,
-                 kappa: float = 0.75):
+                 kappa: float = 0.75, statistic: Optional[str] = None):
         super().__init__(kernel)
         base = kernel.base
         name = type(base).__name__
@@ -112,8 +117,12 @@ class StepSizeAdaptation(KernelWrapper):
             raise ValueError(f"adapt_mass_matrix must be False, True, 'diag' or 'dense', got {adapt_mass_matrix!r}")
         if mode and not hasattr(base, "inv_mass"):
             raise ValueError(f"{name} has no inv_mass to adapt")
+        statistic = getattr(kernel, "step_size_statistic", "mean") if statistic is None else statistic
+        if statistic not in ("mean", "harmonic"):
+            raise ValueError(f"statistic must be 'mean' or 'harmonic', got {statistic!r}")
         self.target_accept = target_accept
         self.per_chain = per_chain
+        self.statistic = statistic
         self.adapt_mass_matrix = mode
         gamma = (0.2 if per_chain else 0.05) if gamma is None else gamma
         self._da_args = dict(gamma=gamma, t0=t0, kappa=kappa)
@@ -156,7 +165,7 @@ class StepSizeAdaptation(KernelWrapper):
                 s = s.expand(info.acceptance_prob.shape[0]).clone()
             self._restart(s)
         self._step += 1
-        alpha = info.acceptance_prob if self.per_chain else info.acceptance_prob.mean()
+        alpha = info.acceptance_prob if self.per_chain else self._reduce(info.acceptance_prob)
         self.base.step_size = self._da.update(alpha)
         if self._windows:
             start, end = self._windows[0]
@@ -165,6 +174,12 @@ class StepSizeAdaptation(KernelWrapper):
             if self._step == end:
                 self._finish_window()
         return state, info
+
+    def _reduce(self, accept_prob: torch.Tensor) -> torch.Tensor:
+        a = accept_prob.to(torch.float64).nan_to_num(0.0)
+        if self.statistic == "mean":
+            return a.mean()
+        return torch.zeros((), dtype=a.dtype) if bool((a <= 0).any()) else 1.0 / (1.0 / a).mean()
 
     def _finish_window(self) -> None:
         n = self._n

@@ -20,7 +20,10 @@ t^-1/2. For a standard Gaussian and exact dynamics E_u[ChEES(uT)] = d (1/2 - sin
 the criterion's optimum is the root of tan 2T = 2T, T = 2.2467 standard deviations.
 
 The step size (dual averaging) and the diagonal mass matrix (Stan's windows) are adapted by
-`StepSizeAdaptation` around this, as for the other kernels. The registry builds it as
+`StepSizeAdaptation` around this, as for the other kernels; its dual averaging reads the harmonic mean
+of the chains' acceptance probabilities (as TFP reduces them for ChEES), so the one step size shared by
+the ensemble is small enough for a chain started far in the tails to move. Each new mass matrix
+restarts Adam and the running average from the current T: the criterion's scale changes with it. The registry builds it as
 `build_kernel("hmc", target, adapt_path_length="chees")` (`--kernel hmc --adapt-path-length chees`);
 `chees-hmc` is the same with BlackJAX's settings.
 """
@@ -119,11 +122,19 @@ class ChEESAdaptation(KernelWrapper):
         self.decay_rate, self.max_log_update = decay_rate, max_log_update
         self.adapting = False
 
+    # the shared step size serves every chain: its dual averaging reads the harmonic mean of the acceptances
+    step_size_statistic = "harmonic"
+
     def start_warmup(self, num_steps: int) -> None:
         self.adapting = True
+        self._restart()
+        self.kernel.start_warmup(num_steps)
+
+    def _restart(self) -> None:
+        """Adam and the running average start afresh from the current T, in the current mass matrix."""
         self._t, self._m, self._v = 0, 0.0, 0.0
         self._log_t = self._log_t_avg = math.log(self.base.trajectory_length)
-        self.kernel.start_warmup(num_steps)
+        self._inv_mass = self.base.inv_mass
 
     def end_warmup(self) -> None:
         self.adapting = False
@@ -156,6 +167,10 @@ class ChEESAdaptation(KernelWrapper):
         return float((w * g).sum() / w.sum())
 
     def _update(self, info: StepInfo) -> None:
+        if self.base.inv_mass is not self._inv_mass:
+            # a new mass matrix changes the criterion's scale and units: Adam's second moment, still scaled to the
+            # old gradients (1e4 times larger on a badly scaled posterior), would stall it for hundreds of steps
+            self._restart()
         g = self.criterion_gradient(info)
         if g is None or not math.isfinite(g):
             return
