@@ -102,8 +102,9 @@ def _run_ours(target: str, kernel: str, chains: int, warmup: int, draws: int, se
     row.update(_metrics(result.draws.detach().cpu().numpy(), result.num_steps,
                         result.num_grad_evals * result.num_chains, result.warmup_time, result.sampling_time))
     row.update(warmup_s=result.warmup_time, sampling_s=result.sampling_time, compile_s=0.0)
-    if kernel == "hmc":
-        row["kernel"] = f"HMC L={sample_leapfrog_default()}"
+    steps = _fixed_leapfrog_steps(kernel)
+    if steps is not None:
+        row["kernel"] = f"{kernel.upper()} L={steps}"
     return row
 
 
@@ -229,7 +230,7 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
                 notes.append(note)
                 print(f"[peer] {note}", flush=True)
             else:
-                hmc_l = sample_leapfrog_default()
+                hmc_l = _fixed_leapfrog_steps("hmc")  # BlackJAX HMC with the length of ours
                 for algo, chains, warmup, draws in (("hmc", m.bj_hmc_chains, m.bj_warmup, m.bj_draws),
                                                     ("nuts", m.bj_nuts_chains, m.bj_nuts_warmup, m.bj_nuts_draws)):
                     t0 = time.perf_counter()
@@ -289,10 +290,12 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
     return table, ratios
 
 
-def sample_leapfrog_default() -> int:
+def _fixed_leapfrog_steps(kernel: str) -> Optional[int]:
+    """The default number of leapfrog steps of a kernel with a fixed one (not tuned during warmup), else None."""
     from ..samplers import get_kernel_spec
 
-    return get_kernel_spec("hmc").defaults()["num_steps"]
+    defaults = get_kernel_spec(kernel).defaults()
+    return defaults.get("num_steps") if defaults.get("adapt_path_length", "none") == "none" else None
 
 
 def _torch_threads() -> int:

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset of the benchmark targets "
                              "(default icg50,scg2,funnel1-100,german,australian,heart)")
     parser.add_argument("--kernels", default=None, metavar="NAMES",
-                        type=common.name_list("kernel", lambda: [k for k in kernel_names() if k != "learned"]),
+                        type=common.name_list("kernel", _bench_kernels),
                         help="comma-separated registry kernels (default rwm,mala,hmc; plugged-in ones too)")
     parser.add_argument("--suite", choices=("standard", "posteriordb"), default="standard",
                         help="standard: the kernels on the standard targets; posteriordb: NUTS and ChEES through "
@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--suite posteriordb: chains per run (default 4; tiny 2)")
     # tiny settings for the test suite only
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+
+
+def _bench_kernels():
+    """The kernels that run on the bench's real-valued targets from a name alone (no required file)."""
+    from ..samplers.registry import kernel_specs
+
+    return [name for name, spec in kernel_specs().items()
+            if spec.capabilities.state_space == "real" and not any(o.required for o in spec.options)]
 
 
 def _ported():

@@ -1,4 +1,5 @@
-"""`entropy-mcmc list`: the kernels and targets installed, where each came from, and the kernels' defaults."""
+"""`entropy-mcmc list`: the kernels and targets installed, where each came from, the kernels' defaults and
+their declared capabilities."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,7 @@ def run(args) -> int:
     for name, spec in kernel_specs().items():
         defaults = ", ".join(f"{k}={v}" for k, v in spec.defaults().items())
         print(f"  {name:<14} [{spec.source}] {spec.help}" + (f" ({defaults})" if defaults else ""))
+        print(f"  {'':<14} capabilities: {spec.capabilities.describe()}")
     print("targets:")
     for name, (source, doc) in target_sources().items():
         print(f"  {name:<14} [{source}]" + (f" {doc}" if doc else ""))

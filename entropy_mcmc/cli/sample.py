@@ -84,8 +84,12 @@ def build_options(args) -> dict:
         value = getattr(args, _dest(option), None)
         if value is not None:
             options[option.name] = value
-    if args.kernel == "learned" and not options.get("sampler"):
-        raise common.UsageError("--kernel learned needs --sampler PATH (train one with `entropy-mcmc train-sampler`)")
+    from ..targets import get_target
+
+    spec.capabilities.check_target(args.kernel, get_target(args.target))  # before any output or work
+    for option in spec.options:
+        if option.required and options.get(option.name) is None:
+            raise common.UsageError(f"--kernel {args.kernel} needs {option.cli_flag}: {option.help}")
     mass = args.adapt_mass
     if args.mass is not None:
         if mass is False:

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..samplers import KernelSpec, register_kernel
+from ..samplers import Capabilities, KernelSpec, register_kernel
 from ..samplers.base import Seed, StepInfo, TransitionKernel
 
 
@@ -144,7 +144,8 @@ def build_gumbel_cluster(target, **options) -> GumbelClusterKernel:
 GUMBEL_CLUSTER = register_kernel("gumbel-cluster", KernelSpec(
     build_gumbel_cluster, "independent cluster assignments by Gumbel-max/softmax from a network's logits (thesis "
     "ch. 5.4); chains are data points; target: a network returning logits or (features, logits), or None",
-    step_size=None, adapts_step_size=False))
+    step_size=None, adapts_step_size=False,
+    capabilities=Capabilities(state_space="categorical", needs_gradient=False, step_size=False)))
 
 
 __all__ = ["GumbelClusterKernel", "ClusterState", "gumbel_noise", "gumbel_softmax", "assignment_entropy",

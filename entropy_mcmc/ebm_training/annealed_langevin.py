@@ -22,7 +22,7 @@ from torch import nn
 
 from ..samplers.base import Seed, StepInfo, TransitionKernel
 from ..samplers.metropolis import select_chains
-from ..samplers.registry import KernelOption, KernelSpec, register_kernel
+from ..samplers.registry import Capabilities, KernelOption, KernelSpec, register_kernel
 from ..targets.base import Target
 from .energy_target import EnergyTarget
 from .schedules import SCHEDULES, TemperatureSchedule, make_schedule
@@ -159,7 +159,7 @@ def _schedule_name(text: str) -> str:
 
 ANNEALED_LANGEVIN = KernelSpec(
     _build, "annealed Langevin, eq. 3.8 (temperature schedule from T=100, fixed step 0.02, uncalibrated)",
-    step_size=0.02, adapts_step_size=False,
+    step_size=0.02, adapts_step_size=False, capabilities=Capabilities(exact=False, schedule_option="anneal_steps"),
     options=(KernelOption("schedule", _schedule_name, "thesis",
                           "annealed-langevin: temperature schedule (thesis, geometric, linear, cosine, constant)",
                           flag="--anneal-schedule"),

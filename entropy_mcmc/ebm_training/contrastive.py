@@ -49,7 +49,7 @@ from ..samplers.learned.kernel import LearnedSampler, TargetFunctions
 from ..samplers.learned.proposal import LearnedProposal, LearnedProposalConfig
 from ..samplers.learned.registry import build_model
 from ..samplers.learned.training import clip_gradients, objective_terms
-from ..samplers.registry import build_kernel
+from ..samplers.registry import build_kernel, get_kernel_spec
 from .energy_target import EnergyTarget
 from .networks import build_network
 from .preprocess import LogitTransform, infer_levels
@@ -140,8 +140,9 @@ class MLTrainConfig(EBMTrainConfig):
             raise ValueError(f"step_size must be positive, got {self.step_size!r}")
         if self.preprocess not in (None, "logit", "none"):
             raise ValueError(f"preprocess must be 'logit', 'none' or None, got {self.preprocess!r}")
-        if self.kernel == "learned" and not self.persistent:
-            raise ValueError("the learned sampler trains on the replay buffer: it needs persistent=True")
+        if isinstance(self.kernel, str) and not self.kernel.startswith("object:") and not self.persistent \
+                and get_kernel_spec(self.kernel).capabilities.trainable:
+            raise ValueError(f"kernel {self.kernel!r} is trained on the replay buffer: it needs persistent=True")
         for name in ("sampler_width", "sampler_flow_steps", "sampler_updates", "sampler_batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or int(v) != v or v < 1:
@@ -374,12 +375,13 @@ class ContrastiveTrainer(EBMTrainer):
         c = self.config
         target = EnergyTarget(self.model)
         if isinstance(kernel, str):
-            if kernel == "learned":
+            spec = get_kernel_spec(kernel)
+            if spec.capabilities.trainable:  # trained here, in the loop, on the replay buffer
                 k = learned_variant2(target, c, sampler_seed, self.images)
             else:
                 options = dict(c.kernel_options)
-                if kernel == "annealed-langevin":
-                    options.setdefault("anneal_steps", max(c.k_steps, 1))
+                if spec.capabilities.schedule_option:  # one schedule per negative phase of k_steps
+                    options.setdefault(spec.capabilities.schedule_option, max(c.k_steps, 1))
                 try:
                     k = build_kernel(kernel, target, step_size=c.step_size, **options)
                 except (TypeError, ValueError) as err:
@@ -628,7 +630,8 @@ def checkpoint_kernel(state: Dict[str, Any], model: nn.Module, kernel: Optional[
     device = next(model.parameters()).device
     if name.startswith("object:"):
         raise ValueError(f"the model was trained with a kernel object ({name[7:]}); name a registry kernel")
-    if name == "learned":
+    spec = get_kernel_spec(name)
+    if spec.capabilities.trainable:
         sampler = state["ml"]["sampler"]
         if sampler is None:
             raise ValueError("the checkpoint holds no learned sampler; name another kernel")
@@ -638,8 +641,8 @@ def checkpoint_kernel(state: Dict[str, Any], model: nn.Module, kernel: Optional[
     else:
         same = name == config.kernel
         options = dict(config.kernel_options) if same else {}
-        if name == "annealed-langevin":
-            options.setdefault("anneal_steps", max(config.k_steps, 1))
+        if spec.capabilities.schedule_option:
+            options.setdefault(spec.capabilities.schedule_option, max(config.k_steps, 1))
         k = build_kernel(name, target, step_size=config.step_size if same else None, **options)
         step = state["ml"]["step_size"] if same else None
         if step is not None and getattr(k.base, "step_size", None) is not None:

@@ -180,9 +180,9 @@ class PyroKernel(MCMCKernel):
 
     def _build(self, params: Dict[str, torch.Tensor]) -> None:
         """The kernel stack for this chain (`build_kernel`; trained first, for `learned`) and its first state."""
-        learned = self.kernel_spec == "learned"
         if isinstance(self.kernel_spec, str):
             spec = get_kernel_spec(self.kernel_spec)
+            learned = spec.capabilities.trainable  # trained on this model at setup
             options = self._learned_options() if learned else dict(self.kernel_options)
         else:  # a callable: adapted like a registry kernel, with HMC's target acceptance unless it declares one
             built = self.kernel_spec(self.target, **self.kernel_options)
@@ -192,7 +192,7 @@ class PyroKernel(MCMCKernel):
             spec = KernelSpec(lambda target: built, step_size=None,
                               target_accept=float(getattr(built.base, "default_target_accept", 0.8)),
                               adapts_mass="diag" if hasattr(built.base, "inv_mass") else False)
-            options = {}
+            options, learned = {}, False
         has_own_step = "step_size" in self.kernel_options
         adapt = spec.adapts_step_size if self.adapt_step_size is None else self.adapt_step_size
         spec = dataclasses.replace(spec, adapts_step_size=adapt)

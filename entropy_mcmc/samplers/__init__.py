@@ -10,7 +10,7 @@ from .langevin import UnadjustedLangevin
 from .mala import MALA
 from .nuts import NUTS
 from .metropolis import MetropolisHastingsKernel, PreconditionedKernel, Proposal, select_chains
-from .registry import KernelOption, KernelSpec, build_kernel, get_kernel_spec, kernel_names, register_kernel
+from .registry import Capabilities, KernelOption, KernelSpec, build_kernel, get_kernel_spec, kernel_names, register_kernel
 from .runner import ConvergenceWarning, SampleResult, sample
 from .rwm import RandomWalkMetropolis
 from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig, train_sampler
@@ -20,7 +20,7 @@ __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "Metro
            "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "find_kernel", "spawn_seeds",
            "RandomWalkMetropolis", "MALA", "HMC", "NUTS", "ChEESHMC", "ChEESAdaptation",
            "UnadjustedLangevin", "MixtureKernel", "WarmupHandoff",
-           "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "KernelSpec", "KernelOption", "register_kernel",
+           "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "Capabilities", "KernelSpec", "KernelOption", "register_kernel",
            "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains", "SampleResult",
            "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "AdaptiveMALA",
            "TrainConfig", "train_sampler"]

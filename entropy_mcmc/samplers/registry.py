@@ -31,7 +31,7 @@ from .rwm import RandomWalkMetropolis
 @dataclass(frozen=True)
 class KernelOption:
     """A keyword of a kernel's builder that the CLI offers as `flag` (default `--name-with-dashes`), restricted to
-    `choices` when given."""
+    `choices` when given; `required`: the command line must give it (the builder may still have a fallback)."""
 
     name: str
     type: Callable[[str], Any]
@@ -39,10 +39,59 @@ class KernelOption:
     help: str
     flag: Optional[str] = None
     choices: Optional[Tuple[Any, ...]] = None
+    required: bool = False
 
     @property
     def cli_flag(self) -> str:
         return self.flag or "--" + self.name.replace("_", "-")
+
+
+STATE_SPACES = ("real", "binary", "phase", "categorical")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a kernel needs and offers; the runner, CLI, bench, Pyro adapter and trainers ask this, never the name.
+
+    state_space: the states it moves: "real" (R^d), "binary" ({0, 1}^d), "phase" (complex units, a CAP-RBM's
+        layer) or "categorical" (cluster labels); it runs only on a target declaring the same `state_space`
+        (`Target.state_space` is "real"; a target object without the attribute is not checked).
+    needs_gradient: it calls the target's gradient.
+    step_size, mass_matrix: it has a step size / a mass matrix that warmup can tune.
+    exact: its stationary distribution is the target (MH-corrected or exact Gibbs); False for ULA, annealing.
+    trainable: it carries a model trained for the target (the learned sampler); a trainer that knows how trains
+        it in its loop, `PyroKernel` trains it at setup.
+    schedule_option: the option naming the number of steps its schedule spans (annealed Langevin's anneal
+        steps); a caller that runs k steps per call (a trainer's negative phase) sets it to k.
+    """
+
+    state_space: str = "real"
+    needs_gradient: bool = True
+    step_size: bool = True
+    mass_matrix: bool = False
+    exact: bool = True
+    trainable: bool = False
+    schedule_option: Optional[str] = None
+
+    def __post_init__(self):
+        if self.state_space not in STATE_SPACES:
+            raise ValueError(f"state_space must be one of {', '.join(STATE_SPACES)}, got {self.state_space!r}")
+
+    def describe(self) -> str:
+        """One line for `entropy-mcmc list`."""
+        flags = [self.state_space, "gradient" if self.needs_gradient else "no gradient",
+                 "exact" if self.exact else "approximate"]
+        flags += [name for name, on in (("step size", self.step_size), ("mass matrix", self.mass_matrix),
+                                        ("trainable", self.trainable)) if on]
+        return ", ".join(flags)
+
+    def check_target(self, kernel: str, target) -> None:
+        """ValueError in one line unless `target` has this kernel's state space (or declares none)."""
+        space = getattr(target, "state_space", None)
+        if target is not None and space is not None and space != self.state_space:
+            what = getattr(target, "name", None) or type(target).__name__
+            raise ValueError(f"kernel {kernel!r} moves {self.state_space} states, but target {what!r} has "
+                             f"{space} states; `entropy-mcmc list` shows each kernel's state space")
 
 
 @dataclass
@@ -63,6 +112,8 @@ class KernelSpec:
         set, the trained learned sampler. Such a spec may have a `mixture_share` option: after warmup, each
         step is one of the (frozen) warmup kernel with that probability (`MixtureKernel`).
     source: "built-in", or the distribution a plugin came from.
+    capabilities: what the kernel needs and offers (`Capabilities`); a plugin that declares none is taken as
+        an exact real-valued gradient kernel with a step size.
     """
 
     build: Callable[..., TransitionKernel]
@@ -75,6 +126,7 @@ class KernelSpec:
     options: Tuple[KernelOption, ...] = ()
     source: str = "built-in"
     warmup_kernel: Optional[str] = None
+    capabilities: Capabilities = Capabilities()
 
     def defaults(self) -> Dict[str, Any]:
         out = {"step_size": self.step_size, "target_accept": self.target_accept if self.adapts_step_size else None,
@@ -154,6 +206,8 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, t
     matrix, a jitter outside [0, 1)), and TypeError for a builder that does not return a TransitionKernel.
     """
     spec = name if isinstance(name, KernelSpec) else get_kernel_spec(name)
+    spec.capabilities.check_target(name if isinstance(name, str) else getattr(spec.build, "__name__", "kernel"),
+                                   target)
     if isinstance(num_warmup, bool) or int(num_warmup) != num_warmup or num_warmup < 0:
         raise ValueError(f"num_warmup must be a non-negative integer, got {num_warmup!r}")
     options = {o.name: o.default for o in spec.options if o.default is not None}
@@ -218,15 +272,17 @@ def _positive_int(text) -> int:
     return v
 
 
-register_kernel("rwm", KernelSpec(RandomWalkMetropolis, "random-walk Metropolis", target_accept=0.234))
+register_kernel("rwm", KernelSpec(RandomWalkMetropolis, "random-walk Metropolis", target_accept=0.234,
+                                  capabilities=Capabilities(needs_gradient=False)))
 # MALA adapts a dense preconditioner by default: on German BLR (64 chains, 500 warmup + 1000 draws, seed 1)
 # a diagonal one leaves max R-hat at 1.04 and min ESS 1642, a dense one 1.007 and 9211 (BENCHMARKS.md).
 register_kernel("mala", KernelSpec(MALA, "Metropolis-adjusted Langevin, preconditioned by an adapted dense mass "
-                                   "matrix", target_accept=0.574, adapts_mass="dense"))
+                                   "matrix", target_accept=0.574, adapts_mass="dense",
+                                   capabilities=Capabilities(mass_matrix=True)))
 # NUTS with Stan's defaults: dual averaging toward 0.8, a diagonal mass matrix from the windows, no jitter
 register_kernel("nuts", KernelSpec(NUTS, "the No-U-Turn sampler (multinomial, generalized U-turn criterion), "
                                    "vectorized over chains, adapted diagonal mass matrix", target_accept=0.8,
-                                   adapts_mass="diag",
+                                   adapts_mass="diag", capabilities=Capabilities(mass_matrix=True),
                                    options=(KernelOption("max_tree_depth", _positive_int, 10,
                                                          "NUTS: at most 2^D - 1 leapfrog steps per transition "
                                                          "(default 10)"),)))
@@ -265,7 +321,7 @@ HMC_OPTIONS = (KernelOption("num_steps", _positive_int, 10,
 HMC_SPEC = register_kernel("hmc", KernelSpec(hmc, "HMC, fixed number of leapfrog steps (or ChEES-tuned jittered "
                                              "lengths: --adapt-path-length chees), adapted diagonal mass matrix",
                                              target_accept=0.8, adapts_mass="diag", step_size_jitter=0.5,
-                                             options=HMC_OPTIONS))
+                                             options=HMC_OPTIONS, capabilities=Capabilities(mass_matrix=True)))
 # ChEES-HMC as BlackJAX's chees_adaptation: hmc with --adapt-path-length chees, starting from one leapfrog step,
 # the step size aimed at 0.651 (here the mean acceptance over the chains), no step-size jitter on top of the
 # Halton jitter of the length; a diagonal mass matrix from Stan's windows
@@ -276,7 +332,9 @@ register_kernel("chees-hmc", dataclasses.replace(
     options=tuple(dataclasses.replace(o, default={"num_steps": 1, "adapt_path_length": "chees"}.get(o.name, o.default))
                   for o in HMC_OPTIONS)))
 register_kernel("ula", KernelSpec(UnadjustedLangevin, "unadjusted Langevin (no accept step: biased by O(s^2), "
-                                  "fixed step size)", step_size=0.01, adapts_step_size=False))
+                                  "fixed step size)", step_size=0.01, adapts_step_size=False,
+                                  capabilities=Capabilities(exact=False)))
 
-__all__ = ["KernelSpec", "KernelOption", "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names",
+__all__ = ["Capabilities", "STATE_SPACES", "KernelSpec", "KernelOption", "register_kernel", "build_kernel",
+           "get_kernel_spec", "kernel_names",
            "kernel_specs", "PLUGIN_ERRORS"]

@@ -27,6 +27,7 @@ class Target:
 
     name: str = "target"
     dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)  # what `validate` accepts
+    state_space: str = "real"  # what a kernel must move on it (`samplers.Capabilities.state_space`)
 
     def __init__(self, event_shape: Sequence[int], mean: Optional[torch.Tensor] = None,
                  std: Optional[torch.Tensor] = None):

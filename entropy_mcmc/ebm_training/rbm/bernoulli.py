@@ -22,6 +22,7 @@ class RBM(nn.Module):
     """Bernoulli RBM: `W` `[visible, hidden]`, `visible_bias` c, `hidden_bias` b, all real."""
 
     kind = "bernoulli"
+    state_space = "binary"  # what its Gibbs kernel moves (`samplers.Capabilities`)
 
     def __init__(self, num_visible: int, num_hidden: int, dtype: torch.dtype = torch.float32, device=None,
                  init_scale: float = 0.01, seed: Optional[int] = None):

@@ -78,6 +78,7 @@ class CAPRBM(nn.Module):
     """
 
     kind = "caprbm"
+    state_space = "phase"  # what its Gibbs kernel moves (`samplers.Capabilities`)
 
     def __init__(self, num_visible: int, num_hidden: int, coupling: bool = True, dtype: torch.dtype = torch.float32,
                  device=None, init_scale: float = 0.01, seed: Optional[int] = None):

@@ -13,7 +13,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ...samplers import KernelSpec, register_kernel
+from ...samplers import Capabilities, KernelSpec, register_kernel
 from ...samplers.base import Seed, StepInfo, TransitionKernel
 from .bernoulli import RBM
 from .caprbm import CAPRBM, check_units
@@ -108,7 +108,8 @@ class BernoulliGibbs(_BlockGibbs):
 # build_kernel("caprbm-gibbs", model, num_warmup=0, clamp_visible=False, record_energy=True, seed=None)
 CAPRBM_GIBBS = register_kernel("caprbm-gibbs", KernelSpec(
     CAPRBMGibbs, "block Gibbs for a CAP-RBM (thesis ch. 2): hidden then visible layer, amplitude Bernoulli(eq. A.3), "
-    "phase von Mises (eq. A.4); target: a CAPRBM", step_size=None, adapts_step_size=False))
+    "phase von Mises (eq. A.4); target: a CAPRBM", step_size=None, adapts_step_size=False,
+    capabilities=Capabilities(state_space="phase", needs_gradient=False, step_size=False)))
 BERNOULLI_GIBBS = register_kernel("bernoulli-gibbs", KernelSpec(
     BernoulliGibbs, "block Gibbs for a Bernoulli RBM: hidden then visible layer; target: an RBM", step_size=None,
-    adapts_step_size=False))
+    adapts_step_size=False, capabilities=Capabilities(state_space="binary", needs_gradient=False, step_size=False)))

@@ -23,7 +23,7 @@ import torch
 from ...targets.base import Target
 from ..adaptation import StepSizeAdaptation
 from ..mala import MALA
-from ..registry import KernelOption, KernelSpec, mixture_share, register_kernel
+from ..registry import Capabilities, KernelOption, KernelSpec, mixture_share, register_kernel
 from .kernel import LearnedSampler
 from .proposal import LearnedProposalConfig, ProposalModel
 from .training import TrainConfig, TrainResult, train_sampler
@@ -118,8 +118,9 @@ register_kernel("learned", KernelSpec(
     "when none is given); warmup moves the chains into the typical set with adapted MALA (dense mass matrix) "
     "and hands them over; its eps is part of what was trained, so nothing adapts it; after warmup a share "
     "(0.05) of the steps are MALA (--mixture-share)", step_size=None, adapts_step_size=False, warmup_kernel="mala",
+    capabilities=Capabilities(step_size=False, trainable=True),
     options=(KernelOption("sampler", str, None, "learned: a sampler file written by `entropy-mcmc train-sampler` "
-                                               "(required on the command line)"),
+                                               "(required on the command line)", required=True),
              KernelOption("mixture_share", mixture_share, DEFAULT_MIXTURE_SHARE,
                           "learned: the share of steps, after warmup, that are one step of the adapted MALA of "
                           "the warmup instead of the learned kernel, chosen at random per chain and step "
