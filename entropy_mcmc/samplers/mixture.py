@@ -91,8 +91,9 @@ class MixtureKernel(TransitionKernel):
 
     `StepInfo.extras["mixture_component"]` says which part moved each chain (0: `first`, 1: `second`);
     the parts' own extras are kept, NaN (or zero, if not floating) for the chains the other part moved.
-    Their names are read once, before the first step, from one proposal of each part's base kernel on
-    the first chain with the generator restored afterwards (an MH kernel changes nothing else when it steps).
+    Their names and dtypes are read before the first step (and again when the chains' dtype or device changes)
+    from one proposal of each part's base kernel on the first chain with the generator restored afterwards
+    (an MH kernel changes nothing else when it steps).
     `num_grad_evals` is the mean per chain over the chains of the step. Warmup hooks reach both parts;
     a part that adapts per chain during a mixture step is refused (its schedule is per chain, while each
     step sees only the chains that chose it).
@@ -110,6 +111,7 @@ class MixtureKernel(TransitionKernel):
         self.p = float(p)
         self._needs: List[Optional[set]] = [None, None]
         self._extras: Optional[Dict[str, torch.dtype]] = None
+        self._extras_like: Optional[Tuple[torch.dtype, torch.device]] = None  # the chains they were read on
 
     @property
     def is_calibrated(self) -> bool:
@@ -195,10 +197,11 @@ class MixtureKernel(TransitionKernel):
         return new, info
 
     def step(self, state) -> Tuple[object, StepInfo]:
+        like = state_tensors(state)[0]
         if self.generator is None:
-            self._ensure_generator(state_tensors(state)[0])
-        if self._extras is None:
-            self._extras = self._extras_template(state)
+            self._ensure_generator(like)
+        if self._extras is None or self._extras_like != (like.dtype, like.device):
+            self._extras, self._extras_like = self._extras_template(state), (like.dtype, like.device)
         n = num_chains(state)
         first = self.choose_first(state)
         pieces, infos = [], []
@@ -210,7 +213,7 @@ class MixtureKernel(TransitionKernel):
                 new, info = self._step_part(i, take_chains(state, index))
             pieces.append((index, new))
             infos.append((index, i, info))
-        return merge_chains(pieces, n), self._merge_infos(infos, n, state_tensors(state)[0])
+        return merge_chains(pieces, n), self._merge_infos(infos, n, like)
 
     def _merge_infos(self, infos, n: int, like: torch.Tensor) -> StepInfo:
         dev = like.device
