@@ -4,12 +4,16 @@
     entropy-mcmc bench --quick --out results/bench
     entropy-mcmc list
 
-A subcommand module has `HELP`, `add_arguments(parser)` and `run(args) -> int`. Library code raises
-ValueError/TypeError; `main` prints those, `OSError` and `UsageError`, as one line without a traceback (exit 2).
-Heavy imports beyond torch (arviz, pandas, pyro, jax) happen inside the handlers.
+A subcommand module has `HELP`, `add_arguments(parser)` and `run(args) -> int`. `main` prints a user error as one
+line without a traceback (exit 2): a `UsageError`, a ValueError/TypeError from a `raise` statement in this package
+(library code raises those on bad input), an OSError about a path the user gave; anything else is a bug and
+propagates with its traceback.
+A subcommand's arguments are added only when it runs (`Parser`), and imports beyond the standard library happen
+inside the functions that need them: `entropy-mcmc --help` and `entropy-mcmc sample --help` import no torch.
 """
 from __future__ import annotations
 
+import linecache
 import os
 import sys
 import time
@@ -38,10 +42,28 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for name, module in COMMANDS.items():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, add_arguments=module.add_arguments)
         p.set_defaults(_run=module.run, _parser=p)
     return parser
+
+
+def _user_error(err: Exception, args) -> bool:
+    """Whether `err` reports bad input rather than a bug (see the module docstring)."""
+    if isinstance(err, UsageError):
+        return True
+    if isinstance(err, OSError):
+        given = [os.path.abspath(v) for v in vars(args).values() if isinstance(v, str) and v]
+        paths = [os.path.abspath(os.fsdecode(f)) for f in (err.filename, err.filename2) if isinstance(f, (str, bytes))]
+        return any(p == g or p.startswith(g + os.sep) for p in paths for g in given)
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    filename = tb.tb_frame.f_code.co_filename
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    return (os.path.abspath(filename).startswith(package)
+            and linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -54,6 +76,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (UsageError, ValueError, TypeError, OSError) as err:
+        if not _user_error(err, args):
+            raise
         args._parser.error(str(err))
     from ..samplers.distributed import end_process_group
 

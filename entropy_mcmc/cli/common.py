@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from typing import Callable, List, Optional
 
 
@@ -12,9 +14,37 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with every error as one line on stderr (`entropy-mcmc sample: error: ...`), exit status 2."""
+    """argparse, with every error as one line on stderr (`entropy-mcmc sample: error: ...`), exit status 2.
+
+    Given `add_arguments(parser)` (a subcommand's), it calls it only when it first parses or formats help, so
+    `entropy-mcmc --help` imports no subcommand's dependencies; `argv` holds the arguments it then parses (None
+    when formatting help), for options that depend on them (`sample`: the chosen kernel's)."""
+
+    def __init__(self, *args, add_arguments: Optional[Callable[["Parser"], None]] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_arguments = add_arguments
+        self.argv: Optional[List[str]] = None
+
+    def _populate(self, argv: Optional[List[str]]) -> None:
+        if self._add_arguments is not None:
+            add, self._add_arguments = self._add_arguments, None
+            self.argv = argv
+            add(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._populate(list(sys.argv[1:] if args is None else args))
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._populate(None)
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._populate(None)
+        return super().format_usage()
 
     def error(self, message: str):
+        message = " ".join(line.strip() for line in message.splitlines() if line.strip())
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(2)
 
@@ -70,6 +100,20 @@ def name_list(kind: str, allowed: Callable[[], tuple]):
     return parse
 
 
+def real_kernel(text: str) -> str:
+    """A registry kernel that moves real-valued states (an energy model's samples)."""
+    from ..samplers.registry import get_kernel_spec
+
+    try:
+        space = get_kernel_spec(text).capabilities.state_space
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if space != "real":
+        raise argparse.ArgumentTypeError(f"kernel {text!r} moves {space} states, expected a kernel on real states "
+                                         "(entropy-mcmc list shows each kernel's state space)")
+    return text
+
+
 def device(text: str) -> str:
     import torch
 
@@ -100,6 +144,26 @@ def check_writable_file(path: Optional[str], option: str = "--out") -> None:
         raise UsageError(f"{option} {path}: cannot be written ({err.strerror or err})") from None
     if not existed:
         os.remove(path)
+
+
+def check_writable_dir(path: str, option: str = "--out") -> None:
+    """Fail before any work when files cannot be written into folder `path`; leaves no folder or file behind."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a file, expected a folder")
+    top = path  # the outermost folder this check makes
+    while not os.path.exists(os.path.dirname(top)) and os.path.dirname(top) != top:
+        top = os.path.dirname(top)
+    made = not os.path.exists(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot be written ({err.strerror or err})") from None
+    finally:
+        if made and os.path.isdir(top):
+            shutil.rmtree(top)
 
 
 def command_line() -> str:
