@@ -155,7 +155,7 @@ def images(args):
             ebm_updates += int(r["ebm_update"])
             window.append(r)
             if trainer.step % args.every == 0:
-                h = trainer.proposal_entropy()
+                h = trainer.negative.proposal_entropy()
                 pixels = trainer.to_data(trainer.buffer.positions[torch.randperm(
                     len(trainer.buffer), generator=torch.Generator().manual_seed(trainer.step))[:297]])
                 row = {"kernel": kernel, "step": trainer.step, "proposal_entropy": h,

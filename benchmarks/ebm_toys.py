@@ -23,7 +23,7 @@ from entropy_mcmc.ebm_training.metrics import mmd, mode_coverage
 from entropy_mcmc.ebm_training.networks import MLPEnergy
 from entropy_mcmc.ebm_training.plots import scatter_2d
 from entropy_mcmc.ebm_training.sampling import sample_ebm
-from entropy_mcmc.ebm_training.trainer import train_ebm
+from entropy_mcmc.ebm_training import train_ebm
 
 
 def torchebm_run(x_std, steps, batch, lr, seed, chains, sample_steps, dsm_sigma, ld_step, train_s=None, sample_s=None):

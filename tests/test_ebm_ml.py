@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from entropy_mcmc.diagnostics import mcse
-from entropy_mcmc.ebm_training import contrastive, train_ebm
-from entropy_mcmc.ebm_training.contrastive import ContrastiveTrainer, MLTrainConfig, ReplayBuffer
+from entropy_mcmc.ebm_training import contrastive, ml_sampling, train_ebm
+from entropy_mcmc.samplers.adaptation import RobbinsMonro
+from entropy_mcmc.ebm_training.contrastive import ContrastiveTrainer, MLTrainConfig
+from entropy_mcmc.ebm_training.negative_phase import ReplayBuffer
 from entropy_mcmc.ebm_training.data import load_data
 from entropy_mcmc.ebm_training.energy_target import EnergyTarget
 from entropy_mcmc.ebm_training.networks import MLPEnergy, QuadraticEnergy
@@ -109,8 +111,8 @@ def test_step_size_control_reaches_the_target_acceptance_within_80_updates(gauss
     z, acc = control_z_score(gaussian_data, kernel, 0.1, adapt_rate_init=0.0)
     assert z > 20 and acc > 0.9, (z, acc)
     # deliberately broken: the correction's sign flipped (log s -= r (accept - 0.6)) runs away from the target
-    real = contrastive.adapt_step_size
-    monkeypatch.setattr(contrastive, "adapt_step_size", lambda k, acc, target, rate: real(k, target, acc, rate))
+    real = RobbinsMonro.update
+    monkeypatch.setattr(RobbinsMonro, "update", lambda self, acc: real(self, 2 * self.target_accept - acc))
     z, acc = control_z_score(gaussian_data, kernel, 0.1)
     assert z > 20, (z, acc)
 
@@ -165,19 +167,6 @@ def test_buffer_keeps_dtype_and_reinitializes_an_exact_share(moons, dtype, devic
         assert buf.positions.dtype == getattr(torch, dtype) and buf.positions.device.type == device
     idx, x = buf.draw(50, reinit=False)
     assert torch.equal(x, buf.positions[idx]) and idx.unique().numel() == 50
-
-
-def test_cached_energies_are_refreshed_when_the_weights_change(moons):
-    trainer = ContrastiveTrainer(MLPEnergy(2, 16, 2), moons, MLTrainConfig(
-        batch_size=32, buffer_size=64, k_steps=2, steps=4, lr=1e-2), seed=0)
-    trainer.train(progress=False)
-    buf = trainer.buffer
-    assert not buf.fresh.any()  # the last update changed the weights after the states were stored
-    with torch.no_grad():
-        current = trainer.model(buf.positions)
-    stale = buf.energy.clone()
-    assert not torch.allclose(stale[stale != 0], current[stale != 0])
-    torch.testing.assert_close(buf.energies(trainer.model), current)
 
 
 @pytest.mark.parametrize("kernel", ["mala", "hmc", "learned"])
@@ -310,10 +299,8 @@ def test_replay_buffer_alone():
     buf.positions.copy_(torch.arange(30, dtype=torch.float32).reshape(10, 3))
     idx, x = buf.draw(8)
     assert buf.num_reinit(8) == 2 and (x[:2] == -1).all() and torch.equal(x[2:], buf.positions[idx[2:]])
-    buf.put(idx, x + 100, torch.ones(8))
-    assert buf.fresh.sum() == 8
-    buf.weights_changed()
-    assert not buf.fresh.any()
+    buf.put(idx, x + 100)
+    assert torch.equal(buf.positions[idx], x + 100)
 
 
 def test_cli_train_and_sample(tmp_path):
@@ -347,7 +334,7 @@ def test_cli_learned_kernel_samples_with_its_trained_sampler(tmp_path):
                  "--no-progress"]) == 0
     state = torch.load(out, weights_only=True)
     assert state["ml"]["sampler"]["description"]["variant"] == "langevin"
-    kernel = contrastive.checkpoint_kernel(state, _model_of(state))
+    kernel = ml_sampling.checkpoint_kernel(state, _model_of(state))
     assert isinstance(kernel, LearnedSampler)
     for k, v in state["ml"]["sampler"]["model"].items():
         assert torch.equal(kernel.model.state_dict()[k], v), k
@@ -388,8 +375,8 @@ def test_cd_k_starts_the_chains_at_the_data_batch(moons):
 def test_annealed_langevin_anneals_over_the_k_steps_of_an_update(moons, tmp_path):
     trainer = ContrastiveTrainer(MLPEnergy(2, 8, 1), moons, MLTrainConfig(
         kernel="annealed-langevin", k_steps=4, batch_size=16, buffer_size=32, steps=2), seed=0)
-    assert trainer.kernel.schedule.num_steps == 4 and not trainer.adapts
+    assert trainer.kernel.schedule.num_steps == 4 and trainer.negative.adaptation is None
     trainer.train(progress=False, checkpoint_path=str(tmp_path / "a.pt"))
     assert trainer.history["accept"][-1] == 1.0
-    out = contrastive.sample_ml(str(tmp_path / "a.pt"), 8, steps=4, seed=0)
+    out = ml_sampling.sample_ml(str(tmp_path / "a.pt"), 8, steps=4, seed=0)
     assert out.kernel == "annealed-langevin" and torch.isfinite(out.samples).all()

@@ -12,7 +12,8 @@ import torch
 from entropy_mcmc.cli import main
 from entropy_mcmc.ebm_training.data import load_data, read_idx
 from entropy_mcmc.ebm_training.networks import GaussianEnergy, MLPEnergy
-from entropy_mcmc.ebm_training.trainer import EBMTrainConfig, EBMTrainer, load_model, train_ebm
+from entropy_mcmc.ebm_training import train_ebm
+from entropy_mcmc.ebm_training.trainer import EBMTrainConfig, EBMTrainer, load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

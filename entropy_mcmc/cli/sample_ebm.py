@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="PATH", help=".npz (arrays) or .png (picture)")
     parser.add_argument("--steps", type=common.positive_int, default=None,
                         help="annealing steps (2700), or kernel steps for a model trained with --loss ml (1000)")
-    parser.add_argument("--kernel", default=None, help="--loss ml models: the kernel (default: the one it was "
-                        "trained with)")
+    parser.add_argument("--kernel", type=common.real_kernel, default=None,
+                        help="--loss ml models: the kernel (default: the one it was trained with)")
     parser.add_argument("--from-buffer", action="store_true", help="--loss ml models: start from the saved "
                         "replay buffer instead of noise")
     parser.add_argument("--step-size", type=common.positive_float, default=0.02, help="eps of eq. 3.8 (0.02)")
@@ -67,11 +67,13 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, state = load_model(args.model, args.device)
+    scatter = _scatter_data(args, state)
     if state["config"]["loss"] == "ml":
-        return _run_ml(args, state)
+        return _run_ml(args, state, scatter)
     if args.kernel or args.from_buffer:
         raise common.UsageError("--kernel and --from-buffer apply to models trained with --loss ml")
-    args.steps = args.steps or 2700
+    if args.steps is None:
+        args.steps = 2700
     dtype = next(model.parameters()).dtype
     shift = state["normalization"]["shift"].to(dtype)
     scale = state["normalization"]["scale"].to(dtype)
@@ -110,25 +112,34 @@ def run(args) -> int:
                        row_labels=["known", "inpainted", "truth"])
         else:
             image_grid(samples[:256], args.out, ncol=16)
-    elif samples.shape[1] == 2:
-        data = load_data(data_name, num=samples.shape[0], seed=args.seed + 1, dtype=dtype)[0] if data_name else None
-        scatter_2d(samples, data, args.out)
     else:
-        raise common.UsageError(f"--out .png draws 2-D points or images; these samples have shape {event}")
+        scatter_2d(samples, scatter, args.out)
     print(f"wrote {args.out}")
     return 0
 
 
-def _run_ml(args, state) -> int:
+def _scatter_data(args, state):
+    """For a .png of 2-D points, the data drawn under the samples (None when unknown), checked before sampling."""
+    from ..ebm_training.data import TOYS, load_data
+
+    event = list(state["data"]["event_shape"])
+    if not args.out.endswith(".png") or len(event) == 3:
+        return None
+    if event != [2]:
+        raise common.UsageError(f"--out .png draws 2-D points or images; these samples have shape {event}")
+    name = args.data or (state["data"].get("name") if state["data"].get("name") in TOYS else None)
+    return load_data(name, num=args.num, seed=args.seed + 1)[0] if name else None
+
+
+def _run_ml(args, state, scatter) -> int:
     import numpy as np
 
-    from ..ebm_training.contrastive import sample_ml
-    from ..ebm_training.data import TOYS, load_data
+    from ..ebm_training.ml_sampling import sample_ml
     from ..ebm_training.plots import image_grid, scatter_2d
 
     if args.inpaint:
         raise common.UsageError("--inpaint needs a score-matching model (annealed Langevin with clamped pixels)")
-    steps = args.steps or 1000
+    steps = 1000 if args.steps is None else args.steps
     out = sample_ml(state, args.num, steps=steps, kernel=args.kernel, from_buffer=args.from_buffer, seed=args.seed,
                     device=args.device, progress=not args.no_progress)
     samples = out.samples
@@ -140,11 +151,7 @@ def _run_ml(args, state) -> int:
         np.savez(args.out, samples=samples.numpy(), acceptance=np.float64(out.accept), kernel=np.str_(out.kernel))
     elif len(event) == 3:
         image_grid(samples[:256], args.out, ncol=16)
-    elif samples.shape[1] == 2:
-        name = args.data or (state["data"].get("name") if state["data"].get("name") in TOYS else None)
-        data = load_data(name, num=samples.shape[0], seed=args.seed + 1)[0] if name else None
-        scatter_2d(samples, data, args.out)
     else:
-        raise common.UsageError(f"--out .png draws 2-D points or images; these samples have shape {event}")
+        scatter_2d(samples, scatter, args.out)
     print(f"wrote {args.out}")
     return 0

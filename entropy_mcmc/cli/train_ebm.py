@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(low dimensions); ssm: sliced score matching; ml: maximum likelihood, persistent "
                              "contrastive divergence with --kernel as negative sampler")
     ml = parser.add_argument_group("maximum likelihood (--loss ml)")
-    ml.add_argument("--kernel", default="mala", help="negative sampler: a registry kernel (ula, mala, hmc, "
+    ml.add_argument("--kernel", type=common.real_kernel, default="mala",
+                    help="negative sampler: a registry kernel (ula, mala, hmc, "
                     "annealed-langevin, rwm, a plug-in) or learned (variant 2, trained alongside); default mala")
     ml.add_argument("--k-steps", type=common.nonneg_int, default=30, help="kernel steps per update (30)")
     ml.add_argument("--buffer-size", type=common.positive_int, default=10000, help="replay buffer states (10000)")
@@ -74,26 +75,26 @@ def run(args) -> int:
 
     from ..ebm_training.data import load_data
     from ..ebm_training.networks import build_network
-    from ..samplers.base import kernel_name
     from ..ebm_training.presets import training_preset
     from ..ebm_training.contrastive import ContrastiveTrainer, MLTrainConfig
     from ..ebm_training.trainer import EBMTrainConfig, EBMTrainer, load_checkpoint
 
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank probes the output path
+    log = args.log or os.path.splitext(args.out)[0] + ".csv"
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank probes the output paths
         common.check_writable_file(args.out)
+        common.check_writable_file(log, "--log")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.resume and not os.path.exists(args.out):
         raise common.UsageError(f"--resume: no checkpoint at {args.out}")
     data, info = load_data(args.data, num=args.num, seed=args.seed)
-    log = args.log or os.path.splitext(args.out)[0] + ".csv"
     if args.resume:
         ml = load_checkpoint(args.out)["config"]["loss"] == "ml"
         trainer = (ContrastiveTrainer if ml else EBMTrainer).resume(args.out, data, device=args.device,
                                                                     steps=args.steps)
     else:
         net, train = training_preset(data.shape[1:], args.scale)
-        if args.width:
+        if args.width is not None:
             net["width" if net["kind"] == "mlp" else "filters"] = args.width
         for key in ("steps", "batch_size", "lr", "sigma_min", "sigma_max", "spacing"):
             if getattr(args, key) is not None:
@@ -121,7 +122,7 @@ def run(args) -> int:
     if trainer.rank == 0 and c.loss == "ml":
         print(f"entropy-mcmc train-ebm: {info['name']} {list(data.shape)}, {trainer.model.config['kind']} network "
               f"({sum(p.numel() for p in trainer.model.parameters())} weights), ml loss, kernel {c.kernel} "
-              f"({kernel_name(trainer.kernel)}), {c.k_steps} steps per update, buffer "
+              f"({trainer.negative.name}), {c.k_steps} steps per update, buffer "
               f"{c.buffer_size if c.persistent else 0}, batch {c.batch_size}, lr {c.lr:g}, {c.steps} steps from step "
               f"{trainer.step}, {trainer.world_size} process(es), {args.device} {c.dtype}, seed {trainer.seed}", flush=True)
     elif trainer.rank == 0:

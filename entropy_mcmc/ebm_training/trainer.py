@@ -293,7 +293,8 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"{path} is not a readable energy-model checkpoint: {err}") from None
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not a readable energy-model checkpoint ({detail})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an entropy-mcmc energy-model checkpoint (format {CHECKPOINT_FORMAT})")
     return state
@@ -320,13 +321,13 @@ def load_model(path: str, device="cpu") -> Tuple[nn.Module, Dict[str, Any]]:
     return model.to(dtype=dtype, device=device).eval(), state
 
 
-def train_ebm(model: nn.Module, data: torch.Tensor, loss: str = "mdsm", seed: int = 0, device="cpu",
-              progress: bool = True, log_path: Optional[str] = None, checkpoint_path: Optional[str] = None,
-              **config) -> EBMTrainer:
-    """Train `model` on `data` with `loss` and any `EBMTrainConfig` field; returns the trainer (the package's
-    `train_ebm` also takes loss="ml", see `contrastive.train_ebm`)."""
+def train_score_matching(model: nn.Module, data: torch.Tensor, loss: str = "mdsm", seed: int = 0, device="cpu",
+                         progress: bool = True, log_path: Optional[str] = None, checkpoint_path: Optional[str] = None,
+                         **config) -> EBMTrainer:
+    """Train `model` on `data` with a score-matching `loss` and any `EBMTrainConfig` field; returns the trainer
+    (`train_ebm` takes every loss, maximum likelihood included)."""
     trainer = EBMTrainer(model, data, EBMTrainConfig(loss=loss, **config), seed=seed, device=device)
     return trainer.train(progress=progress, log_path=log_path, checkpoint_path=checkpoint_path)
 
 
-__all__ = ["EBMTrainer", "EBMTrainConfig", "train_ebm", "load_checkpoint", "load_model", "check_architecture"]
+__all__ = ["EBMTrainer", "EBMTrainConfig", "train_score_matching", "load_checkpoint", "load_model", "check_architecture"]

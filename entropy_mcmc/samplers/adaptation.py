@@ -1,4 +1,5 @@
-"""Warmup-only step-size and mass-matrix adaptation, wrapped around any calibrated kernel with a step size.
+"""Step-size and mass-matrix adaptation, wrapped around any calibrated kernel with a step size: during warmup
+(dual averaging), or throughout a run whose target moves (Robbins-Monro, an energy model in training).
 
 Step size: dual averaging toward a target acceptance rate (Hoffman & Gelman 2014,
 section 3.2, as in Stan and BlackJAX): with statistic h_t = delta - alpha_t,
@@ -20,13 +21,22 @@ becomes the regularized (co)variance n/(n+5) S + 1e-3 * 5/(n+5) I (diagonal or d
 and dual averaging restarts from s̄, the kernel's step size set to it. It restarts at
 `start_warmup` too.
 
+For a target that keeps moving (an energy model in training) `controller="robbins-monro"` replaces
+dual averaging, whose weights 1/(t + t0) would freeze the step size: after every `update_every` steps,
+
+    log s_t = log s_{t-1} + r_t (alpha_t - delta),   r_t = max(rate, rate_init / sqrt(1 + t)),
+
+with alpha_t the mean acceptance of those steps; large early, so the step size reaches the target within
+a few dozen updates from any start, then the floor `rate` keeps following the model. The step size is
+fixed within the `update_every` steps, which are then one homogeneous Metropolis-Hastings chain.
+
 The wrapper acts on the innermost kernel (`kernel.base`), so it stacks with
 `StepSizeJitter` in either order.
 """
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -64,6 +74,32 @@ class DualAveraging:
         return torch.exp(self.log_s_bar if self.t > 0 else self.log_s)
 
 
+class RobbinsMonro:
+    """The Robbins-Monro recursion on log step size with a decaying rate floored at `rate` (module docstring)."""
+
+    def __init__(self, initial_step_size: torch.Tensor, target_accept: float, rate_init: float = 1.0,
+                 rate: float = 0.05):
+        self.target_accept, self.rate_init, self.rate = target_accept, rate_init, rate
+        self.reset(initial_step_size)
+
+    def reset(self, step_size: torch.Tensor) -> None:
+        self.t = 0
+        self.log_s = torch.log(torch.as_tensor(step_size, dtype=torch.float64))
+
+    def update(self, accept_prob: torch.Tensor) -> torch.Tensor:
+        rate = max(self.rate, self.rate_init / math.sqrt(1 + self.t))
+        self.t += 1
+        self.log_s = self.log_s + rate * (accept_prob.to(torch.float64).nan_to_num(0.0) - self.target_accept)
+        return torch.exp(self.log_s)
+
+    @property
+    def final_step_size(self) -> torch.Tensor:
+        return torch.exp(self.log_s)
+
+
+CONTROLLERS = ("dual-averaging", "robbins-monro")
+
+
 def mass_matrix_windows(num_warmup: int, init_buffer: int = 75, term_buffer: int = 50,
                         base_window: int = 25) -> List[Tuple[int, int]]:
     """Slow windows `(start, end]` in warmup steps (1-based), following Stan's doubling schedule."""
@@ -97,11 +133,18 @@ class StepSizeAdaptation(KernelWrapper):
         gamma: dual-averaging shrinkage; default 0.05 (Stan) for a shared step size and 0.2 per
             chain, where the single-chain acceptance is noisy and the fluctuating iterate would
             otherwise average to a step size that overshoots the target acceptance.
+        controller: "dual-averaging" (warmup, then frozen) or "robbins-monro" (a moving target; no mass
+            matrix), with its `rate_init` and `rate` (module docstring).
+        update_every: the step size changes once per this many steps, from their mean acceptance.
+        reduce: applied to that acceptance before the update (e.g. a mean over the ranks of a process group, so
+            that every rank keeps the same step size).
     """
 
     def __init__(self, kernel: TransitionKernel, target_accept: float = 0.8, per_chain: bool = False,
                  adapt_mass_matrix: Union[bool, str] = False, gamma: Optional[float] = None, t0: float = 10.0,
-                 kappa: float = 0.75, statistic: Optional[str] = None):
+                 kappa: float = 0.75, statistic: Optional[str] = None, controller: str = "dual-averaging",
+                 rate_init: float = 1.0, rate: float = 0.05, update_every: int = 1,
+                 reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
         super().__init__(kernel)
         base = kernel.base
         name = type(base).__name__
@@ -117,6 +160,14 @@ class StepSizeAdaptation(KernelWrapper):
             raise ValueError(f"adapt_mass_matrix must be False, True, 'diag' or 'dense', got {adapt_mass_matrix!r}")
         if mode and not hasattr(base, "inv_mass"):
             raise ValueError(f"{name} has no inv_mass to adapt")
+        if controller not in CONTROLLERS:
+            raise ValueError(f"controller must be one of {', '.join(CONTROLLERS)}, got {controller!r}")
+        if controller == "robbins-monro" and mode:
+            raise ValueError("the Robbins-Monro controller follows a moving target: it adapts no mass matrix")
+        if isinstance(update_every, bool) or int(update_every) != update_every or update_every < 1:
+            raise ValueError(f"update_every must be a positive integer, got {update_every!r}")
+        if not (rate >= 0 and rate_init >= 0):
+            raise ValueError(f"rate and rate_init must be >= 0, got {rate!r} and {rate_init!r}")
         statistic = getattr(kernel, "step_size_statistic", "mean") if statistic is None else statistic
         if statistic not in ("mean", "harmonic"):
             raise ValueError(f"statistic must be 'mean' or 'harmonic', got {statistic!r}")
@@ -125,9 +176,13 @@ class StepSizeAdaptation(KernelWrapper):
         self.statistic = statistic
         self.adapt_mass_matrix = mode
         gamma = (0.2 if per_chain else 0.05) if gamma is None else gamma
-        self._da_args = dict(gamma=gamma, t0=t0, kappa=kappa)
+        self.controller = controller
+        self._controller_args = (dict(gamma=gamma, t0=t0, kappa=kappa) if controller == "dual-averaging"
+                                 else dict(rate_init=rate_init, rate=rate))
+        self.update_every, self.reduce = int(update_every), reduce
+        self._accept_sum, self._accept_n = 0.0, 0
         self.adapting = True
-        self._da: Optional[DualAveraging] = None
+        self._recursion: Union[None, DualAveraging, RobbinsMonro] = None
         self._windows: List[Tuple[int, int]] = []
         self._step = 0
         self._reset_window()
@@ -135,14 +190,16 @@ class StepSizeAdaptation(KernelWrapper):
     def start_warmup(self, num_steps: int) -> None:
         self.adapting = True
         self._step = 0
-        self._da = None  # restarts from the kernel's current step size at the first step
+        self._recursion = None  # restarts from the kernel's current step size at the first step
+        self._accept_sum, self._accept_n = 0.0, 0
         self._windows = mass_matrix_windows(num_steps) if self.adapt_mass_matrix else []
         self._reset_window()
         self.kernel.start_warmup(num_steps)
 
     def _restart(self, step_size: torch.Tensor) -> None:
         self.base.step_size = step_size
-        self._da = DualAveraging(step_size, self.target_accept, **self._da_args)
+        cls = DualAveraging if self.controller == "dual-averaging" else RobbinsMonro
+        self._recursion = cls(step_size, self.target_accept, **self._controller_args)
 
     def _reset_window(self) -> None:
         self._n, self._sum, self._sumsq = 0, None, None
@@ -159,14 +216,18 @@ class StepSizeAdaptation(KernelWrapper):
         state, info = self.kernel.step(state)
         if not self.adapting:
             return state, info
-        if self._da is None:
+        if self._recursion is None:
             s = torch.as_tensor(self.base.step_size, dtype=torch.float64)
             if self.per_chain and s.dim() == 0:
                 s = s.expand(info.acceptance_prob.shape[0]).clone()
             self._restart(s)
         self._step += 1
         alpha = info.acceptance_prob if self.per_chain else self._reduce(info.acceptance_prob)
-        self.base.step_size = self._da.update(alpha)
+        self._accept_sum, self._accept_n = self._accept_sum + alpha, self._accept_n + 1
+        if self._accept_n == self.update_every:
+            alpha = self._accept_sum / self._accept_n
+            self._accept_sum, self._accept_n = 0.0, 0
+            self.base.step_size = self._recursion.update(alpha if self.reduce is None else self.reduce(alpha))
         if self._windows:
             start, end = self._windows[0]
             if self._step > start:
@@ -194,10 +255,25 @@ class StepSizeAdaptation(KernelWrapper):
         self.base.inv_mass = inv_mass
         self._windows.pop(0)
         self._reset_window()
-        self._restart(self._da.final_step_size)
+        self._restart(self._recursion.final_step_size)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The controller's state (for a trainer's checkpoint); the step size itself lives on the kernel."""
+        rec = self._recursion
+        return {"controller": self.controller, "state": None if rec is None else
+                {k: v for k, v in vars(rec).items() if k not in self._controller_args and k != "target_accept"}}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if state["controller"] != self.controller:
+            raise ValueError(f"the saved step-size adaptation is {state['controller']}, this one {self.controller}")
+        if state["state"] is None:
+            self._recursion = None
+            return
+        self._restart(self.base.step_size)
+        vars(self._recursion).update(state["state"])
 
     def end_warmup(self) -> None:
-        if self.adapting and self._da is not None and self._da.t > 0:
-            self.base.step_size = self._da.final_step_size
+        if self.adapting and self._recursion is not None and self._recursion.t > 0:
+            self.base.step_size = self._recursion.final_step_size
         self.adapting = False
         self.kernel.end_warmup()

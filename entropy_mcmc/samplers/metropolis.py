@@ -50,6 +50,17 @@ def select_chains(mask: torch.Tensor, new, old):
     return dataclasses.replace(new, **values)
 
 
+def metropolis_accept(log_ratio: torch.Tensor, u: torch.Tensor,
+                      finite: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The Metropolis-Hastings decision every kernel and trainer takes: from log A per chain (and where the
+    candidate is `finite`; a non-finite log A or candidate is rejected) and uniforms u, (A = min(1, exp log A),
+    accepted = u < A)."""
+    ok = torch.isfinite(log_ratio) if finite is None else finite & torch.isfinite(log_ratio)
+    log_ratio = torch.where(ok, log_ratio, torch.full_like(log_ratio, -float("inf")))
+    accept_prob = torch.exp(torch.clamp(log_ratio, max=0.0))
+    return accept_prob, u < accept_prob
+
+
 def broadcast_step_size(step_size: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A scalar or per-chain `[chains]` step size shaped to multiply `x` elementwise."""
     s = torch.as_tensor(step_size).to(dtype=x.dtype, device=x.device)
@@ -125,10 +136,7 @@ class MetropolisHastingsKernel(TransitionKernel):
         finite = torch.isfinite(log_ratio) & torch.isfinite(cand.position).flatten(1).all(1)
         if cand.grad is not None:
             finite &= torch.isfinite(cand.grad).flatten(1).all(1)
-        log_ratio = torch.where(finite, log_ratio, torch.full_like(log_ratio, -float("inf")))
-        accept_prob = torch.exp(torch.clamp(log_ratio, max=0.0))
-        u = self.rand(accept_prob.shape, accept_prob)
-        accepted = u < accept_prob
+        accept_prob, accepted = metropolis_accept(log_ratio, self.rand(log_ratio.shape, log_ratio), finite)
         diverging = ~finite | (-log_ratio > self.divergence_threshold)
         new_state = select_chains(accepted, cand, state)
         info = StepInfo(accept_prob, accepted, diverging, prop.num_grad_evals, prop.extras, self.step_size)
@@ -171,5 +179,5 @@ def sum_event(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).sum(1)
 
 
-__all__ = ["MetropolisHastingsKernel", "PreconditionedKernel", "Proposal", "select_chains", "broadcast_step_size",
+__all__ = ["MetropolisHastingsKernel", "PreconditionedKernel", "Proposal", "select_chains", "metropolis_accept", "broadcast_step_size",
            "gaussian_log_density", "sum_event"]

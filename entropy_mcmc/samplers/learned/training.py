@@ -31,6 +31,7 @@ import torch
 from ...targets.base import Target
 from ..adaptation import StepSizeAdaptation
 from ..mala import MALA
+from ..metropolis import metropolis_accept
 from .kernel import LearnedSampler, TargetFunctions, propose_move, save_proposal
 from .proposal import LearnedProposal, LearnedProposalConfig, ProposalModel, base_entropy
 
@@ -343,12 +344,14 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
         sched.step()
 
         with torch.no_grad():
-            acc = torch.where(t_.finite, torch.exp(t_.log_a), torch.zeros_like(t_.log_a))
+            # the buffer's chains take the MH step of the proposal just scored, with its log A
+            u = (torch.rand(t_.log_a.shape, generator=gen, dtype=dtype) if buffer is not None
+                 else torch.ones_like(t_.log_a))
+            acc, take = metropolis_accept(t_.log_a, u, t_.finite)
             acc_mean = float(acc.mean())
             if cfg.objective == "entropy":
                 log_beta += cfg.beta_lr * (acc_mean - cfg.target_accept)
             if buffer is not None:
-                take = torch.rand(acc.shape, generator=gen, dtype=dtype) < acc
                 moved = torch.where(take[:, None], t_.x_new, x)
                 buffer = moved if rows is None else buffer.index_copy(0, rows, moved)
             ld = t_.log_det[t_.finite]
