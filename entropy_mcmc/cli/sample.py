@@ -66,8 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         for option in spec.options:
             if option.cli_flag not in seen:
                 seen.add(option.cli_flag)
-                parser.add_argument(option.cli_flag, dest=_dest(option), type=option.type, default=None,
-                                    choices=option.choices, help=option.help)
+                parser.add_argument(option.cli_flag, dest=_dest(option), type=_option_type(option.type),
+                                    default=None, choices=option.choices, help=option.help)
+
+
+def _option_type(convert):
+    """A kernel option's converter as an argparse type: its ValueError's message is the one-line error."""
+    def parse(text: str):
+        try:
+            return convert(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
 
 
 def _dest(option) -> str:
@@ -100,27 +111,28 @@ def build_options(args) -> dict:
 
 
 def run(args) -> int:
-    from ..samplers import run_chains
+    from ..samplers import build_kernel, run_chains
     from ..samplers.distributed import process_group
+    from ..targets import get_target
 
     options = build_options(args)
     rank, world = process_group(args.device)
     if rank == 0:  # only rank 0 writes; ranks checking at once could delete each other's probe file
         common.check_writable_file(args.out)
+    target = get_target(args.target)
+    kernel = build_kernel(args.kernel, target, num_warmup=args.warmup, **options)  # bad options fail before output
+    if rank == 0:
         print(f"entropy-mcmc sample: {args.kernel} on {args.target}, {args.chains} chains"
               + (f" across {world} processes" if world > 1 else "")
               + f", {args.warmup} warmup + {args.draws} draws, {args.dtype} on {args.device}, seed {args.seed}",
               flush=True)
-    try:
-        result = run_chains(args.target, args.kernel, chains=args.chains, num_warmup=args.warmup,
-                            num_draws=args.draws, thin=args.thin, seed=args.seed, dtype=args.dtype,
-                            device=args.device, threads=args.threads, init_scale=args.init_scale,
-                            progress=not args.no_progress and rank == 0, collect_warmup=args.save_warmup,
-                            warn=False, **options)
-    except OSError as err:  # e.g. a sampler file that cannot be read
-        raise common.UsageError(str(err)) from None
+    result = run_chains(target, kernel, chains=args.chains, num_warmup=args.warmup, num_draws=args.draws,
+                        thin=args.thin, seed=args.seed, dtype=args.dtype, device=args.device, threads=args.threads,
+                        init_scale=args.init_scale, progress=not args.no_progress and rank == 0,
+                        collect_warmup=args.save_warmup, warn=False)
     if rank != 0:
         return 0
+    result.attrs["kernel_name"] = args.kernel
     idata = result.to_arviz()
     idata.posterior.attrs.update(kernel=result.kernel_name, chains=args.chains, warmup=args.warmup, draws=args.draws,
                                  command=common.command_line())

@@ -22,7 +22,8 @@ from torch import nn
 
 from ..samplers.base import Seed, StepInfo, TransitionKernel
 from ..samplers.metropolis import select_chains
-from ..samplers.registry import Capabilities, KernelOption, KernelSpec, register_kernel
+from ..samplers.registry import (Capabilities, KernelOption, KernelSpec, _positive_finite, _positive_int,
+                                 register_kernel)
 from ..targets.base import Target
 from .energy_target import EnergyTarget
 from .schedules import SCHEDULES, TemperatureSchedule, make_schedule
@@ -163,10 +164,11 @@ ANNEALED_LANGEVIN = KernelSpec(
     options=(KernelOption("schedule", _schedule_name, "thesis",
                           "annealed-langevin: temperature schedule (thesis, geometric, linear, cosine, constant)",
                           flag="--anneal-schedule"),
-             KernelOption("anneal_steps", int, 2700, "annealed-langevin: steps of the schedule (default 2700)"),
-             KernelOption("t_max", float, 100.0, "annealed-langevin: initial temperature (default 100)"),
+             KernelOption("anneal_steps", _positive_int, 2700,
+                          "annealed-langevin: steps of the schedule (default 2700)"),
+             KernelOption("t_max", _positive_finite, 100.0, "annealed-langevin: initial temperature (default 100)"),
              KernelOption("t_min", float, 1.0, "annealed-langevin: temperature the cooling reaches (default 1)"),
-             KernelOption("sigma0", float, 0.1, "annealed-langevin: the model's sigma_0 (default 0.1)")))
+             KernelOption("sigma0", _positive_finite, 0.1, "annealed-langevin: the model's sigma_0 (default 0.1)")))
 register_kernel("annealed-langevin", ANNEALED_LANGEVIN)
 
 __all__ = ["AnnealedLangevin", "AnnealedLangevinState", "ANNEALED_LANGEVIN", "as_target"]

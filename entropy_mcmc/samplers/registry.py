@@ -272,6 +272,13 @@ def _positive_int(text) -> int:
     return v
 
 
+def _positive_finite(text) -> float:
+    v = float(text)
+    if not 0.0 < v < float("inf"):
+        raise ValueError(f"expected a positive finite number, got {text!r}")
+    return v
+
+
 register_kernel("rwm", KernelSpec(RandomWalkMetropolis, "random-walk Metropolis", target_accept=0.234,
                                   capabilities=Capabilities(needs_gradient=False)))
 # MALA adapts a dense preconditioner by default: on German BLR (64 chains, 500 warmup + 1000 draws, seed 1)
