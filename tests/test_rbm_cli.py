@@ -60,7 +60,7 @@ def test_train_on_a_npy_file(tmp_path, capsys):
     (["train-rbm", "--model", "caprbm", "--data", "digits", "--out", "{tmp}/x.pt"], "needs complex data"),
     (["train-rbm", "--model", "bernoulli", "--data", "bars", "--out", "{tmp}/x.pt"], "is complex"),
     (["train-rbm", "--data", "nope", "--out", "{tmp}/x.pt"], "unknown data 'nope'"),
-    (["train-rbm", "--data", "bars", "--out", "{tmp}/missing/x.pt"], "does not exist"),
+    (["train-rbm", "--data", "bars", "--out", "{tmp}/other.pt/x.pt"], "cannot be made"),
     (["sample-rbm", "--model", "{tmp}/other.pt", "--out", "{tmp}/x.png"], "not an RBM checkpoint"),
     (["sample-rbm", "--model", "{tmp}/absent.pt", "--out", "{tmp}/x.png"], "no such checkpoint"),
 ])

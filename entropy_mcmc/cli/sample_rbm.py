@@ -20,10 +20,15 @@ from .common import UsageError
 HELP = "Gibbs-sample a trained RBM from held-out data or noise; save the visible rates after k steps as a PNG"
 
 
+_snapshots = common.checked(lambda text: sorted({int(s) for s in text.split(",")}), lambda steps: steps[0] >= 1,
+                            "expected comma-separated positive step counts")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="PATH", help="checkpoint written by train-rbm")
     p.add_argument("--steps", type=common.positive_int, default=1000)
-    p.add_argument("--snapshots", default=None, help="comma-separated step counts to show (default 1,10,100,STEPS)")
+    p.add_argument("--snapshots", type=_snapshots, default=None,
+                   help="comma-separated step counts to show (default 1,10,100,STEPS)")
     p.add_argument("--chains", type=common.positive_int, default=8, help="chains (images) to run and show")
     p.add_argument("--start", choices=("data", "noise"), default="data")
     p.add_argument("--mnist-dir", default=None)
@@ -40,20 +45,22 @@ def run(args) -> int:
     from ..ebm_training.rbm.data import load_dataset
     from ..ebm_training.rbm.stability import gibbs_snapshots, plot_stability_grid, stability_metrics
 
+    common.check_writable_file(args.out)
     out = Path(args.out)
-    if not out.resolve().parent.is_dir():
-        raise UsageError(f"--out {out}: directory {out.resolve().parent} does not exist")
-    if args.steps < 1 or args.chains < 1:
-        raise UsageError("--steps and --chains must be positive")
-    snapshots = sorted({int(s) for s in args.snapshots.split(",")} if args.snapshots else
-                       {s for s in (1, 10, 100) if s < args.steps} | {args.steps})
-    if snapshots[0] < 1:
-        raise UsageError("--snapshots must be positive step counts")
+    snapshots = args.snapshots
+    if snapshots is None:
+        snapshots = sorted({s for s in (1, 10, 100) if s < args.steps} | {args.steps})
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model)
     meta = read_payload(args.model).get("meta", {})
     name = meta.get("data")
+    shape = (28, 28) if name == "mnist-cwt" else meta.get("image_shape")
+    if shape is None:
+        side = int(round(model.num_visible ** 0.5))
+        if side * side != model.num_visible:
+            raise UsageError(f"cannot show {model.num_visible} units as a square image")
+        shape = (side, side)
     gen = torch.Generator().manual_seed(args.seed)
     is_cap = isinstance(model, CAPRBM)
     if args.start == "data":
@@ -81,7 +88,6 @@ def run(args) -> int:
             met = stability_metrics(r, m, start)
             print(f"after {s} steps: overlap {met['overlap']:.3f}, phase error {met['phase_error']:.3f} rad, "
                   f"coherence {met['coherence']:.3f}")
-    shape = meta.get("image_shape")
     first, shown = start, rates
     if name == "mnist-cwt":
         from ..ebm_training.rbm.wavelet import WaveletCodec
@@ -90,12 +96,6 @@ def run(args) -> int:
         align = args.start == "noise"
         first = codec.decode(start, align=align).flatten(1)
         shown = torch.stack([codec.decode(r, align=align).flatten(1) for r in rates])
-        shape = (28, 28)
-    if shape is None:
-        side = int(round(model.num_visible ** 0.5))
-        if side * side != model.num_visible:
-            raise UsageError(f"cannot show {model.num_visible} units as a square image")
-        shape = (side, side)
     title = f"{type(model).__name__} from {args.start}"
     plot_stability_grid([(title, first.cpu(), shown.cpu(), snapshots)], out, image_shape=tuple(shape),
                         first_label="data" if args.start == "data" else "random start")

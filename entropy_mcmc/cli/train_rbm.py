@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from . import common
 from .common import UsageError
@@ -47,10 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
 
 
-def _check_out(path: str) -> None:
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {path}: directory {parent} does not exist")
+def _given(value, default):
+    return default if value is None else value
 
 
 def run(args) -> int:
@@ -61,12 +58,13 @@ def run(args) -> int:
     from ..ebm_training.rbm.data import load_dataset
     from ..ebm_training.rbm.training import TrainConfig, Trainer
 
-    _check_out(args.out)
+    common.check_writable_file(args.out)
+    common.check_writable_file(args.log, "--log")
     if args.threads:
         torch.set_num_threads(args.threads)
     small = args.data == "digits" or (args.data is None and args.model == "bernoulli")
-    settings = dict(epochs=args.epochs, batch_size=args.batch_size or (10 if small else 100),
-                    learning_rate=args.lr or (0.06 if small else 0.05), momentum=args.momentum,
+    settings = dict(epochs=args.epochs, batch_size=_given(args.batch_size, 10 if small else 100),
+                    learning_rate=_given(args.lr, 0.06 if small else 0.05), momentum=args.momentum,
                     weight_decay=args.weight_decay, cd_k=args.cd_k, persistent=args.pcd, num_chains=args.chains,
                     sparsity_target=args.sparsity_target, sparsity_cost=args.sparsity_cost, seed=args.seed,
                     progress=not args.no_progress)
@@ -83,10 +81,10 @@ def run(args) -> int:
         if args.model == "bernoulli" and name in ("bars", "mnist-cwt"):
             raise UsageError(f"--data {name} is complex: use --model caprbm")
         meta = {"data": name}
-    num = args.num_data or meta.get("num_data") or DEFAULT_ROWS.get(name)
+    num = _given(args.num_data, meta.get("num_data", DEFAULT_ROWS.get(name)))
     ds = load_dataset(name, num=num, seed=args.seed, mnist_dir=args.mnist_dir)
     if not args.resume:
-        hidden = args.hidden or DEFAULT_HIDDEN.get(name, 100)
+        hidden = _given(args.hidden, DEFAULT_HIDDEN.get(name, 100))
         nv = ds.data.shape[1]
         model = (CAPRBM(nv, hidden, coupling=not args.no_coupling, seed=args.seed) if args.model == "caprbm"
                  else RBM(nv, hidden, seed=args.seed))

@@ -110,6 +110,15 @@ def mnist_data(root=None, split: str = "t10k") -> Tuple[np.ndarray, np.ndarray]:
     return images[:, None], labels
 
 
+def read_npy(path) -> np.ndarray:
+    """The array in `.npy` file `path`; ValueError, naming the file, for one that is not a plain numeric array."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as err:  # no .npy header, pickled objects, truncated data
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not a readable .npy array ({detail})") from None
+
+
 def check_points(x: np.ndarray, source: str) -> np.ndarray:
     """Data `[n, d]` points or `[n, C, H, W]` images (`[n, H, W]` gains a channel), finite, n >= 2."""
     x = np.asarray(x)
@@ -142,7 +151,7 @@ def load_data(name: str, num: Optional[int] = None, seed: int = 0, root=None,
     elif str(name).endswith(".npy"):
         if not os.path.exists(name):
             raise ValueError(f"data file {name} does not exist")
-        x = check_points(np.load(name, allow_pickle=False), name)
+        x = check_points(read_npy(name), name)
     else:
         raise ValueError(f"unknown data {name!r}; expected one of {', '.join(TOYS + IMAGES)}, a folder of MNIST IDX "
                          "files, or a path to a .npy array [n, *event]")
@@ -154,4 +163,5 @@ def load_data(name: str, num: Optional[int] = None, seed: int = 0, root=None,
     return torch.as_tensor(x, dtype=dtype), info
 
 
-__all__ = ["load_data", "toy_data", "digits_data", "mnist_data", "read_idx", "check_points", "TOYS", "IMAGES"]
+__all__ = ["load_data", "toy_data", "digits_data", "mnist_data", "read_idx", "read_npy", "check_points", "TOYS",
+           "IMAGES"]

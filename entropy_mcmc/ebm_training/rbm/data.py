@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-import numpy as np
 import torch
+
+from ..data import read_npy
 
 DATASETS = ("bars", "digits", "mnist-cwt")
 
@@ -49,7 +50,7 @@ def load_dataset(name: str, num: Optional[int] = None, seed: int = 0, mnist_dir:
     if path.suffix == ".npy":
         if not path.is_file():
             raise ValueError(f"no such data file: {path}")
-        x = torch.as_tensor(np.load(path, allow_pickle=False))
+        x = torch.as_tensor(read_npy(path))
         if x.dim() != 2:
             raise ValueError(f"{path} must hold a 2-D array [rows, units], got shape {list(x.shape)}")
         return Dataset(path.stem, _rows(x, num, offset))
