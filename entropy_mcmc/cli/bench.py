@@ -71,6 +71,7 @@ def run(args) -> int:
         if args.peers or args.targets:
             raise common.UsageError("--peers and --targets apply to the standard suite; --suite posteriordb runs "
                                     "Pyro's NUTS beside ours (--no-peers skips it) on --posteriors")
+        common.check_writable_dir(args.out)
         from ..benchmarks.posteriordb.suite import run_suite
 
         run_suite(args.db, args.posteriors, kernels=args.kernels or ("nuts", "chees-hmc"),
@@ -80,6 +81,7 @@ def run(args) -> int:
     given = [k for k, v in posteriordb_only.items() if v is not None]
     if given:
         raise common.UsageError(f"{', '.join(given)} apply to --suite posteriordb")
+    common.check_writable_dir(args.out)
     from ..benchmarks import run_benchmark
 
     run_benchmark(mode=mode, out_dir=args.out,

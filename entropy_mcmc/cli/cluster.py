@@ -13,32 +13,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from . import common
 
 HELP = "train NMCE on a data set (digits, double-spiral, a .mat file or PNG folders) and report ACC, NMI, ARI"
 
 
-def _steps(text: str):
-    parts = [int(p) for p in text.split(",")]
-    if len(parts) != 3 or min(parts) < 0:
-        raise argparse.ArgumentTypeError("--steps takes three non-negative integers S1,S2,S3")
-    return tuple(parts)
-
-
-def _image_size(text: str):
-    try:
-        h, w = (int(p) for p in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError("--image-size takes HxW, e.g. 32x32") from err
-    return h, w
+_steps = common.checked(lambda text: tuple(int(p) for p in text.split(",")),
+                        lambda steps: len(steps) == 3 and min(steps) >= 0,
+                        "expected three non-negative integers S1,S2,S3")
+_image_size = common.checked(lambda text: tuple(int(p) for p in text.lower().split("x")),
+                             lambda size: len(size) == 2 and min(size) >= 1, "expected HxW in pixels, e.g. 32x32")
+_clusters = common.checked(int, lambda v: v >= 2, "expected an integer of at least 2")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="digits, double-spiral, manifolds, manifolds-intersecting, a .mat file (fea/gnd) "
                              "or a folder with one sub-folder of PNG images per class")
-    parser.add_argument("--clusters", type=common.positive_int, default=None,
+    parser.add_argument("--clusters", type=_clusters, default=None,
                         help="number of clusters (default: number of classes)")
     parser.add_argument("--seed", type=common.seed, default=0)
     parser.add_argument("--out", required=True, help="output folder")
@@ -85,10 +79,10 @@ def run(args) -> int:
     from ..clustering.distributed import world
     from ..clustering.experiment import run_clustering
 
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one rank probes the output folder
+        common.check_writable_dir(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.clusters is not None and args.clusters < 2:
-        raise ValueError(f"--clusters must be at least 2, got {args.clusters}")
     data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size)
     metrics = run_clustering(data, n_clusters=args.clusters, seed=args.seed, out_dir=args.out, steps=args.steps,
                              batch_size=args.batch_size, lam=args.lam, lr=args.lr, optimizer=args.optimizer,

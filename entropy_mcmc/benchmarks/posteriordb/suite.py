@@ -112,7 +112,7 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
     if mode not in SETTINGS:
         raise ValueError(f"mode must be one of {sorted(SETTINGS)}, got {mode!r}")
     n_chains, warmup, draws = SETTINGS[mode]
-    n_chains = chains or n_chains
+    n_chains = n_chains if chains is None else chains
     names = list(names) if names else sorted(PORTS)
     unknown = [n for n in [*names, *sequential] if n not in PORTS]
     if unknown:
