@@ -1,20 +1,30 @@
 """Python entry points through which other packages add kernels (`entropy_mcmc.kernels`) and targets
-(`entropy_mcmc.targets`). A plugin that fails to load is reported by name and does not stop the others."""
+(`entropy_mcmc.targets`). Names come from the installed metadata without importing anything; an entry point is
+loaded when its name is asked for (or when every plugin is listed). A plugin that fails to load is reported by
+name and does not stop the others."""
 from __future__ import annotations
 
 import warnings
 from importlib.metadata import entry_points
-from typing import Callable, Dict, Iterator, Tuple
+from typing import AbstractSet, Callable, Dict, Iterator, List, Optional, Tuple
 
 
 class PluginWarning(UserWarning):
     """An installed plugin could not be loaded."""
 
 
-def iter_plugins(group: str, errors: Dict[str, str]) -> Iterator[Tuple[str, object, str]]:
-    """`(name, loaded object, source)` for each entry point of `group` that loads; failures go to `errors`
-    (name -> message) and are warned about once."""
-    for ep in entry_points(group=group):
+def plugin_names(group: str) -> List[str]:
+    """The names of the installed entry points of `group`, read from their metadata: no plugin is imported."""
+    return sorted({ep.name for ep in entry_points(group=group)})
+
+
+def iter_plugins(group: str, errors: Dict[str, str], name: Optional[str] = None,
+                 skip: AbstractSet[str] = frozenset()) -> Iterator[Tuple[str, object, str]]:
+    """`(name, loaded object, source)` for each entry point of `group` (only those called `name` when given, none
+    in `skip`) that loads; failures go to `errors` (name -> message) and are warned about once."""
+    for ep in entry_points(group=group) if name is None else entry_points(group=group, name=name):
+        if ep.name in skip:
+            continue
         dist = getattr(ep, "dist", None)
         source = f"{dist.name} {dist.version}" if dist is not None else ep.value
         try:

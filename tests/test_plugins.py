@@ -116,10 +116,12 @@ def installed(plugin_dir, monkeypatch):
     monkeypatch.setattr(registry, "_KERNELS", dict(registry._KERNELS))
     monkeypatch.setattr(registry, "PLUGIN_ERRORS", {})
     monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "_plugins_tried", set())
     monkeypatch.setattr(target_registry, "_REGISTRY", dict(target_registry._REGISTRY))
     monkeypatch.setattr(target_registry, "_SOURCES", dict(target_registry._SOURCES))
     monkeypatch.setattr(target_registry, "PLUGIN_ERRORS", {})
     monkeypatch.setattr(target_registry, "_plugins_loaded", False)
+    monkeypatch.setattr(target_registry, "_plugins_tried", set())
     yield
     for name in ("toyplug", "brokenplug"):
         sys.modules.pop(name, None)
@@ -130,16 +132,15 @@ def test_build_kernel_and_the_registries_use_the_plugin(installed):
     from entropy_mcmc.samplers import StepSizeAdaptation, build_kernel, get_kernel_spec, kernel_names
     from entropy_mcmc.targets import get_target
 
-    with pytest.warns(PluginWarning, match="'broken'"):
-        names = kernel_names()
-    assert "toy" in names and "broken" not in names and "mala" in names
     assert get_kernel_spec("toy").source == "toyplug 0.1"
-    with pytest.raises(ValueError, match=r"plugin 'broken' failed to load: RuntimeError: this plugin is broken"):
+    with pytest.warns(PluginWarning, match="'broken'"), \
+            pytest.raises(ValueError, match=r"plugin 'broken' failed to load: RuntimeError: this plugin is broken"):
         get_kernel_spec("broken")
-    with pytest.warns(PluginWarning, match="'brokentarget'"):
-        target = get_target("toytarget")
+    names = kernel_names()
+    assert "toy" in names and "broken" not in names and "mala" in names
+    target = get_target("toytarget")
     assert target.name == "toytarget"
-    with pytest.raises(ValueError, match="'brokentarget' failed to load"):
+    with pytest.warns(PluginWarning, match="'brokentarget'"), pytest.raises(ValueError, match="'brokentarget' failed"):
         get_target("brokentarget")
 
     kernel = build_kernel("toy", target, num_warmup=10)
@@ -167,3 +168,46 @@ def test_pyro_kernel_uses_the_plugged_in_kernel(installed):
     assert type(kernel.sampler.base).__name__ == "ToyKernel"
     theta = mcmc.get_samples()["theta"].numpy()
     assert abs(theta.mean() - 1.0) < 4.5 * mcse(theta[None]), theta.mean()
+
+
+def test_entry_points_load_by_the_name_asked_for(installed):
+    """Names come from the metadata without importing a plugin; asking for one imports that one only; listing
+    with details loads them all."""
+    from entropy_mcmc.plugins import PluginWarning
+    from entropy_mcmc.samplers import get_kernel_spec, kernel_names
+    from entropy_mcmc.samplers.registry import kernel_specs
+    from entropy_mcmc.targets import check_target_name, target_names, target_sources
+
+    assert {"toy", "broken"} <= set(kernel_names()) and {"toytarget", "brokentarget"} <= set(target_names())
+    assert "toyplug" not in sys.modules and "brokenplug" not in sys.modules
+    assert get_kernel_spec("toy").step_size == 0.37 and check_target_name("toytarget") == "toytarget"
+    assert "toyplug" in sys.modules and "brokenplug" not in sys.modules
+    assert "broken" not in registry.PLUGIN_ERRORS and "brokentarget" not in target_registry.PLUGIN_ERRORS
+    with pytest.warns(PluginWarning, match="'broken'"):
+        specs = kernel_specs()
+    assert "toy" in specs and "broken" not in specs and "broken" in registry.PLUGIN_ERRORS
+    assert specs["toy"] is get_kernel_spec("toy")  # loaded once: no "name taken" against itself
+    with pytest.warns(PluginWarning, match="'brokentarget'"):
+        sources = target_sources()
+    assert sources["toytarget"][0] == "toyplug 0.1" and "brokentarget" not in sources
+    assert "toy" not in registry.PLUGIN_ERRORS and "toytarget" not in target_registry.PLUGIN_ERRORS
+    assert "broken" not in kernel_names() and "brokentarget" not in target_names()
+
+
+def test_a_plugin_may_not_take_a_built_in_name(tmp_path, monkeypatch):
+    """A plugin named like a built-in kernel is never loaded by name (the built-in wins) and is reported when
+    every plugin is listed."""
+    info = tmp_path / "clash-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: clash\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[entropy_mcmc.kernels]\nhmc = entropy_mcmc.samplers.registry:hmc\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_KERNELS", dict(registry._KERNELS))
+    monkeypatch.setattr(registry, "PLUGIN_ERRORS", {})
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "_plugins_tried", set())
+    builtin = registry.get_kernel_spec("hmc")
+    assert builtin.source == "built-in" and "hmc" not in registry.PLUGIN_ERRORS
+    assert registry.kernel_names().count("hmc") == 1
+    assert registry.kernel_specs()["hmc"] is builtin
+    assert "taken by built-in; plugin from clash 0.1 ignored" in registry.PLUGIN_ERRORS["hmc"]

@@ -1,26 +1,49 @@
-"""Transition kernels sharing one interface, the Metropolis-Hastings path, adaptation, the registry and the runner."""
-from .adaptation import DualAveraging, StepSizeAdaptation
-from .chees import ChEESAdaptation, ChEESHMC
-from .base import ChainState, KernelWrapper, StepInfo, TransitionKernel, find_kernel, spawn_seeds, unwrap
-from .handoff import WarmupHandoff
-from .mixture import MixtureKernel
-from .hmc import HMC
-from .jitter import StepSizeJitter
-from .langevin import UnadjustedLangevin
-from .mala import MALA
-from .nuts import NUTS
-from .metropolis import MetropolisHastingsKernel, PreconditionedKernel, Proposal, select_chains
-from .registry import Capabilities, KernelOption, KernelSpec, build_kernel, get_kernel_spec, kernel_names, register_kernel
-from .runner import ConvergenceWarning, SampleResult, sample
-from .rwm import RandomWalkMetropolis
-from .learned import AdaptiveMALA, LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig, train_sampler
-from .run import run_chains
+"""Transition kernels sharing one interface, the Metropolis-Hastings path, adaptation, the registry and the runner.
+
+The names below are imported from their modules on first use (PEP 562), so that `samplers.registry` (the kernel
+names and specs, e.g. for `entropy-mcmc sample --help`) loads without torch.
+"""
+import importlib
+
+_EXPORTS = {
+    "adaptation": ("DualAveraging", "StepSizeAdaptation"),
+    "chees": ("ChEESAdaptation", "ChEESHMC"),
+    "base": ("ChainState", "KernelWrapper", "StepInfo", "TransitionKernel", "find_kernel", "spawn_seeds", "unwrap"),
+    "handoff": ("WarmupHandoff",),
+    "mixture": ("MixtureKernel",),
+    "hmc": ("HMC",),
+    "jitter": ("StepSizeJitter",),
+    "langevin": ("UnadjustedLangevin",),
+    "mala": ("MALA",),
+    "nuts": ("NUTS",),
+    "metropolis": ("MetropolisHastingsKernel", "PreconditionedKernel", "Proposal", "select_chains"),
+    "registry": ("Capabilities", "KernelOption", "KernelSpec", "build_kernel", "get_kernel_spec", "kernel_names",
+                 "register_kernel"),
+    "runner": ("ConvergenceWarning", "SampleResult", "sample"),
+    "rwm": ("RandomWalkMetropolis",),
+    "learned": ("AdaptiveMALA", "LearnedProposal", "LearnedProposalConfig", "LearnedSampler", "TrainConfig",
+                "train_sampler"),
+    "run": ("run_chains",),
+}
+_LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "MetropolisHastingsKernel",
            "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "find_kernel", "spawn_seeds",
            "RandomWalkMetropolis", "MALA", "HMC", "NUTS", "ChEESHMC", "ChEESAdaptation",
            "UnadjustedLangevin", "MixtureKernel", "WarmupHandoff",
-           "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "Capabilities", "KernelSpec", "KernelOption", "register_kernel",
-           "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains", "SampleResult",
-           "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig", "AdaptiveMALA",
-           "TrainConfig", "train_sampler"]
+           "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "Capabilities", "KernelSpec", "KernelOption",
+           "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains",
+           "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig",
+           "AdaptiveMALA", "TrainConfig", "train_sampler"]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -4,28 +4,23 @@
 
 The CLI, the bench suite, `PyroKernel`, the NumPyro-style front door and the trainers all build
 kernels here. Other packages add kernels through the `entropy_mcmc.kernels` entry point group: the
-entry point is a `KernelSpec`, or a callable `(target, **options) -> TransitionKernel`.
+entry point is a `KernelSpec`, or a callable `(target, **options) -> TransitionKernel`. An entry point is
+loaded when its name is asked for (`get_kernel_spec`, `build_kernel`); `kernel_names` reads the names from the
+installed metadata and `kernel_specs` loads them all. This module imports neither torch nor a kernel until one is
+built, so listing the kernels (`entropy-mcmc sample --help`) is quick.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
-import torch
+from ..plugins import first_line, iter_plugins, plugin_names
 
-from ..plugins import first_line, iter_plugins
-from .adaptation import StepSizeAdaptation
-from .base import TransitionKernel
-from .chees import ChEESAdaptation, ChEESHMC
-from .handoff import WarmupHandoff
-from .hmc import HMC
-from .jitter import StepSizeJitter
-from .langevin import UnadjustedLangevin
-from .mala import MALA
-from .mixture import MixtureKernel
-from .nuts import NUTS
-from .rwm import RandomWalkMetropolis
+if TYPE_CHECKING:
+    from .base import TransitionKernel
+
+GROUP = "entropy_mcmc.kernels"
 
 
 @dataclass(frozen=True)
@@ -137,7 +132,8 @@ class KernelSpec:
 
 _KERNELS: Dict[str, KernelSpec] = {}
 PLUGIN_ERRORS: Dict[str, str] = {}
-_plugins_loaded = False
+_plugins_loaded = False  # every entry point loaded
+_plugins_tried: Set[str] = set()  # entry points loaded (or failed) by name
 
 
 def register_kernel(name: str, spec: Union[KernelSpec, Callable[..., TransitionKernel]]) -> KernelSpec:
@@ -152,12 +148,17 @@ def register_kernel(name: str, spec: Union[KernelSpec, Callable[..., TransitionK
     return spec
 
 
-def _load_plugins() -> None:
+def _load_plugins(only: Optional[str] = None) -> None:
+    """Load the entry point named `only`, or every one when None; each at most once."""
     global _plugins_loaded
-    if _plugins_loaded:
+    if _plugins_loaded or only in _plugins_tried:
         return
-    _plugins_loaded = True
-    for name, obj, source in iter_plugins("entropy_mcmc.kernels", PLUGIN_ERRORS):
+    skip = set(_plugins_tried)
+    if only is None:
+        _plugins_loaded = True
+    else:
+        _plugins_tried.add(only)
+    for name, obj, source in iter_plugins(GROUP, PLUGIN_ERRORS, name=only, skip=skip):
         if name in _KERNELS and _KERNELS[name] is obj:
             continue  # a module of this package registered it at import
         if name in _KERNELS:
@@ -173,19 +174,25 @@ def _load_plugins() -> None:
 
 
 def kernel_names() -> List[str]:
-    """Every kernel `build_kernel` knows, built-in and plugged in."""
-    _load_plugins()
-    return sorted(_KERNELS)
+    """Every kernel `build_kernel` knows, built-in and plugged in; a plugin's name comes from its metadata (nothing
+    is imported), and one that failed to load is left out."""
+    if _plugins_loaded:
+        return sorted(_KERNELS)
+    return sorted(set(_KERNELS) | {n for n in plugin_names(GROUP) if n not in PLUGIN_ERRORS})
 
 
-def kernel_specs() -> Dict[str, KernelSpec]:
-    _load_plugins()
+def kernel_specs(load_plugins: bool = True) -> Dict[str, KernelSpec]:
+    """name -> spec of every kernel; `load_plugins=False`: only those registered so far (the built-in ones and the
+    plugins already loaded), importing nothing."""
+    if load_plugins:
+        _load_plugins()
     return dict(sorted(_KERNELS.items()))
 
 
 def get_kernel_spec(name: str) -> KernelSpec:
+    """The spec of kernel `name`, loading the plugin of that name (and no other) when it is not registered yet."""
     if name not in _KERNELS:
-        _load_plugins()
+        _load_plugins(name)
     if name not in _KERNELS:
         broken = f" (plugin {name!r} failed to load: {PLUGIN_ERRORS[name]})" if name in PLUGIN_ERRORS else ""
         raise ValueError(f"unknown kernel {name!r}{broken}; known kernels: {', '.join(kernel_names())}")
@@ -205,6 +212,10 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, t
     Raises ValueError for an unknown name, an option the kernel cannot honour (mass adaptation without a mass
     matrix, a jitter outside [0, 1)), and TypeError for a builder that does not return a TransitionKernel.
     """
+    from .adaptation import StepSizeAdaptation
+    from .base import TransitionKernel
+    from .jitter import StepSizeJitter
+
     spec = name if isinstance(name, KernelSpec) else get_kernel_spec(name)
     spec.capabilities.check_target(name if isinstance(name, str) else getattr(spec.build, "__name__", "kernel"),
                                    target)
@@ -250,6 +261,9 @@ def _hand_off(helper_name: str, kernel: TransitionKernel, target, num_warmup: in
               **helper_options) -> TransitionKernel:
     """`WarmupHandoff(MixtureKernel(helper, kernel, share), helper)`, the helper adapted during warmup as its
     spec says; without a share no mixture, without warmup no handoff."""
+    from .handoff import WarmupHandoff
+    from .mixture import MixtureKernel
+
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
         raise ValueError(f"mixture_share must lie in [0, 1), got {share!r}")
     helper = build_kernel(helper_name, target, num_warmup=num_warmup, **helper_options)
@@ -279,15 +293,46 @@ def _positive_finite(text) -> float:
     return v
 
 
-register_kernel("rwm", KernelSpec(RandomWalkMetropolis, "random-walk Metropolis", target_accept=0.234,
+# The builders import their kernel at the first build.
+def _rwm(target, **options) -> TransitionKernel:
+    from .rwm import RandomWalkMetropolis
+
+    return RandomWalkMetropolis(target, **options)
+
+
+def _mala(target, **options) -> TransitionKernel:
+    from .mala import MALA
+
+    return MALA(target, **options)
+
+
+def _nuts(target, **options) -> TransitionKernel:
+    from .nuts import NUTS
+
+    return NUTS(target, **options)
+
+
+def _ula(target, **options) -> TransitionKernel:
+    from .langevin import UnadjustedLangevin
+
+    return UnadjustedLangevin(target, **options)
+
+
+def _learned(target, **options) -> TransitionKernel:
+    from .learned.build import make_learned_kernel
+
+    return make_learned_kernel(target, **options)
+
+
+register_kernel("rwm", KernelSpec(_rwm, "random-walk Metropolis", target_accept=0.234,
                                   capabilities=Capabilities(needs_gradient=False)))
 # MALA adapts a dense preconditioner by default: on German BLR (64 chains, 500 warmup + 1000 draws, seed 1)
 # a diagonal one leaves max R-hat at 1.04 and min ESS 1642, a dense one 1.007 and 9211 (BENCHMARKS.md).
-register_kernel("mala", KernelSpec(MALA, "Metropolis-adjusted Langevin, preconditioned by an adapted dense mass "
+register_kernel("mala", KernelSpec(_mala, "Metropolis-adjusted Langevin, preconditioned by an adapted dense mass "
                                    "matrix", target_accept=0.574, adapts_mass="dense",
                                    capabilities=Capabilities(mass_matrix=True)))
 # NUTS with Stan's defaults: dual averaging toward 0.8, a diagonal mass matrix from the windows, no jitter
-register_kernel("nuts", KernelSpec(NUTS, "the No-U-Turn sampler (multinomial, generalized U-turn criterion), "
+register_kernel("nuts", KernelSpec(_nuts, "the No-U-Turn sampler (multinomial, generalized U-turn criterion), "
                                    "vectorized over chains, adapted diagonal mass matrix", target_accept=0.8,
                                    adapts_mass="diag", capabilities=Capabilities(mass_matrix=True),
                                    options=(KernelOption("max_tree_depth", _positive_int, 10,
@@ -303,6 +348,11 @@ def hmc(target, step_size=0.1, num_steps: int = 10, adapt_path_length: str = "no
     """HMC with `num_steps` leapfrog steps; with `adapt_path_length="chees"`, ChEES-HMC (`samplers.chees`): the
     number of steps drawn from a jittered trajectory length that starts at `num_steps` step sizes, is tuned by the
     ChEES criterion over the chains during warmup (`ChEESAdaptation`) and is capped at `max_num_steps` steps."""
+    import torch
+
+    from .chees import ChEESAdaptation, ChEESHMC
+    from .hmc import HMC
+
     if adapt_path_length not in PATH_LENGTH_ADAPTATIONS:
         raise ValueError(f"adapt_path_length must be one of {', '.join(PATH_LENGTH_ADAPTATIONS)}, "
                          f"got {adapt_path_length!r}")
@@ -338,10 +388,28 @@ register_kernel("chees-hmc", dataclasses.replace(
     target_accept=0.651, step_size_jitter=0.0,
     options=tuple(dataclasses.replace(o, default={"num_steps": 1, "adapt_path_length": "chees"}.get(o.name, o.default))
                   for o in HMC_OPTIONS)))
-register_kernel("ula", KernelSpec(UnadjustedLangevin, "unadjusted Langevin (no accept step: biased by O(s^2), "
+register_kernel("ula", KernelSpec(_ula, "unadjusted Langevin (no accept step: biased by O(s^2), "
                                   "fixed step size)", step_size=0.01, adapts_step_size=False,
                                   capabilities=Capabilities(exact=False)))
+# After warmup, 5% of the steps are adapted MALA: a chain where the flow proposes nothing acceptable still moves
+# (a stuck chain gets ~100 MALA steps per 2000 draws, and dense-preconditioned MALA contracts the distance to
+# the mode by ~20% per accepted step, so ~10 accepted steps bring it in from 10 posterior sds), while the
+# learned kernel keeps 95% of the steps (ESS cost measured in BENCHMARKS.md, "The learned sampler from a
+# user's starting point").
+DEFAULT_MIXTURE_SHARE = 0.05
+register_kernel("learned", KernelSpec(
+    _learned, "the entropy-maximizing learned sampler (thesis ch. 4) of sampler=PATH (trained here "
+    "when none is given); warmup moves the chains into the typical set with adapted MALA (dense mass matrix) "
+    "and hands them over; its eps is part of what was trained, so nothing adapts it; after warmup a share "
+    "(0.05) of the steps are MALA (--mixture-share)", step_size=None, adapts_step_size=False, warmup_kernel="mala",
+    capabilities=Capabilities(step_size=False, trainable=True),
+    options=(KernelOption("sampler", str, None, "learned: a sampler file written by `entropy-mcmc train-sampler` "
+                                               "(required on the command line)", required=True),
+             KernelOption("mixture_share", mixture_share, DEFAULT_MIXTURE_SHARE,
+                          "learned: the share of steps, after warmup, that are one step of the adapted MALA of "
+                          "the warmup instead of the learned kernel, chosen at random per chain and step "
+                          f"(default {DEFAULT_MIXTURE_SHARE:g}; 0: the pure learned kernel)"))))
+
 
 __all__ = ["Capabilities", "STATE_SPACES", "KernelSpec", "KernelOption", "register_kernel", "build_kernel",
-           "get_kernel_spec", "kernel_names",
-           "kernel_specs", "PLUGIN_ERRORS"]
+           "get_kernel_spec", "kernel_names", "kernel_specs", "PLUGIN_ERRORS", "DEFAULT_MIXTURE_SHARE"]

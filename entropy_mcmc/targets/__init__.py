@@ -1,14 +1,15 @@
 """Targets: U(x) = -log p(x) over `[chains, *event]`, and a registry by name.
 
 Other packages add targets through the `entropy_mcmc.targets` entry point group: the entry point
-is a callable returning a `Target` (a factory or a `Target` subclass taking no arguments).
+is a callable returning a `Target` (a factory or a `Target` subclass taking no arguments). It is loaded when its
+name is asked for; `target_names` reads the names from the installed metadata, `target_sources` loads them all.
 """
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional, Set
 
-from ..plugins import first_line, iter_plugins
+from ..plugins import first_line, iter_plugins, plugin_names
 from .base import LogDensity, Target
 from .funnel import Funnel
 from .gaussian import Gaussian, GaussianMixture, ill_conditioned_gaussian, strongly_correlated_gaussian
@@ -34,7 +35,9 @@ _REGISTRY: Dict[str, Callable[[], Target]] = {
 
 _SOURCES: Dict[str, str] = {name: "built-in" for name in _REGISTRY}
 PLUGIN_ERRORS: Dict[str, str] = {}
-_plugins_loaded = False
+GROUP = "entropy_mcmc.targets"
+_plugins_loaded = False  # every entry point loaded
+_plugins_tried: Set[str] = set()  # entry points loaded (or failed) by name
 
 
 def register_target(name: str, factory: Callable[[], Target], source: str = "user") -> None:
@@ -47,12 +50,17 @@ def register_target(name: str, factory: Callable[[], Target], source: str = "use
     _SOURCES[name] = source
 
 
-def _load_plugins() -> None:
+def _load_plugins(only: Optional[str] = None) -> None:
+    """Load the entry point named `only`, or every one when None; each at most once."""
     global _plugins_loaded
-    if _plugins_loaded:
+    if _plugins_loaded or only in _plugins_tried:
         return
-    _plugins_loaded = True
-    for name, obj, source in iter_plugins("entropy_mcmc.targets", PLUGIN_ERRORS):
+    skip = set(_plugins_tried)
+    if only is None:
+        _plugins_loaded = True
+    else:
+        _plugins_tried.add(only)
+    for name, obj, source in iter_plugins(GROUP, PLUGIN_ERRORS, name=only, skip=skip):
         if name in _REGISTRY:
             PLUGIN_ERRORS[name] = f"target name {name!r} is taken by {_SOURCES[name]}; plugin from {source} ignored"
         elif not callable(obj):
@@ -73,16 +81,18 @@ _ICG = re.compile(r"icg(\d+)")
 
 
 def target_names():
-    """Names `get_target` accepts (plus the patterns `icg<d>` and `funnel<sigma>-<d>`)."""
-    _load_plugins()
-    return sorted(_REGISTRY)
+    """Names `get_target` accepts (plus the patterns `icg<d>` and `funnel<sigma>-<d>`); a plugin's name comes from
+    its metadata (nothing is imported), and one that failed to load is left out."""
+    if _plugins_loaded:
+        return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | {n for n in plugin_names(GROUP) if n not in PLUGIN_ERRORS})
 
 
 def check_target_name(name: str) -> str:
     """`name` if `get_target` accepts it, else a `ValueError` naming what it accepts; builds nothing."""
     if name in _REGISTRY or _FUNNEL.fullmatch(name) or _ICG.fullmatch(name):
         return name
-    _load_plugins()
+    _load_plugins(name)
     if name in _REGISTRY:
         return name
     if name in PLUGIN_ERRORS:

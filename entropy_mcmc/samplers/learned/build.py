@@ -23,7 +23,6 @@ import torch
 from ...targets.base import Target
 from ..adaptation import StepSizeAdaptation
 from ..mala import MALA
-from ..registry import Capabilities, KernelOption, KernelSpec, mixture_share, register_kernel
 from .kernel import LearnedSampler
 from .proposal import LearnedProposalConfig, ProposalModel
 from .training import TrainConfig, TrainResult, train_sampler
@@ -107,23 +106,4 @@ def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel,
     return kernel
 
 
-# After warmup, 5% of the steps are adapted MALA: a chain where the flow proposes nothing acceptable still moves
-# (a stuck chain gets ~100 MALA steps per 2000 draws, and dense-preconditioned MALA contracts the distance to
-# the mode by ~20% per accepted step, so ~10 accepted steps bring it in from 10 posterior sds), while the
-# learned kernel keeps 95% of the steps (ESS cost measured in BENCHMARKS.md, "The learned sampler from a
-# user's starting point").
-DEFAULT_MIXTURE_SHARE = 0.05
-register_kernel("learned", KernelSpec(
-    make_learned_kernel, "the entropy-maximizing learned sampler (thesis ch. 4) of sampler=PATH (trained here "
-    "when none is given); warmup moves the chains into the typical set with adapted MALA (dense mass matrix) "
-    "and hands them over; its eps is part of what was trained, so nothing adapts it; after warmup a share "
-    "(0.05) of the steps are MALA (--mixture-share)", step_size=None, adapts_step_size=False, warmup_kernel="mala",
-    capabilities=Capabilities(step_size=False, trainable=True),
-    options=(KernelOption("sampler", str, None, "learned: a sampler file written by `entropy-mcmc train-sampler` "
-                                               "(required on the command line)", required=True),
-             KernelOption("mixture_share", mixture_share, DEFAULT_MIXTURE_SHARE,
-                          "learned: the share of steps, after warmup, that are one step of the adapted MALA of "
-                          "the warmup instead of the learned kernel, chosen at random per chain and step "
-                          f"(default {DEFAULT_MIXTURE_SHARE:g}; 0: the pure learned kernel)"))))
-
-__all__ = ["make_learned_kernel", "train_on_target", "DEFAULT_TRAIN", "DEFAULT_WIDTH", "DEFAULT_MIXTURE_SHARE"]
+__all__ = ["make_learned_kernel", "train_on_target", "DEFAULT_TRAIN", "DEFAULT_WIDTH"]
