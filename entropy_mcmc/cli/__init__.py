@@ -8,7 +8,8 @@ A subcommand module has `HELP`, `add_arguments(parser)` and `run(args) -> int`. 
 line without a traceback (exit 2): a `UsageError`, a ValueError/TypeError from a `raise` statement in this package
 (library code raises those on bad input), an OSError about a path the user gave; anything else is a bug and
 propagates with its traceback.
-Heavy imports beyond torch (arviz, pandas, pyro, jax) happen inside the handlers.
+A subcommand's arguments are added only when it runs (`Parser`), and imports beyond the standard library happen
+inside the functions that need them: `entropy-mcmc --help` and `entropy-mcmc sample --help` import no torch.
 """
 from __future__ import annotations
 
@@ -41,8 +42,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for name, module in COMMANDS.items():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, add_arguments=module.add_arguments)
         p.set_defaults(_run=module.run, _parser=p)
     return parser
 

@@ -14,7 +14,34 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with every error as one line on stderr (`entropy-mcmc sample: error: ...`), exit status 2."""
+    """argparse, with every error as one line on stderr (`entropy-mcmc sample: error: ...`), exit status 2.
+
+    Given `add_arguments(parser)` (a subcommand's), it calls it only when it first parses or formats help, so
+    `entropy-mcmc --help` imports no subcommand's dependencies; `argv` holds the arguments it then parses (None
+    when formatting help), for options that depend on them (`sample`: the chosen kernel's)."""
+
+    def __init__(self, *args, add_arguments: Optional[Callable[["Parser"], None]] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_arguments = add_arguments
+        self.argv: Optional[List[str]] = None
+
+    def _populate(self, argv: Optional[List[str]]) -> None:
+        if self._add_arguments is not None:
+            add, self._add_arguments = self._add_arguments, None
+            self.argv = argv
+            add(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._populate(list(sys.argv[1:] if args is None else args))
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._populate(None)
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._populate(None)
+        return super().format_usage()
 
     def error(self, message: str):
         message = " ".join(line.strip() for line in message.splitlines() if line.strip())

@@ -14,15 +14,18 @@ HELP = "sample a registry target with one kernel; print the ArviZ summary, write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..samplers import kernel_names
-    from ..samplers.registry import kernel_specs
+    from ..samplers.registry import kernel_names
 
-    specs = kernel_specs()
+    specs = _kernel_specs(getattr(parser, "argv", None))
+    kernel_help = [f"{k}: {s.help}" for k, s in specs.items()]
+    plugged = [name for name in kernel_names() if name not in specs]
+    if plugged:
+        kernel_help.append(f"plugged in: {', '.join(plugged)} (`--kernel NAME --help` shows one's options, "
+                           "`entropy-mcmc list` describes them)")
     parser.add_argument("--target", required=True, type=common.target_name,
                         help="registry name: icg50, scg2, funnel1-100, funnel3-20, mog2, german, australian, "
                              "heart, icg<d>, funnel<sigma>-<d>, or a plugged-in target (entropy-mcmc list)")
-    parser.add_argument("--kernel", required=True, choices=kernel_names(),
-                        help="; ".join(f"{k}: {s.help}" for k, s in specs.items()))
+    parser.add_argument("--kernel", required=True, choices=kernel_names(), help="; ".join(kernel_help))
     parser.add_argument("--chains", type=common.positive_int, default=4, help="parallel chains (default 4)")
     parser.add_argument("--warmup", type=common.nonneg_int, default=500,
                         help="adaptation steps, discarded (default 500)")
@@ -68,6 +71,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 seen.add(option.cli_flag)
                 parser.add_argument(option.cli_flag, dest=_dest(option), type=_option_type(option.type),
                                     default=None, choices=option.choices, help=option.help)
+
+
+def _kernel_specs(argv) -> dict:
+    """The specs whose options `sample` offers: every kernel's when `argv` is None, else the registered kernels'
+    and that of the plugin named by `--kernel` in `argv`, so that `sample --help` loads no plugin."""
+    from ..samplers.registry import get_kernel_spec, kernel_names, kernel_specs
+
+    if argv is None:
+        return kernel_specs()
+    specs = kernel_specs(load_plugins=False)
+    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    pre.add_argument("--kernel")
+    try:
+        name = pre.parse_known_args(argv)[0].kernel
+    except argparse.ArgumentError:  # the full parser reports it
+        return specs
+    if name not in specs and name in kernel_names():
+        try:
+            specs[name] = get_kernel_spec(name)
+        except ValueError:  # it failed to load: --kernel no longer offers it
+            pass
+    return specs
 
 
 def _option_type(convert):

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..ebm_training.inpainting import MASKS
 from . import common
 
 HELP = "sample a trained energy model (annealed Langevin, denoising jump, inpainting); write .npz or .png"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..ebm_training.inpainting import MASKS
+
     parser.add_argument("--model", required=True, metavar="PATH", help="checkpoint written by train-ebm")
     parser.add_argument("--num", type=common.positive_int, default=1000, help="number of samples (chains)")
     parser.add_argument("--seed", type=common.seed, default=0)
