@@ -13,6 +13,7 @@ from entropy_mcmc.clustering.data import double_spiral, load_dataset, load_image
 from entropy_mcmc.clustering.metrics import clustering_accuracy, clustering_scores
 
 CLI_PATH = Path(__file__).resolve().parents[1] / "entropy_mcmc" / "cli" / "cluster.py"
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 
 def cluster_command():
@@ -57,8 +58,21 @@ def test_mat_errors(tmp_path):
     with pytest.raises(ValueError, match="feature matrix.*label vector.*something"):
         load_mat(tmp_path / "empty.mat")
     savemat(tmp_path / "mismatch.mat", {"fea": np.random.rand(4, 16), "gnd": np.arange(5)})
-    with pytest.raises(ValueError, match="5 labels for 4 images"):
+    with pytest.raises(ValueError, match="5 labels for a 4 x 16 feature matrix; neither axis"):
         load_mat(tmp_path / "mismatch.mat")
+    savemat(tmp_path / "square.mat", {"fea": np.random.rand(16, 16), "gnd": np.arange(16) % 2})
+    with pytest.raises(ValueError, match="either axis could hold the images"):
+        load_mat(tmp_path / "square.mat")
+    assert load_mat(tmp_path / "square.mat", images_in="columns").x.shape == (16, 1, 4, 4)
+    savemat(tmp_path / "rows.mat", {"fea": np.random.rand(4, 16), "gnd": np.arange(4)})
+    with pytest.raises(ValueError, match="4 labels for the 16 columns"):
+        load_mat(tmp_path / "rows.mat", images_in="columns")
+    savemat(tmp_path / "onehot.mat", {"fea": np.random.rand(4, 16), "gnd": np.eye(4)})
+    with pytest.raises(ValueError, match="labels must be a vector"):
+        load_mat(tmp_path / "onehot.mat")
+    savemat(tmp_path / "nan.mat", {"fea": np.full((4, 16), np.nan), "gnd": np.arange(4)})
+    with pytest.raises(ValueError, match="NaN"):
+        load_mat(tmp_path / "nan.mat")
     savemat(tmp_path / "odd.mat", {"fea": np.random.rand(4, 15), "gnd": np.arange(4)})
     with pytest.raises(ValueError, match="image size"):
         load_mat(tmp_path / "odd.mat")
@@ -69,6 +83,64 @@ def test_mat_errors(tmp_path):
         load_mat(tmp_path / "missing.mat")
     with pytest.raises(ValueError, match="unknown data set"):
         load_dataset("nonsense")
+
+
+@pytest.mark.parametrize("fea, gnd, message", [
+    (np.random.rand(4, 16), np.arange(5), "neither axis matches"),
+    (np.random.rand(16, 16), np.arange(16), "either axis could hold the images"),
+    (np.random.rand(4, 15), np.arange(4), "cannot read an image size"),
+    (np.eye(4), np.eye(4), "must be a vector"),
+    (np.full((4, 16), np.inf), np.arange(4), "NaN or infinite")])
+def test_cluster_command_refuses_bad_mat_files_in_one_line(tmp_path, capsys, fea, gnd, message):
+    from entropy_mcmc import cli
+
+    savemat(tmp_path / "bad.mat", {"fea": fea, "gnd": gnd})
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["cluster", "--data", str(tmp_path / "bad.mat"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and message in err and "bad.mat" in err
+
+
+@pytest.mark.parametrize("images_in", ["rows", "columns"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_mat_pixel_order_in_either_orientation_and_dtype(tmp_path, images_in, dtype):
+    """An asymmetric 8x8 image (bright top-left corner, a dark bottom row) flattened MATLAB's way (`img(:)`),
+    stored n x pixels or pixels x n, as uint8 or as floats in [0, 1]: it reads back in the same pixel order."""
+    img = np.full((8, 8), 100, dtype=np.uint8)
+    img[:2, :3] = 255
+    img[-1] = 0
+    stack = np.stack([img, img[:, ::-1], img])                        # three images, the second mirrored
+    fea = np.stack([im.flatten(order="F") for im in stack])         # one image per row
+    fea = fea if images_in == "rows" else fea.T
+    fea = fea if dtype == np.uint8 else fea / 255.0
+    gnd = np.array([[1, 2, 1]]) if images_in == "columns" else np.array([[1], [2], [1]])
+    savemat(tmp_path / "set.mat", {"fea": fea.astype(dtype), "gnd": gnd})
+    data = load_mat(tmp_path / "set.mat")
+    assert data.x.shape == (3, 1, 8, 8) and data.y.tolist() == [0, 1, 0]
+    np.testing.assert_allclose(data.x[:, 0].numpy(), stack / 255.0, atol=1e-6)
+    assert data.x[0, 0, 0, 0] == 1.0 and data.x[1, 0, 0, -1] == 1.0 and float(data.x[0, 0, -1].max()) == 0.0
+
+
+def test_mat_whole_float_pixels_and_face_set_sizes(tmp_path):
+    """Floats holding 0..255 are scaled by 1/255 like uint8; 10304 pixels read as ORL's 112x92 images."""
+    img = np.random.default_rng(0).integers(0, 200, size=(2, 112, 92)).astype(np.float64)
+    fea = np.stack([im.flatten(order="F") for im in img]).T
+    savemat(tmp_path / "orl.mat", {"fea": fea, "gnd": np.array([1, 2])})
+    data = load_mat(tmp_path / "orl.mat")
+    assert data.x.shape == (2, 1, 112, 92)
+    np.testing.assert_allclose(data.x[:, 0].numpy(), img / 255.0, atol=1e-6)
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"no face sets at {FACES} (shared data not present)")
+@pytest.mark.parametrize("name, n, k", [("YaleB", 2414, 38), ("orl", 400, 40)])
+def test_shared_face_sets_read_upright(name, n, k):
+    """The shared copies store fea pixels x images; read right, the mean face is nearly symmetric left to right
+    and not top to bottom (read transposed, it would be the other way round)."""
+    data = load_mat(FACES / f"{name}.mat")
+    assert data.x.shape == (n, 1, 32, 32) and data.num_classes == k
+    assert 0.0 <= float(data.x.min()) and float(data.x.max()) <= 1.0
+    mean = data.x[:, 0].mean(0)
+    assert (mean - mean.flip(1)).abs().mean() < 0.5 * (mean - mean.flip(0)).abs().mean()
 
 
 def write_png_folder(root, n_per_class=4, size=(7, 9)):

@@ -67,7 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=common.positive_int, default=32,
                         help="downscale larger images to this side (CPU)")
     parser.add_argument("--image-size", type=_image_size, default=None,
-                        help="HxW of the images in a .mat file when the row length does not tell")
+                        help="HxW of the images in a .mat file when the pixel count does not tell (square images "
+                             "and common face-set sizes are read from it)")
+    parser.add_argument("--images-in", choices=("rows", "columns"), default=None,
+                        help="which axis of a .mat file's feature matrix holds the images (default: the one as long "
+                             "as the label vector; pixels are read column-major, uint8 or floats)")
     parser.add_argument("--threads", type=common.nonneg_int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -83,7 +87,7 @@ def run(args) -> int:
         common.check_writable_dir(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size)
+    data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size, images_in=args.images_in)
     metrics = run_clustering(data, n_clusters=args.clusters, seed=args.seed, out_dir=args.out, steps=args.steps,
                              batch_size=args.batch_size, lam=args.lam, lr=args.lr, optimizer=args.optimizer,
                              eps_sq=args.eps_sq, cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,

@@ -77,31 +77,82 @@ def load_digits() -> ClusterData:
     return ClusterData(x, torch.from_numpy(d.target).long(), "digits")
 
 
-def _labels(raw, n: int, source: str) -> torch.Tensor:
-    y = np.asarray(raw).reshape(-1)
-    if y.shape[0] != n:
-        raise ValueError(f"{source}: {y.shape[0]} labels for {n} images; the labels do not match the data")
-    _, y = np.unique(y, return_inverse=True)
-    return torch.from_numpy(y.reshape(-1)).long()
+# pixels per image -> (H, W) of face sets shared at sizes that are not square: ORL / AT&T (112x92, 56x46) and
+# Extended Yale B (192x168 cropped, 96x84 and 48x42 as subspace clustering papers use it)
+FACE_SIZES = {112 * 92: (112, 92), 56 * 46: (56, 46), 192 * 168: (192, 168), 96 * 84: (96, 84), 48 * 42: (48, 42)}
+
+
+def _label_vector(raw, source: str) -> np.ndarray:
+    y = np.asarray(raw)
+    if y.ndim > 2 or (y.ndim == 2 and min(y.shape) != 1) or y.size == 0:
+        raise ValueError(f"{source}: the labels must be a vector (1 x n or n x 1), got shape {y.shape}")
+    return y.reshape(-1)
+
+
+def _orient(fea: np.ndarray, n: int, images_in: Optional[str], source: str) -> np.ndarray:
+    """`fea` with one image per row: the axis whose length is the number of labels holds the images."""
+    if fea.ndim < 2:
+        raise ValueError(f"{source}: expected a feature matrix [n, pixels] or images, got shape {fea.shape}")
+    if fea.ndim > 2:
+        if fea.shape[0] != n:
+            raise ValueError(f"{source}: {n} labels for {fea.shape[0]} images; the labels do not match the data")
+        return fea
+    rows, cols = fea.shape
+    if images_in is None:
+        if rows == cols == n:
+            raise ValueError(f"{source}: the feature matrix is {rows} x {cols} with {n} labels, so either axis could "
+                             "hold the images; say which (images_in='rows' or 'columns', --images-in)")
+        if n not in (rows, cols):
+            raise ValueError(f"{source}: {n} labels for a {rows} x {cols} feature matrix; neither axis matches, "
+                             "so the labels do not match the data")
+        images_in = "rows" if rows == n else "columns"
+    if images_in not in ("rows", "columns"):
+        raise ValueError(f"images_in must be 'rows' or 'columns', got {images_in!r}")
+    if (rows if images_in == "rows" else cols) != n:
+        raise ValueError(f"{source}: {n} labels for the {rows if images_in == 'rows' else cols} {images_in} of a "
+                         f"{rows} x {cols} feature matrix; the labels do not match the data")
+    return fea if images_in == "rows" else fea.T
+
+
+def _unit_pixels(x: np.ndarray, source: str) -> np.ndarray:
+    """Pixels in [0, 1]: uint8 (and whole numbers in 0..255) over 255, floats in [0, 1] as they are, any other
+    range min-max scaled."""
+    if not (x.dtype == bool or np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{source}: the pixels must be integers or real numbers, got dtype {x.dtype}")
+    whole = x.dtype == bool or np.issubdtype(x.dtype, np.integer)
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{source}: the pixels hold NaN or infinite values")
+    lo, hi = x.min(), x.max()
+    if lo >= 0 and hi <= 1:
+        return x
+    if lo >= 0 and hi <= 255 and (whole or np.array_equal(x, np.round(x))):
+        return x / 255.0
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def _image_shape(d: int, source: str) -> Tuple[int, ...]:
+    """The image shape of `d` pixels: square grey, square RGB, or a common face-set size."""
+    side = int(round(math.sqrt(d)))
+    if side * side == d:
+        return side, side
+    side = int(round(math.sqrt(d // 3)))
+    if d % 3 == 0 and side * side == d // 3:
+        return 3, side, side
+    if d in FACE_SIZES:
+        return FACE_SIZES[d]
+    raise ValueError(f"{source}: cannot read an image size from {d} pixels per image; "
+                     "give the image shape (e.g. --image-size 32x32)")
 
 
 def _as_images(x: np.ndarray, image_shape: Optional[Tuple[int, ...]], order: str, source: str) -> torch.Tensor:
-    x = np.asarray(x, dtype=np.float64)
+    """Images `[n, C, H, W]` in [0, 1] from rows of pixels (flattened in `order`) or from `[n, H, W(, ...)]`."""
+    x = _unit_pixels(np.asarray(x), source)
     if x.ndim == 2:
         d = x.shape[1]
-        if image_shape is None:
-            side = int(round(math.sqrt(d)))
-            if side * side == d:
-                image_shape = (side, side)
-            elif d % 3 == 0 and int(round(math.sqrt(d // 3))) ** 2 == d // 3:
-                side = int(round(math.sqrt(d // 3)))
-                image_shape = (3, side, side)
-            else:
-                raise ValueError(f"{source}: cannot read an image size from {d} features per row; "
-                                 "give the image shape (e.g. --image-size 32x32)")
-        shape = tuple(image_shape)
+        shape = tuple(image_shape) if image_shape is not None else _image_shape(d, source)
         if int(np.prod(shape)) != d:
-            raise ValueError(f"{source}: image shape {shape} does not hold {d} features per row")
+            raise ValueError(f"{source}: image shape {shape} does not hold {d} pixels per image")
         if len(shape) == 2:
             shape = (1,) + shape
         # MATLAB stores each image column-major: reverse the axes, reshape, then transpose back
@@ -111,18 +162,22 @@ def _as_images(x: np.ndarray, image_shape: Optional[Tuple[int, ...]], order: str
         x = x[:, None]
     elif x.ndim != 4:
         raise ValueError(f"{source}: expected a feature matrix [n, pixels] or images, got shape {x.shape}")
-    lo, hi = x.min(), x.max()
-    x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
     return torch.from_numpy(np.ascontiguousarray(x)).float()
 
 
 def load_mat(path, features: Optional[str] = None, labels: Optional[str] = None,
-             image_shape: Optional[Tuple[int, ...]] = None, order: str = "F") -> ClusterData:
-    """An image set in a MATLAB `.mat` file: a feature matrix (`fea`, `X`, `data`...) and a label vector (`gnd`, `y`...).
+             image_shape: Optional[Tuple[int, ...]] = None, order: str = "F",
+             images_in: Optional[str] = None) -> ClusterData:
+    """An image set in a MATLAB `.mat` file: a feature matrix (`fea`, `X`, `data`...), a label vector (`gnd`, `y`...).
 
-    Rows are images flattened column-major (`order='F'`, MATLAB's layout, as COIL-20/100 are shared); the
-    image size is read from the row length (square grey or RGB images) unless `image_shape` is given.
+    The feature matrix may hold one image per row (n x pixels) or per column (pixels x n): the axis as long as
+    the label vector holds the images (`images_in='rows'` or `'columns'` says it when both are). Images are
+    flattened column-major (`order='F'`, MATLAB's `img(:)`, as COIL, ORL and Yale B are shared). Pixels may
+    be uint8 (scaled by 1/255) or floats (kept when in [0, 1], else min-max scaled). The image size is read
+    from the pixel count (square grey or RGB images, or a common face-set size, `FACE_SIZES`) unless
+    `image_shape` is given.
     """
+    from scipy import sparse
     from scipy.io import loadmat
 
     path = Path(path)
@@ -140,8 +195,11 @@ def load_mat(path, features: Optional[str] = None, labels: Optional[str] = None,
                if key is None or key not in mat]
     if missing:
         raise ValueError(f"{path}: found no {' and no '.join(missing)}; the file holds {sorted(mat) or 'nothing'}")
-    x = _as_images(mat[fkey], image_shape, order, str(path))
-    return ClusterData(x, _labels(mat[lkey], x.shape[0], str(path)), path.stem)
+    fea = mat[fkey].toarray() if sparse.issparse(mat[fkey]) else np.asarray(mat[fkey])
+    y = _label_vector(mat[lkey].toarray() if sparse.issparse(mat[lkey]) else mat[lkey], str(path))
+    x = _as_images(_orient(fea, y.shape[0], images_in, str(path)), image_shape, order, str(path))
+    _, y = np.unique(y, return_inverse=True)
+    return ClusterData(x, torch.from_numpy(y.reshape(-1)).long(), path.stem)
 
 
 def load_image_folder(path, image_shape: Optional[Tuple[int, int]] = None) -> ClusterData:
@@ -166,8 +224,9 @@ def load_image_folder(path, image_shape: Optional[Tuple[int, int]] = None) -> Cl
     return ClusterData(x.contiguous(), torch.tensor([c for _, c in files]), root.name)
 
 
-def load_dataset(spec: str, seed: int = 0, n: int = 4096, image_shape=None) -> ClusterData:
-    """By name (`digits`, `double-spiral`, `manifolds`, `manifolds-intersecting`) or path (`.mat` file, folder)."""
+def load_dataset(spec: str, seed: int = 0, n: int = 4096, image_shape=None, images_in=None) -> ClusterData:
+    """By name (`digits`, `double-spiral`, `manifolds`, `manifolds-intersecting`) or path (`.mat` file, folder);
+    `image_shape` and `images_in` go to `load_mat`."""
     named = {"digits": lambda: load_digits(), "double-spiral": lambda: double_spiral(n, seed=seed),
              "manifolds": lambda: union_of_manifolds(n, seed=seed),
              "manifolds-intersecting": lambda: union_of_manifolds(n, bias=False, seed=seed)}
@@ -175,12 +234,12 @@ def load_dataset(spec: str, seed: int = 0, n: int = 4096, image_shape=None) -> C
         return named[spec]()
     path = Path(spec)
     if path.suffix.lower() == ".mat":
-        return load_mat(path, image_shape=image_shape)
+        return load_mat(path, image_shape=image_shape, images_in=images_in)
     if path.is_dir():
         return load_image_folder(path, image_shape)
     raise ValueError(f"unknown data set {spec!r}: give one of {', '.join(named)}, a .mat file or a folder of "
                      "class folders of PNG images")
 
 
-__all__ = ["ClusterData", "double_spiral", "union_of_manifolds", "load_digits", "load_mat", "load_image_folder",
-           "load_dataset"]
+__all__ = ["ClusterData", "FACE_SIZES", "double_spiral", "union_of_manifolds", "load_digits", "load_mat",
+           "load_image_folder", "load_dataset"]
