@@ -50,7 +50,7 @@ def test_csv_log_and_checkpoint(moons, tmp_path):
     trainer.train(progress=False, log_path=str(log), checkpoint_path=str(ckpt))
     rows = list(csv.DictReader(open(log)))
     assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
-    assert set(rows[0]) == {"step", "loss", "energy_data", "energy_noisy", "seconds"}
+    assert set(rows[0]) == {"step", "loss", "energy_data", "energy_noisy", "val", "seconds"}
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     model, state = load_model(str(ckpt))
     assert torch.equal(model.head.first.weight, trainer.model.head.first.weight)

@@ -24,6 +24,9 @@ HELP = ("train an energy model by score matching (MDSM, DSM, exact or sliced) or
         "kernel as negative sampler (--loss ml) on 2-D points or images")
 
 
+HOLDOUT = common.checked(float, lambda v: 0.0 <= v < 0.5, "expected a number in [0, 0.5)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="built-in data name, MNIST IDX folder, or a .npy array [n, *event]")
     parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
@@ -47,7 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="the kernel's initial step size (default: the registry's)")
     ml.add_argument("--target-accept", type=common.probability, default=0.6,
                     help="acceptance the step size (or the learned sampler) aims at (0.6)")
-    parser.add_argument("--steps", type=common.positive_int, default=None, help="optimizer updates (total)")
+    parser.add_argument("--steps", type=common.positive_int, default=None,
+                        help="the most optimizer updates (total); training ends earlier on a plateau of the "
+                             "validation criterion or when --time-budget is spent")
+    stop = parser.add_argument_group("when training ends")
+    stop.add_argument("--holdout", type=HOLDOUT, default=0.1,
+                      help="share of the points held out for the validation criterion (0.1; 0: no early stop)")
+    stop.add_argument("--patience", type=common.nonneg_int, default=10,
+                      help="validation checks (one per --log-every updates) without improvement before stopping "
+                           "(10; 0: never on a plateau)")
+    stop.add_argument("--min-delta", type=common.unit_interval, default=0.005,
+                      help="relative improvement that counts (0.005)")
+    stop.add_argument("--time-budget", type=common.positive_float, default=None, metavar="SECONDS",
+                      help="stop once this much training time is spent (default: the preset's: 300 s for points, "
+                           "900 s for images at --scale cpu, none at --scale thesis)")
     parser.add_argument("--seed", type=common.seed, default=0)
     parser.add_argument("--scale", choices=("cpu", "thesis"), default="cpu",
                         help="cpu: minutes on a CPU (default); thesis: section 3.4's batch, learning rate, network "
@@ -99,7 +115,10 @@ def run(args) -> int:
         for key in ("steps", "batch_size", "lr", "sigma_min", "sigma_max", "spacing"):
             if getattr(args, key) is not None:
                 train[key] = getattr(args, key)
-        common_args = dict(dtype=args.dtype, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
+        if args.time_budget is not None:
+            train["time_budget"] = args.time_budget
+        common_args = dict(dtype=args.dtype, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+                           holdout=args.holdout, patience=args.patience, min_delta=args.min_delta)
         info_args = dict(seed=args.seed, device=args.device, data_info={"name": info["name"], "kind": info["kind"]})
         torch.manual_seed(args.seed)
         model = build_network(net)
@@ -139,5 +158,7 @@ def run(args) -> int:
               f"per update); last loss {h['loss'][-1]:.4g}, mean energy of data {h['energy_data'][-1]:.4g}"
               + (f", of negatives {h['energy_neg'][-1]:.4g}, acceptance {h['accept'][-1]:.3f}" if c.loss == "ml"
                  else ""))
+        print(f"stopped at update {trainer.step}: {trainer.stop_reason or 'the most updates (--steps) done'}"
+              + (f"; best validation criterion {trainer.best_val:.4g}" if trainer.val_data is not None else ""))
         print(f"wrote {args.out} and {log}")
     return 0

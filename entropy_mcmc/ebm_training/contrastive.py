@@ -42,6 +42,7 @@ from ..samplers.learned.kernel import LearnedSampler
 from ..samplers.learned.proposal import LearnedProposal
 from ..samplers.registry import get_kernel_spec
 from .learned_in_loop import SamplerTraining, learned_variant2
+from .metrics import mmd
 from .negative_phase import KernelArg, NegativePhase, ReplayBuffer
 from .networks import build_network
 from .preprocess import LogitTransform, infer_levels
@@ -270,10 +271,23 @@ class ContrastiveTrainer(EBMTrainer):
         if self.world_size > 1:
             t = self._reduce_mean(torch.tensor([means[k] for k in keys], dtype=torch.float64, device=self.device))
             means = dict(zip(keys, t.cpu().tolist()))
-        row = {"step": self.step, **means, "entropy": self.negative.proposal_entropy(), "seconds": self.seconds}
+        row = {"step": self.step, **means, "entropy": self.negative.proposal_entropy(),
+               "val": self._mean_over_ranks(self.validation_criterion()), "seconds": self.seconds}
         for k, v in row.items():
-            self.history[k].append(v)
+            self.history.setdefault(k, []).append(v)
         return row
+
+    def validation_criterion(self) -> float:
+        """The MMD between held-out points and as many replay-buffer states (at most 1024, the same draw at every
+        check), in data coordinates; NaN without held-out points or a buffer (CD-K). Lower is better."""
+        if self.val_data is None or self.buffer is None:
+            return float("nan")
+        n = min(self.val_data.shape[0], len(self.buffer), VALIDATION_POINTS)
+        rows = torch.randperm(len(self.buffer), generator=torch.Generator().manual_seed(self.seed))[:n]
+        neg = self.buffer.positions[rows.to(self.buffer.positions.device)]
+        if self.transform is not None:  # logit-space states back to pixels, as the held-out images are
+            neg = self.transform.inverse(neg)
+        return mmd(self.val_data[:n].double().cpu(), neg.double().cpu())
 
     # -- sampling view ----------------------------------------------------------------------------------
     def to_data(self, x: torch.Tensor) -> torch.Tensor:
@@ -356,8 +370,9 @@ def ml_config(state: Dict[str, Any]) -> MLTrainConfig:
     return MLTrainConfig(**saved)
 
 
+VALIDATION_POINTS = 1024
 LOG_KEYS = ("step", "loss", "energy_data", "energy_neg", "accept", "step_size", "sampler_accept", "ebm_update",
-            "entropy", "seconds")
+            "entropy", "val", "seconds")
 
 
 def train_ebm(model: nn.Module, data: torch.Tensor, loss: str = "mdsm", seed: int = 0, device="cpu",

@@ -11,6 +11,14 @@ wrapped in DistributedDataParallel (gloo on CPU, NCCL on GPU): every rank draws 
 indices and noise levels and takes its own contiguous block, with its own noise seed, so the global batch is
 the one a single process would see. Points (`[n, d]` data) are standardized (one shift per coordinate, one
 common scale) unless told otherwise; the normalization is saved with the model.
+
+Training ends when it has learned: `holdout` (10%) of the points are kept out of training, and at every log
+the validation criterion is measured on them (score matching: the loss on the held-out points with the same
+noise at every check, so that checks differ only by the model; maximum likelihood: the MMD between held-out
+points and replay-buffer states). After `patience` checks without improving on the best by `min_delta` times
+the improvement made since the first check (a loss's constant part does not count), or once `time_budget`
+seconds of training are spent, training stops before `steps` (the most it
+runs); `stop_reason` says why. The bar shows the criterion, the checks left and the time left of the budget.
 """
 from __future__ import annotations
 
@@ -32,6 +40,8 @@ from .losses import LOSSES, NoiseLevels, dsm_loss, esm_loss, mdsm_loss, ssm_loss
 from .networks import build_network
 
 CHECKPOINT_FORMAT = "entropy-mcmc-ebm/1"
+MAX_VALIDATION = 4096  # held-out points at most; the criterion is evaluated in chunks of VALIDATION_CHUNK
+VALIDATION_CHUNK = 1024
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -45,6 +55,12 @@ class EBMTrainConfig:
     sigma0: the fixed kernel width of eq. 3.7 (0.1), and DSM's single level.
     ssm_projections: random directions per sample for "ssm".
     standardize: None standardizes points and leaves images as they are.
+    steps: the most updates a run takes; it ends earlier on a plateau of the validation criterion or the budget.
+    holdout: share of the points held out for validation (0: none, and no early stop).
+    patience, min_delta: stop after `patience` validation checks (one per `log_every` updates) without improving
+        on the best by `min_delta` times the improvement made since the first check (patience 0: never on a
+        plateau).
+    time_budget: stop once this many seconds of training are spent (None: no budget).
     """
 
     LOSS_CHOICES: ClassVar[Tuple[str, ...]] = LOSSES
@@ -62,6 +78,10 @@ class EBMTrainConfig:
     dtype: str = "float32"
     log_every: int = 50
     checkpoint_every: int = 0
+    holdout: float = 0.1
+    patience: int = 10
+    min_delta: float = 0.005
+    time_budget: Optional[float] = None
 
     def __post_init__(self):
         if self.loss not in self.LOSS_CHOICES:
@@ -76,6 +96,14 @@ class EBMTrainConfig:
             raise ValueError(f"lr must be positive and finite, got {self.lr!r}")
         if not self.sigma0 > 0:
             raise ValueError(f"sigma0 must be positive, got {self.sigma0!r}")
+        if not 0.0 <= self.holdout < 0.5:
+            raise ValueError(f"holdout must lie in [0, 0.5), got {self.holdout!r}")
+        if isinstance(self.patience, bool) or int(self.patience) != self.patience or self.patience < 0:
+            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
+        if not (0.0 <= self.min_delta < 1.0):
+            raise ValueError(f"min_delta must lie in [0, 1), got {self.min_delta!r}")
+        if self.time_budget is not None and not (self.time_budget > 0 and math.isfinite(self.time_budget)):
+            raise ValueError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
         self.noise_levels()  # validates the range
 
     def noise_levels(self) -> NoiseLevels:
@@ -118,7 +146,11 @@ class EBMTrainer:
         standardize = data.dim() == 2 if config.standardize is None else config.standardize
         self.shift, self.scale = _normalization(data, standardize)
         self.data_info = dict(data_info or {}, event_shape=list(data.shape[1:]))
-        self.data = ((data.to(torch.float64) - self.shift) / self.scale).to(dtype=self.dtype, device=self.device)
+        data = ((data.to(torch.float64) - self.shift) / self.scale).to(dtype=self.dtype, device=self.device)
+        n_val = min(int(round(config.holdout * data.shape[0])), MAX_VALIDATION) if data.shape[0] >= 20 else 0
+        order = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(spawn_seeds(self.seed, 6)[5]))
+        self.val_data = data[order[:n_val].to(self.device)] if n_val else None
+        self.data = data[order[n_val:].to(self.device)] if n_val else data
         self.model = unwrap_model(model).to(dtype=self.dtype, device=self.device)
         self.net = self.model
         if self.world_size > 1:
@@ -130,8 +162,9 @@ class EBMTrainer:
         self.batch_gen = torch.Generator().manual_seed(batch_seed)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(spawn_seeds(noise_seed,
                                                                                      self.world_size)[self.rank])
-        self.history = {"step": [], "loss": [], "energy_data": [], "energy_noisy": [], "seconds": []}
+        self.history = {"step": [], "loss": [], "energy_data": [], "energy_noisy": [], "val": [], "seconds": []}
         self.seconds = 0.0
+        self.first_val, self.best_val, self.stale_checks, self.stop_reason = float("inf"), float("inf"), 0, None
 
     # -- one update -------------------------------------------------------------------------------------
     def _batch(self) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -143,18 +176,65 @@ class EBMTrainer:
         idx = idx[off:off + cnt].to(self.device)
         return self.data[idx], sig[off:off + cnt].to(dtype=self.dtype, device=self.device)
 
-    def loss(self, x: torch.Tensor, sigmas: torch.Tensor):
+    def loss(self, x: torch.Tensor, sigmas: torch.Tensor, net: Optional[nn.Module] = None,
+             generator: Optional[torch.Generator] = None):
         """(loss, energies `[batch]` at the points the loss evaluated, graph kept) for a batch."""
         c = self.config
+        net = self.net if net is None else net
+        gen = self.noise_gen if generator is None else generator
         if c.loss == "mdsm":
-            loss, _, e = mdsm_loss(self.net, x, sigmas, c.sigma0, generator=self.noise_gen, return_parts=True)
+            loss, _, e = mdsm_loss(net, x, sigmas, c.sigma0, generator=gen, return_parts=True)
         elif c.loss == "dsm":
-            loss, _, e = dsm_loss(self.net, x, c.sigma0, generator=self.noise_gen, return_parts=True)
+            loss, _, e = dsm_loss(net, x, c.sigma0, generator=gen, return_parts=True)
         elif c.loss == "esm":
-            loss, e = esm_loss(self.net, x, return_energy=True)
+            loss, e = esm_loss(net, x, return_energy=True)
         else:
-            loss, e = ssm_loss(self.net, x, c.ssm_projections, generator=self.noise_gen, return_energy=True)
+            loss, e = ssm_loss(net, x, c.ssm_projections, generator=gen, return_energy=True)
         return loss, e
+
+    def validation_criterion(self) -> float:
+        """The loss on the held-out points, with the same noise levels and noise at every check (NaN without
+        held-out points); lower is better."""
+        if self.val_data is None:
+            return float("nan")
+        levels = torch.Generator().manual_seed(self.seed)
+        noise = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.model.eval()
+        total = 0.0
+        for x in self.val_data.split(VALIDATION_CHUNK):
+            sig = self.config.noise_levels()(x.shape[0], torch.empty(0, dtype=torch.float64), levels)
+            loss, _ = self.loss(x, sig.to(dtype=self.dtype, device=self.device), self.model, noise)
+            total += float(loss.detach()) * x.shape[0]
+        return total / self.val_data.shape[0]
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if self.world_size == 1 or not math.isfinite(value):
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t) / self.world_size
+
+    def _check_progress(self, val: float) -> Optional[str]:
+        """Update the plateau count with a validation criterion; the reason to stop, if any."""
+        c = self.config
+        if math.isfinite(val):
+            if not math.isfinite(self.first_val):
+                self.first_val = val
+            # losses carry a constant they cannot go below (DSM's noise term): an improvement is measured
+            # against the improvement made so far, not against the criterion's value
+            progress = self.first_val - self.best_val
+            if not math.isfinite(self.best_val) or val < self.best_val - c.min_delta * progress:
+                self.best_val, self.stale_checks = min(val, self.best_val), 0
+            else:
+                self.stale_checks += 1
+            if c.patience and self.stale_checks >= c.patience:
+                return (f"plateau: the validation criterion has not improved on {self.best_val:.4g} by "
+                        f"{c.min_delta:g} of its improvement so far in {c.patience} checks")
+        if c.time_budget is not None and self.seconds >= c.time_budget:
+            return f"time budget of {c.time_budget:g} s spent"
+        return None
 
     def update(self) -> Dict[str, float]:
         """One Adam step on one batch; returns the loss and the mean energies (data, noisy data)."""
@@ -190,17 +270,23 @@ class EBMTrainer:
 
             bar = tqdm(total=total, initial=self.step, desc=f"train-ebm {c.loss}", disable=None, dynamic_ncols=True)
         window = []
-        while self.step < total:
+        self.stop_reason = None
+        while self.step < total and self.stop_reason is None:
             window.append(self.update())
             if bar is not None:
                 bar.update(1)
             if self.step % c.log_every == 0 or self.step == total:
                 row = self._log_row(window)
                 window = []
+                self.stop_reason = self._check_progress(row["val"])
                 if bar is not None:
-                    bar.set_postfix(loss=f"{row['loss']:.4g}", E_data=f"{row['energy_data']:.3g}")
+                    left = "" if c.time_budget is None else f"{max(c.time_budget - self.seconds, 0):.0f}s"
+                    bar.set_postfix(loss=f"{row['loss']:.4g}", val=f"{row['val']:.4g}", best=f"{self.best_val:.4g}",
+                                    plateau=f"{self.stale_checks}/{c.patience}", budget_left=left)
                 if log_path and self.rank == 0:
                     self._append_csv(log_path, row)
+            elif c.time_budget is not None and self.seconds >= c.time_budget:
+                self.stop_reason = f"time budget of {c.time_budget:g} s spent"
             if checkpoint_path and c.checkpoint_every and self.step % c.checkpoint_every == 0:
                 self.save(checkpoint_path)
         if bar is not None:
@@ -218,9 +304,10 @@ class EBMTrainer:
             means = means.to(self.device)
             dist.all_reduce(means)
             means = means.cpu() / self.world_size
-        row = {"step": self.step, **{k: float(v) for k, v in zip(keys, means)}, "seconds": self.seconds}
+        row = {"step": self.step, **{k: float(v) for k, v in zip(keys, means)},
+               "val": self._mean_over_ranks(self.validation_criterion()), "seconds": self.seconds}
         for k, v in row.items():
-            self.history[k].append(v)
+            self.history.setdefault(k, []).append(v)
         return row
 
     @staticmethod
@@ -248,7 +335,9 @@ class EBMTrainer:
                 "config": dataclasses.asdict(self.config), "rng": {"batch": self.batch_gen.get_state(),
                                                                    "noise": self.noise_gen.get_state()},
                 "normalization": {"shift": self.shift, "scale": self.scale}, "data": self.data_info,
-                "history": self.history, "seconds": self.seconds, "world_size": self.world_size}
+                "history": self.history, "seconds": self.seconds, "world_size": self.world_size,
+                "early_stopping": {"first": self.first_val, "best": self.best_val, "stale": self.stale_checks,
+                                   "reason": self.stop_reason}}
 
     def save(self, path: str) -> None:
         """Write the checkpoint (rank 0 only under torchrun)."""
@@ -269,6 +358,11 @@ class EBMTrainer:
             self.noise_gen.set_state(state["rng"]["noise"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.seconds = float(state.get("seconds", 0.0))
+        stopping = state.get("early_stopping",
+                             {"first": float("inf"), "best": float("inf"), "stale": 0, "reason": None})
+        self.first_val, self.best_val = float(stopping["first"]), float(stopping["best"])
+        self.stale_checks = int(stopping["stale"])
+        self.stop_reason = stopping["reason"]
 
     @classmethod
     def resume(cls, path: str, data: torch.Tensor, device="cpu", steps: Optional[int] = None,
@@ -330,4 +424,5 @@ def train_score_matching(model: nn.Module, data: torch.Tensor, loss: str = "mdsm
     return trainer.train(progress=progress, log_path=log_path, checkpoint_path=checkpoint_path)
 
 
-__all__ = ["EBMTrainer", "EBMTrainConfig", "train_score_matching", "load_checkpoint", "load_model", "check_architecture"]
+__all__ = ["EBMTrainer", "EBMTrainConfig", "train_score_matching", "load_checkpoint", "load_model",
+           "check_architecture"]
