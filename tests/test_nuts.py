@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from entropy_mcmc.samplers import NUTS, build_kernel, sample
+from entropy_mcmc.samplers import NUTSKernel, build_kernel, sample
 from entropy_mcmc.samplers.metric import Metric
 from entropy_mcmc.samplers.nuts import is_turning
 from entropy_mcmc.targets import Funnel, Gaussian
@@ -55,7 +55,7 @@ def test_u_turn_of_a_harmonic_oscillator_by_hand():
     assert info.extras["tree_depth"].item() == 4 and info.extras["n_steps"].item() == 15
 
 
-class Forced(NUTS):
+class Forced(NUTSKernel):
     """NUTS with given momenta and doubling directions (one list per doubling, or per chain and doubling)."""
 
     def __init__(self, target, step_size, directions, noise, **kw):
@@ -174,18 +174,18 @@ def test_two_leaf_u_turns_inside_subtrees_match_the_reference():
 
 def test_tree_depth_is_capped_and_reported():
     target = Gaussian(torch.zeros(3), torch.eye(3))
-    kernel = NUTS(target, 0.005, max_tree_depth=3)
+    kernel = NUTSKernel(target, 0.005, max_tree_depth=3)
     res = sample(kernel, torch.randn(16, 3, dtype=torch.float64), 5, progress=False, seed=0, warn=False)
     assert (res.stats["tree_depth"] == 3).all()
     assert (res.stats["n_steps"] == 2 ** 3 - 1).all() and res.num_grad_evals == 5 * 7
     with pytest.raises(ValueError, match="max_tree_depth"):
-        NUTS(target, 0.1, max_tree_depth=0)
+        NUTSKernel(target, 0.1, max_tree_depth=0)
 
 
 def test_compaction_changes_the_cost_not_the_draws():
     target = Gaussian(torch.tensor([1.0, -2.0]), torch.tensor([[1.0, 0.9], [0.9, 1.0]]))
     init = target.sample(32, torch.Generator().manual_seed(0), torch.float64)
-    runs = [sample(NUTS(target, 0.3, compact=c), init, 20, progress=False, seed=4, warn=False) for c in (True, False)]
+    runs = [sample(NUTSKernel(target, 0.3, compact=c), init, 20, progress=False, seed=4, warn=False) for c in (True, False)]
     assert torch.equal(runs[0].draws, runs[1].draws)
     assert torch.equal(runs[0].stats["tree_depth"], runs[1].stats["tree_depth"])
 
@@ -214,7 +214,7 @@ def _spec(cls):
     return dataclasses.replace(get_kernel_spec("nuts"), build=cls)
 
 
-class LastStateNUTS(NUTS):
+class LastStateNUTS(NUTSKernel):
     """Deliberately broken: drops the multinomial weights and always keeps the last state integrated."""
 
     def take_leaf(self, active, leaf_log_w, subtree_log_w):
@@ -303,7 +303,7 @@ def test_front_door_nuts_on_a_potential_and_pyro_kernel_nuts_on_a_model():
     assert mcmc.get_samples().shape == (80, 2)
     assert int(mcmc.get_extra_fields()["tree_depth"].max()) <= 5
     stack = unwrap(mcmc.result.attrs["kernel_object"])
-    assert [type(k) for k in stack] == [StepSizeAdaptation, NUTS] and stack[0].adapt_mass_matrix == "diag"
+    assert [type(k) for k in stack] == [StepSizeAdaptation, NUTSKernel] and stack[0].adapt_mass_matrix == "diag"
     assert stack[0].target_accept == 0.8 and stack[1].max_tree_depth == 5
 
     pyro.set_rng_seed(0)
@@ -311,4 +311,4 @@ def test_front_door_nuts_on_a_potential_and_pyro_kernel_nuts_on_a_model():
                   disable_progbar=True)
     pm.run(*hierarchical_normal_data())
     assert pm.get_samples()["mu"].shape == (15,)
-    assert isinstance(pm.kernel.sampler.base, NUTS)
+    assert isinstance(pm.kernel.sampler.base, NUTSKernel)

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..samplers.base import TransitionKernel
 from ..samplers.learned.kernel import LearnedSampler
-from ..samplers.learned.registry import build_model
+from ..samplers.learned.model_kinds import build_model
 from ..samplers.registry import build_kernel, get_kernel_spec
 from .contrastive import ml_config
 from .energy_target import EnergyTarget

@@ -15,7 +15,7 @@ _EXPORTS = {
     "jitter": ("StepSizeJitter",),
     "langevin": ("UnadjustedLangevin",),
     "mala": ("MALA",),
-    "nuts": ("NUTS",),
+    "nuts": ("NUTSKernel",),
     "metropolis": ("MetropolisHastingsKernel", "PreconditionedKernel", "Proposal", "select_chains"),
     "registry": ("Capabilities", "KernelOption", "KernelSpec", "build_kernel", "get_kernel_spec", "kernel_names",
                  "register_kernel"),
@@ -23,13 +23,13 @@ _EXPORTS = {
     "rwm": ("RandomWalkMetropolis",),
     "learned": ("AdaptiveMALA", "LearnedProposal", "LearnedProposalConfig", "LearnedSampler", "TrainConfig",
                 "train_sampler"),
-    "run": ("run_chains",),
+    "launch": ("run_chains",),
 }
 _LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "MetropolisHastingsKernel",
            "PreconditionedKernel", "Proposal", "select_chains", "unwrap", "find_kernel", "spawn_seeds",
-           "RandomWalkMetropolis", "MALA", "HMC", "NUTS", "ChEESHMC", "ChEESAdaptation",
+           "RandomWalkMetropolis", "MALA", "HMC", "NUTSKernel", "ChEESHMC", "ChEESAdaptation",
            "UnadjustedLangevin", "MixtureKernel", "WarmupHandoff",
            "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "Capabilities", "KernelSpec", "KernelOption",
            "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains",

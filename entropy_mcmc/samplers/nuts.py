@@ -56,7 +56,7 @@ def is_turning(metric: Metric, p_a: torch.Tensor, p_b: torch.Tensor, rho: torch.
     return (va <= 0) | (vb <= 0)
 
 
-class NUTS(PreconditionedKernel):
+class NUTSKernel(PreconditionedKernel):
     """Multinomial NUTS with the generalized U-turn criterion, over a batch of chains.
 
     Args:
@@ -209,4 +209,4 @@ class NUTS(PreconditionedKernel):
         return sub_active, sub_log_w, sub_sample, sub_rho, (x, p, g), steps
 
 
-__all__ = ["NUTS", "is_turning"]
+__all__ = ["NUTSKernel", "is_turning"]

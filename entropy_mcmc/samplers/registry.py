@@ -307,9 +307,9 @@ def _mala(target, **options) -> TransitionKernel:
 
 
 def _nuts(target, **options) -> TransitionKernel:
-    from .nuts import NUTS
+    from .nuts import NUTSKernel
 
-    return NUTS(target, **options)
+    return NUTSKernel(target, **options)
 
 
 def _ula(target, **options) -> TransitionKernel:

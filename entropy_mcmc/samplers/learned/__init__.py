@@ -15,7 +15,7 @@ from .kernel import AdaptiveMALA, LearnedSampler, TargetFunctions, load_proposal
 from .networks import StepIndexedMLP
 from .presets import CPU_BUDGET, THESIS_BUDGET, THESIS_TABLE_C1, preset
 from .proposal import LearnedProposal, LearnedProposalConfig, ProposalModel
-from .registry import build_model
+from .model_kinds import build_model
 from .training import TrainConfig, TrainResult, train_sampler
 
 __all__ = ["LearnedSampler", "make_learned_kernel", "train_on_target", "LearnedProposal", "LearnedProposalConfig", "ProposalModel", "CouplingFlow",

@@ -254,7 +254,7 @@ def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalM
     The file is read with `torch.load(weights_only=True)`: a file holding anything but tensors and plain
     containers (a pickle that would run code when loaded) is a ValueError, and nothing in it is executed.
     """
-    from .registry import build_model
+    from .model_kinds import build_model
 
     try:  # weights_only: tensors and plain containers; a pickle that would import or call anything is refused
         payload = torch.load(str(path), map_location=map_location, weights_only=True)
