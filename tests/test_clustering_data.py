@@ -192,6 +192,21 @@ def test_exported_mnist_subset_reads_back_the_same_from_png_and_mat(tmp_path):
         assert data.y.tolist() == digits[keep].tolist()
 
 
+def test_prepare_standardizes_vectors_and_keeps_pixels():
+    from entropy_mcmc.clustering.data import ClusterData
+    from entropy_mcmc.clustering.experiment import prepare
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, generator=g) * torch.tensor([1.0, 1000.0, 0.0]) + 5
+    std = prepare(ClusterData(x, None, "v"))
+    torch.testing.assert_close(std.mean(0), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(std.std(0, unbiased=False), torch.tensor([1.0, 1.0, 0.0]), atol=1e-4, rtol=0)
+    one = prepare(ClusterData(x, None, "v"), standardize=False)          # one scale: the ratios are kept
+    assert float(one[:, 1].std() / one[:, 0].std()) == pytest.approx(float(x[:, 1].std() / x[:, 0].std()))
+    pixels = torch.rand(4, 1, 8, 8, generator=g)
+    assert torch.equal(prepare(ClusterData(pixels, None, "img")), pixels)
+
+
 def test_toy_sets():
     d = double_spiral(100, noise=0.0, seed=0)
     assert d.x.shape == (100, 2) and d.y.sum() == 50

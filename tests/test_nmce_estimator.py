@@ -15,11 +15,15 @@ def blobs(n=120, seed=0):
     return centres[y] + 0.5 * g.standard_normal((n, 3)), y
 
 
+# standardized, the two noise features span as much as the blobs' separation: 200 steps find the blobs, 60 did not
+SMALL = dict(n_clusters=2, width=32, depth=2, steps=(100, 50, 50), batch_size=64, random_state=0)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     torch.set_num_threads(1)
     X, y = blobs()
-    return NMCE(n_clusters=2, width=32, depth=2, steps=(30, 20, 10), batch_size=64, random_state=0).fit(X), X, y
+    return NMCE(**SMALL).fit(X), X, y
 
 
 def test_fit_predict_transform_proba(fitted):
@@ -37,7 +41,7 @@ def test_fit_predict_transform_proba(fitted):
     np.testing.assert_allclose(proba.sum(1), 1.0)
     # the sampler's frequencies estimate softmax(logits) within MCSE (200 independent draws)
     with torch.no_grad():
-        p = torch.softmax(model.network_(torch.as_tensor((X - model.mean_.numpy()) / float(model.scale_),
+        p = torch.softmax(model.network_(torch.as_tensor((X - model.mean_.numpy()) / model.scale_.numpy(),
                                                          dtype=torch.float32))[1], 1).numpy()
     se = np.sqrt(p * (1 - p) / model.n_draws)
     assert np.all(np.abs(proba - p) <= 5 * se + 1e-9)
@@ -60,7 +64,7 @@ def test_labels_by_subspace_or_head(fitted):
 
     def head(rows):
         with torch.no_grad():
-            x = torch.as_tensor((rows - model.mean_.numpy()) / float(model.scale_), dtype=torch.float32)
+            x = torch.as_tensor((rows - model.mean_.numpy()) / model.scale_.numpy(), dtype=torch.float32)
             return model.network_(x)[1].argmax(1).numpy()
 
     np.testing.assert_array_equal(model.labels_, nearest(X))
@@ -75,9 +79,27 @@ def test_labels_by_subspace_or_head(fitted):
         NMCE(n_clusters=2, assign="spectral").fit(X)
 
 
+def test_each_feature_is_standardized(fitted):
+    model, X, _ = fitted
+    np.testing.assert_allclose(model.mean_.numpy(), X.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.scale_.numpy(), X.std(0), rtol=1e-4)
+    one = NMCE(n_clusters=2, width=8, depth=1, steps=(1, 0, 0), n_init=1, standardize=False).fit(X)
+    rms = np.sqrt(((X - X.mean(0)) ** 2).mean())
+    np.testing.assert_allclose(one.scale_.numpy(), np.full(3, rms), rtol=1e-4)
+
+
+def test_a_feature_in_large_units_does_not_drown_the_clusters():
+    """Two blobs apart along a feature in units of 1 and noise in units of 1000 along another: standardized,
+    the blobs are clusters; under one global scale they are 0.03 apart, below the augmentation's noise."""
+    X, y = blobs()
+    X[:, 1] = 1000 * np.random.default_rng(1).standard_normal(len(X))
+    assert clustering_accuracy(y, NMCE(**SMALL).fit_predict(X)) == 1.0
+    assert clustering_accuracy(y, NMCE(standardize=False, **SMALL).fit_predict(X)) < 0.9
+
+
 def test_fit_predict_is_reproducible(fitted):
     model, X, _ = fitted
-    again = NMCE(n_clusters=2, width=32, depth=2, steps=(30, 20, 10), batch_size=64, random_state=0).fit_predict(X)
+    again = NMCE(**SMALL).fit_predict(X)
     np.testing.assert_array_equal(again, model.labels_)
     assert model.get_params()["n_clusters"] == 2
 

@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "clustering of the features (the thesis' COIL recipe, with --steps N,0,0)")
     parser.add_argument("--width", type=common.positive_int, default=256)
     parser.add_argument("--aug-noise", type=common.nonneg_float, default=0.05,
-                        help="Gaussian augmentation for point data")
+                        help="Gaussian augmentation for point data, in standardized units")
+    parser.add_argument("--no-standardize", dest="standardize", action="store_false",
+                        help="point data (not images) are standardized per feature by default (zero mean, unit "
+                             "variance; figures stay in the data's units); with this flag, centred and divided by "
+                             "one global scale, keeping the features' relative scales. Images keep pixels in [0, 1]")
     parser.add_argument("--max-side", type=common.positive_int, default=32,
                         help="downscale larger images to this side (CPU)")
     parser.add_argument("--image-size", type=_image_size, default=None,
@@ -92,7 +96,8 @@ def run(args) -> int:
                              batch_size=args.batch_size, lam=args.lam, lr=args.lr, optimizer=args.optimizer,
                              eps_sq=args.eps_sq, cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,
                              z_dim=args.z_dim, backbone=args.backbone, width=args.width, aug_noise=args.aug_noise,
-                             max_side=args.max_side, assign=args.assign, progress=not args.no_progress)
+                             max_side=args.max_side, assign=args.assign, standardize=args.standardize,
+                             progress=not args.no_progress)
     rank, _ = world()
     if not rank:
         print(json.dumps({k: metrics[k] for k in ("acc", "nmi", "ari", "seconds") if k in metrics}))

@@ -68,6 +68,19 @@ def union_of_manifolds(n: int = 4096, dims: Sequence[int] = (3, 6), ambient: int
     return ClusterData(x.float(), torch.cat(ys).long(), "manifolds" if bias else "manifolds-intersecting")
 
 
+def feature_scaling(x: torch.Tensor, standardize: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mean and scale `[d]` for the rows of `x`: each feature's standard deviation (`standardize`; a constant
+    feature keeps scale 1), or one scale for all, the root mean square of the centred features (keeps their
+    relative scales, for features in one unit). `(x - mean) / scale` is the network's input."""
+    mean = x.mean(0)
+    centred = x - mean
+    if standardize:
+        std = centred.pow(2).mean(0).sqrt()
+        return mean, torch.where(std > 0, std, torch.ones_like(std))
+    scale = centred.pow(2).sum(1).mean().sqrt().clamp_min(1e-12) / x.shape[1] ** 0.5
+    return mean, scale.expand(x.shape[1]).clone()
+
+
 def load_digits() -> ClusterData:
     """scikit-learn's 8x8 digits (1797 images, 10 classes), shipped with scikit-learn (no download)."""
     from sklearn.datasets import load_digits as sk_digits
@@ -241,5 +254,5 @@ def load_dataset(spec: str, seed: int = 0, n: int = 4096, image_shape=None, imag
                      "class folders of PNG images")
 
 
-__all__ = ["ClusterData", "FACE_SIZES", "double_spiral", "union_of_manifolds", "load_digits", "load_mat",
-           "load_image_folder", "load_dataset"]
+__all__ = ["ClusterData", "FACE_SIZES", "feature_scaling", "double_spiral", "union_of_manifolds", "load_digits",
+           "load_mat", "load_image_folder", "load_dataset"]

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from ..samplers.runner import sample
 from .assign import fit_subspaces, nearest_subspace
 from .augment import GaussianNoise
+from .data import feature_scaling
 from .gumbel import GumbelClusterKernel, cluster_posterior
 from .networks import ClusterNetwork, MLPBackbone
 from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
@@ -20,10 +21,12 @@ from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
 class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
     """Neural manifold clustering and embedding of the rows of `X` (thesis ch. 5) with an MLP backbone.
 
-    The data are centred and divided by one global scale (so distances keep their shape); the
-    augmentation adds Gaussian noise of standard deviation `aug_noise` in those units (the locality
-    constraint). Training runs the three stages of `three_stages(steps)`; stage 2 runs `n_init` times with new
-    heads and keeps the run with the largest rate reduction on all points (like k-means' `n_init`, no labels).
+    Each feature is standardized (zero mean, unit variance; `standardize=False`: centred and divided by one
+    global scale, which keeps the features' relative scales); the augmentation adds Gaussian noise of standard
+    deviation `aug_noise` in those units (the locality constraint). New rows are scaled as the fitted ones, and
+    the outputs (labels, embedding, posterior) are not in data space, so nothing needs undoing. Training runs the
+    three stages of `three_stages(steps)`; stage 2 runs `n_init` times with new heads and keeps the run with the
+    largest rate reduction on all points (like k-means' `n_init`, no labels).
     `cluster_eps_sq` is eps^2 of the two NMCE stages (None: `eps_sq`, which the TCR stage uses). `optimizer` is
     'adam' or 'lars'; `lr` defaults to 1e-3 for Adam and batch / 256 for LARS. The defaults are those of
     `run_clustering` and the `cluster` command.
@@ -33,19 +36,20 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
     of the fitted subspaces), with `assign='head'` the head's argmax, the mode of `predict_proba`.
 
     Fitted attributes: `network_` (the `ClusterNetwork`), `labels_`, `embedding_`, `subspaces_` (bases
-    `[k, rank, z_dim]` and the mask of clusters that have one), `history_` (the training log rows), `mean_`,
-    `scale_`, `n_features_in_`.
+    `[k, rank, z_dim]` and the mask of clusters that have one), `history_` (the training log rows), `mean_` and
+    `scale_` (`[n_features]`), `n_features_in_`.
     """
 
     def __init__(self, n_clusters: int = 10, z_dim: Optional[int] = None, width: int = 256, depth: int = 4,
                  aug_noise: float = 0.05, steps: Sequence[int] = (300, 300, 500), batch_size: int = 1024,
                  lam: float = 50.0, eps_sq: float = 0.01, lr: Optional[float] = None, optimizer: str = "adam",
                  tau: float = 0.5, n_draws: int = 200, n_init: int = 4, cluster_eps_sq: Optional[float] = 0.1,
-                 assign: str = "subspace", random_state: Optional[int] = None, verbose: bool = False, out_dir=None):
+                 assign: str = "subspace", standardize: bool = True, random_state: Optional[int] = None,
+                 verbose: bool = False, out_dir=None):
         self.n_clusters, self.z_dim, self.width, self.depth = n_clusters, z_dim, width, depth
         self.aug_noise, self.steps, self.batch_size, self.lam = aug_noise, steps, batch_size, lam
         self.eps_sq, self.lr, self.optimizer, self.tau, self.n_draws = eps_sq, lr, optimizer, tau, n_draws
-        self.n_init, self.cluster_eps_sq, self.assign = n_init, cluster_eps_sq, assign
+        self.n_init, self.cluster_eps_sq, self.assign, self.standardize = n_init, cluster_eps_sq, assign, standardize
         self.random_state, self.verbose, self.out_dir = random_state, verbose, out_dir
 
     def _check_X(self, X, fitting: bool) -> torch.Tensor:
@@ -75,8 +79,7 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_clusters={k} is larger than the batch ({batch} points): every cluster needs points "
                              "in a batch for its coding rate; use fewer clusters or a larger batch/data set")
         seed = 0 if self.random_state is None else int(self.random_state)
-        self.mean_ = x.mean(0)
-        self.scale_ = x.sub(self.mean_).pow(2).sum(1).mean().sqrt().clamp_min(1e-12) / d ** 0.5
+        self.mean_, self.scale_ = feature_scaling(x, bool(self.standardize))
         x = (x - self.mean_) / self.scale_
         z_dim = self.z_dim or max(6, min(128, 4 * k))
         with torch.random.fork_rng():

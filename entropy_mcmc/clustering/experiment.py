@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..samplers.distributed import process_group
 from .assign import spectral_assign, subspace_assign
 from .augment import GaussianNoise, ImageAugment
-from .data import ClusterData, load_dataset
+from .data import ClusterData, feature_scaling, load_dataset
 from .ensc import ensc_assign
 from .figures import plot_cluster_images, plot_points, plot_singular_values
 from .metrics import clustering_scores, subspace_report
@@ -29,8 +29,9 @@ from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
 ASSIGNMENTS = ("spectral", "subspace", "head", "ensc")
 
 
-def prepare(data: ClusterData, max_side: int = 32) -> torch.Tensor:
-    """Vectors centred and divided by one global scale; images downscaled so that no side exceeds `max_side`."""
+def prepare(data: ClusterData, max_side: int = 32, standardize: bool = True) -> torch.Tensor:
+    """Images downscaled so that no side exceeds `max_side` (pixels stay in [0, 1]); vectors standardized per
+    feature, or with `standardize=False` centred and divided by one global scale (`data.feature_scaling`)."""
     x = data.x
     if data.is_image:
         h, w = x.shape[-2:]
@@ -38,8 +39,8 @@ def prepare(data: ClusterData, max_side: int = 32) -> torch.Tensor:
             f = max_side / max(h, w)
             x = F.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
         return x
-    x = x - x.mean(0)
-    return x / x.pow(2).sum(1).mean().sqrt().clamp_min(1e-12) * x.shape[1] ** 0.5
+    mean, scale = feature_scaling(x, standardize)
+    return (x - mean) / scale
 
 
 def build(data: ClusterData, x: torch.Tensor, n_clusters: int, z_dim: Optional[int], backbone: str, width: int,
@@ -74,7 +75,8 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
                    cluster_eps_sq: Optional[float] = 0.1, n_init: int = 4,
                    tau: float = 0.5, z_dim: Optional[int] = None,
                    backbone: str = "mlp", width: int = 256, aug_noise: float = 0.05, max_side: int = 32,
-                   assign: str = "spectral", progress: bool = True, figures: bool = True) -> dict:
+                   assign: str = "spectral", standardize: bool = True, progress: bool = True,
+                   figures: bool = True) -> dict:
     """Train NMCE on `data` (a `ClusterData` or a spec for `load_dataset`) and return the metrics.
 
     `n_clusters` defaults to the number of classes in the labels. `optimizer` is 'adam' or 'lars'; `lr` defaults
@@ -88,7 +90,9 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     clustering (`'ensc'`, `ensc.ensc_assign`: the thesis' clustering of TCR features on COIL, e.g. with steps
     (2000, 0, 0)). With labels in the data, `by_assignment` in the metrics scores the first three and `assign`;
     without, only `assign` is computed. Under `torchrun` the network trains with DistributedDataParallel on
-    `batch_size` points split over the processes; rank 0 writes.
+    `batch_size` points split over the processes; rank 0 writes. Feature vectors (not images) are standardized
+    per feature (`standardize`; False: one global scale, `prepare`), and `aug_noise` is in those units; the
+    figures show the points in the data's own units.
     """
     if backbone not in ("mlp", "resnet"):
         raise ValueError(f"backbone must be 'mlp' or 'resnet', got {backbone!r}")
@@ -104,7 +108,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     batch = min(batch_size, n)
     if k > batch:
         raise ValueError(f"{k} clusters is more than the batch of {batch} points; use fewer clusters or a larger batch")
-    x = prepare(data, max_side)
+    x = prepare(data, max_side, standardize)
     torch.manual_seed(seed)
     net, augment = build(data, x, k, z_dim, backbone, width, aug_noise)
     lr = default_lr(optimizer, batch) if lr is None else lr
@@ -123,7 +127,8 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     found = {name: labellers[name]() for name in wanted}
     labels = found[assign]
     metrics = {"data": data.name, "n": n, "clusters": k, "seed": seed, "backbone": backbone, "world_size": world_size,
-               "assign": assign, "train_seconds": trainer.seconds, "restart_scores": trainer.restart_scores}
+               "assign": assign, "standardize": standardize and not data.is_image, "train_seconds": trainer.seconds,
+               "restart_scores": trainer.restart_scores}
     if data.y is not None:
         metrics.update(clustering_scores(data.y, labels))
         metrics["by_assignment"] = {name: clustering_scores(data.y, lab) for name, lab in found.items()}
