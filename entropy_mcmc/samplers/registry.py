@@ -201,13 +201,18 @@ def get_kernel_spec(name: str) -> KernelSpec:
 
 def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, target_accept: Optional[float] = None,
                  step_size: Optional[float] = None, adapt_mass: Union[None, bool, str] = None,
-                 jitter: Optional[float] = None, per_chain: bool = False, **kernel_options) -> TransitionKernel:
+                 jitter: Optional[float] = None, per_chain: bool = False, replicas: Optional[int] = None,
+                 max_temperature: Optional[float] = None, **kernel_options) -> TransitionKernel:
     """The kernel `name` (a registry name, or a `KernelSpec` not in the registry) on `target`, wrapped as its spec says: `StepSizeAdaptation` when it adapts and there
     is a warmup, then `StepSizeJitter` when the jitter is positive. None means the spec's default.
 
     A spec with a `warmup_kernel` (`learned`) comes back as `WarmupHandoff(MixtureKernel(warmup kernel, kernel,
     mixture_share), warmup kernel)`: `target_accept`, `adapt_mass` and `per_chain` then go to the warmup kernel,
     `step_size` and `jitter` to the kernel; no mixture with a zero share, no handoff without warmup.
+
+    With `replicas` R, the kernel is the inner kernel of a `ReplicaExchange` on a geometric ladder of R temperatures
+    up to `max_temperature` (default 10), its step sizes adapted per temperature (`build_replica_exchange`); the
+    result has the kernel's capabilities (exact when it is, the same state space).
 
     Raises ValueError for an unknown name, an option the kernel cannot honour (mass adaptation without a mass
     matrix, a jitter outside [0, 1)), and TypeError for a builder that does not return a TransitionKernel.
@@ -221,6 +226,14 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, t
                                    target)
     if isinstance(num_warmup, bool) or int(num_warmup) != num_warmup or num_warmup < 0:
         raise ValueError(f"num_warmup must be a non-negative integer, got {num_warmup!r}")
+    if replicas is not None:
+        from .replica_exchange import build_replica_exchange
+
+        return build_replica_exchange(build_kernel, name, spec, target, replicas, max_temperature,
+                                      num_warmup=num_warmup, target_accept=target_accept, step_size=step_size,
+                                      adapt_mass=adapt_mass, jitter=jitter, per_chain=per_chain, **kernel_options)
+    if max_temperature is not None:
+        raise ValueError("max_temperature applies to replica exchange: give replicas too")
     options = {o.name: o.default for o in spec.options if o.default is not None}
     options.update(kernel_options)
     if spec.warmup_kernel is not None:
