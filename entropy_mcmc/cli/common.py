@@ -74,6 +74,10 @@ positive_float = checked(float, lambda v: v > 0.0 and v != float("inf"), "expect
 nonneg_float = checked(float, lambda v: 0.0 <= v < float("inf"), "expected a non-negative number",
                        "expected a non-negative finite number")
 seed = checked(int, lambda v: 0 <= v < 2 ** 63, "expected an integer seed", "seed must lie in [0, 2^63)")
+replicas = checked(int, lambda v: v >= 2, "expected an integer number of replicas",
+                   "replica exchange needs at least 2 replicas")
+max_temperature = checked(float, lambda v: 1.0 < v < float("inf"), "expected a temperature",
+                          "expected a finite temperature above 1")
 
 
 def target_name(text: str) -> str:

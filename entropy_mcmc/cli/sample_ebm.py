@@ -6,10 +6,13 @@ jump (eq. 3.9), or inpaint images.
     entropy-mcmc sample-ebm --model digits.pt --num 64 --inpaint bottom-half --out inpaint.png
     entropy-mcmc sample-ebm --model moons-ml.pt --num 1000 --steps 1000 --out moons.npz   # its training kernel
     entropy-mcmc sample-ebm --model moons-ml.pt --from-buffer --kernel mala --out moons.npz
+    entropy-mcmc sample-ebm --model mix-ml.pt --kernel mala --replicas 8 --out mix.npz   # mode weights right
 
 A model trained by maximum likelihood (`train-ebm --loss ml`) is sampled by `--steps` steps of the kernel it was
 trained with (its adapted step size, or its trained learned sampler) unless `--kernel` names another, from noise
-or from its saved replay buffer (`--from-buffer`); its `.npz` holds `samples`, `acceptance` and `kernel`.
+or from its saved replay buffer (`--from-buffer`); with `--replicas R` the kernel runs inside replica exchange
+(parallel tempering, `samplers.replica_exchange`), which weighs modes one chain cannot cross between exactly; its
+`.npz` holds `samples`, `acceptance` (of the b = 1 replica) and `kernel`.
 
 `.npz` holds `samples` (data coordinates), `noisy` (before the jump), `temperature` and `mean_energy` (the
 trace, Figure B.7B); `.png` is a scatter with the data (2-D) or an image grid.
@@ -36,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--loss ml models: the kernel (default: the one it was trained with)")
     parser.add_argument("--from-buffer", action="store_true", help="--loss ml models: start from the saved "
                         "replay buffer instead of noise")
+    parser.add_argument("--replicas", type=common.replicas, default=None,
+                        help="--loss ml models: run the kernel inside replica exchange with R temperatures "
+                             "(geometric up to --max-temperature): mode weights right where a chain cannot cross "
+                             "between modes (default: as trained)")
+    parser.add_argument("--max-temperature", type=common.max_temperature, default=None,
+                        help="--loss ml models with --replicas: the hottest temperature of the ladder (10)")
     parser.add_argument("--step-size", type=common.positive_float, default=0.02, help="eps of eq. 3.8 (0.02)")
     parser.add_argument("--schedule", choices=("thesis", "geometric", "linear", "cosine", "constant"),
                         default="thesis", help="temperature schedule (thesis: Figure B.7B's shape)")
@@ -71,8 +80,9 @@ def run(args) -> int:
     scatter = _scatter_data(args, state)
     if state["config"]["loss"] == "ml":
         return _run_ml(args, state, scatter)
-    if args.kernel or args.from_buffer:
-        raise common.UsageError("--kernel and --from-buffer apply to models trained with --loss ml")
+    if args.kernel or args.from_buffer or args.replicas or args.max_temperature:
+        raise common.UsageError("--kernel, --from-buffer, --replicas and --max-temperature apply to models trained "
+                                "with --loss ml")
     if args.steps is None:
         args.steps = 2700
     dtype = next(model.parameters()).dtype
@@ -142,9 +152,11 @@ def _run_ml(args, state, scatter) -> int:
         raise common.UsageError("--inpaint needs a score-matching model (annealed Langevin with clamped pixels)")
     steps = 1000 if args.steps is None else args.steps
     out = sample_ml(state, args.num, steps=steps, kernel=args.kernel, from_buffer=args.from_buffer, seed=args.seed,
-                    device=args.device, progress=not args.no_progress)
+                    device=args.device, progress=not args.no_progress, replicas=args.replicas,
+                    max_temperature=args.max_temperature)
     samples = out.samples
-    print(f"entropy-mcmc sample-ebm: {samples.shape[0]} samples, {steps} steps of {out.kernel} from "
+    print(f"entropy-mcmc sample-ebm: {samples.shape[0]} samples, {steps} steps of {out.kernel}"
+          f"{f' in {out.replicas} replicas' if out.replicas else ''} from "
           f"{'the replay buffer' if args.from_buffer else 'noise'} in {out.seconds:.1f} s, acceptance "
           f"{out.accept:.3f}")
     event = list(state["data"]["event_shape"])

@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="the kernel's initial step size (default: the registry's)")
     ml.add_argument("--target-accept", type=common.probability, default=0.6,
                     help="acceptance the step size (or the learned sampler) aims at (0.6)")
+    ml.add_argument("--replicas", type=common.replicas, default=None,
+                    help="run the kernel inside replica exchange with R temperatures (geometric up to "
+                         "--max-temperature), each with its own adapted step size: negatives with the model's mode "
+                         "weights; sample-ebm then samples the same way")
+    ml.add_argument("--max-temperature", type=common.max_temperature, default=None,
+                    help="with --replicas: the hottest temperature of the ladder (10)")
     parser.add_argument("--steps", type=common.positive_int, default=None,
                         help="the most optimizer updates (total); training ends earlier on a plateau of the "
                              "validation criterion or when --time-budget is spent")
@@ -103,6 +109,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.resume and not os.path.exists(args.out):
         raise common.UsageError(f"--resume: no checkpoint at {args.out}")
+    ladder = _ladder(args)
     data, info = load_data(args.data, num=args.num, seed=args.seed)
     if args.resume:
         ml = load_checkpoint(args.out)["config"]["loss"] == "ml"
@@ -130,7 +137,8 @@ def run(args) -> int:
             config = MLTrainConfig(kernel=args.kernel, k_steps=args.k_steps, buffer_size=args.buffer_size,
                                    reinit_fraction=args.reinit_fraction, persistent=args.persistent,
                                    energy_penalty=args.energy_penalty, step_size=args.step_size,
-                                   target_accept=args.target_accept, **common_args, **train)
+                                   target_accept=args.target_accept, kernel_options=ladder,
+                                   **common_args, **train)
             trainer = ContrastiveTrainer(model, data, config, **info_args)
         else:
             config = EBMTrainConfig(loss=args.loss, sigma0=args.sigma0, **common_args, **train)
@@ -162,3 +170,17 @@ def run(args) -> int:
               + (f"; best validation criterion {trainer.best_val:.4g}" if trainer.val_data is not None else ""))
         print(f"wrote {args.out} and {log}")
     return 0
+
+
+def _ladder(args) -> dict:
+    """`--replicas` and `--max-temperature` as the kernel's options (`build_kernel`)."""
+    from ..samplers.registry import get_kernel_spec
+
+    if args.loss != "ml" and (args.replicas or args.max_temperature):
+        raise common.UsageError("--replicas and --max-temperature apply to --loss ml")
+    if args.max_temperature is not None and args.replicas is None:
+        raise common.UsageError("--max-temperature sets the ladder of --replicas: give --replicas too")
+    if args.replicas is not None and get_kernel_spec(args.kernel).capabilities.trainable:
+        raise common.UsageError(f"--kernel {args.kernel} is trained in the loop for the model itself (b = 1): it "
+                                "cannot run inside replica exchange (--replicas)")
+    return {k: v for k, v in (("replicas", args.replicas), ("max_temperature", args.max_temperature)) if v is not None}

@@ -14,6 +14,7 @@ from ..samplers.base import TransitionKernel
 from ..samplers.learned.kernel import LearnedSampler
 from ..samplers.learned.model_kinds import build_model
 from ..samplers.registry import build_kernel, get_kernel_spec
+from ..samplers.replica_exchange import ReplicaExchange
 from .contrastive import ml_config
 from .energy_target import EnergyTarget
 from .networks import build_network
@@ -21,10 +22,11 @@ from .preprocess import LogitTransform
 from .trainer import load_model
 
 
-def checkpoint_kernel(state: Dict[str, Any], model: nn.Module, kernel: Optional[str] = None,
-                      seed: int = 0) -> TransitionKernel:
+def checkpoint_kernel(state: Dict[str, Any], model: nn.Module, kernel: Optional[str] = None, seed: int = 0,
+                      replicas: Optional[int] = None, max_temperature: Optional[float] = None) -> TransitionKernel:
     """The kernel a checkpoint was trained with (or `kernel`, a registry name), on `model`, with the trained
-    step size, or the trained sampler's weights for `learned`."""
+    step size, or the trained sampler's weights for `learned`; with `replicas` (and `max_temperature`), inside a
+    replica exchange on that ladder (`build_kernel`), which starts from the trained step size at b = 1."""
     config = ml_config(state)
     name = kernel or config.kernel
     target = EnergyTarget(model)
@@ -33,7 +35,11 @@ def checkpoint_kernel(state: Dict[str, Any], model: nn.Module, kernel: Optional[
     if name.startswith("object:"):
         raise ValueError(f"the model was trained with a kernel object ({name[7:]}); name a registry kernel")
     spec = get_kernel_spec(name)
+    ladder = {k: v for k, v in (("replicas", replicas), ("max_temperature", max_temperature)) if v is not None}
     if spec.capabilities.trainable:
+        if ladder:
+            raise ValueError(f"kernel {name!r} was trained for the model itself (b = 1): it cannot run inside "
+                             "replica exchange; name another kernel")
         sampler = state["ml"]["sampler"]
         if sampler is None:
             raise ValueError("the checkpoint holds no learned sampler; name another kernel")
@@ -43,10 +49,13 @@ def checkpoint_kernel(state: Dict[str, Any], model: nn.Module, kernel: Optional[
     else:
         same = name == config.kernel
         options = dict(config.kernel_options) if same else {}
+        options.update(ladder)
         if spec.capabilities.schedule_option:
             options.setdefault(spec.capabilities.schedule_option, max(config.k_steps, 1))
         k = build_kernel(name, target, step_size=config.step_size if same else None, **options)
         step = state["ml"]["step_size"] if same else None
+        if step is not None and ladder:
+            step = step.flatten()[0]  # per-temperature step sizes belong to the ladder trained with
         if step is not None and getattr(k.base, "step_size", None) is not None:
             k.base.step_size = step
     k.reseed(seed, device)
@@ -60,12 +69,15 @@ class MLSamples:
     accept: float
     kernel: str             # the registry name
     seconds: float
+    replicas: Optional[int] = None  # of the replica exchange it ran inside
 
 
 def sample_ml(path_or_state, num: int, steps: int = 1000, kernel: Optional[str] = None, from_buffer: bool = False,
-              seed: int = 0, device="cpu", progress: bool = False) -> MLSamples:
+              seed: int = 0, device="cpu", progress: bool = False, replicas: Optional[int] = None,
+              max_temperature: Optional[float] = None) -> MLSamples:
     """`num` samples of a model trained by `ContrastiveTrainer`: `steps` steps of the kernel it was trained with
-    (or `kernel`) from noise, or from `num` states of its saved replay buffer (`from_buffer`)."""
+    (or `kernel`; inside a replica exchange with `replicas`, see `checkpoint_kernel`) from noise, or from `num`
+    states of its saved replay buffer (`from_buffer`)."""
     if isinstance(path_or_state, (str, os.PathLike)):
         model, state = load_model(str(path_or_state), device)
     else:
@@ -91,7 +103,7 @@ def sample_ml(path_or_state, num: int, steps: int = 1000, kernel: Optional[str] 
         init = transform.noise(num, event, gen)
     else:
         init = config.noise_scale * torch.randn((num,) + event, generator=gen, dtype=torch.float64)
-    k = checkpoint_kernel(state, model, kernel, seed=seed + 1)
+    k = checkpoint_kernel(state, model, kernel, seed=seed + 1, replicas=replicas, max_temperature=max_temperature)
     t0 = time.perf_counter()
     st = k.init(init.to(dtype=dtype, device=device))
     acc = 0.0
@@ -107,7 +119,8 @@ def sample_ml(path_or_state, num: int, steps: int = 1000, kernel: Optional[str] 
     shift = state["normalization"]["shift"].to(x)
     scale = state["normalization"]["scale"].to(x)
     out = transform.inverse(x) if transform is not None else x * scale + shift
-    return MLSamples(out.cpu(), x.cpu(), acc / max(steps, 1), kernel or config.kernel, time.perf_counter() - t0)
+    return MLSamples(out.cpu(), x.cpu(), acc / max(steps, 1), kernel or config.kernel, time.perf_counter() - t0,
+                     k.num_replicas if isinstance(k, ReplicaExchange) else None)
 
 
 __all__ = ["sample_ml", "checkpoint_kernel", "MLSamples"]

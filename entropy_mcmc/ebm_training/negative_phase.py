@@ -88,7 +88,9 @@ class NegativePhase:
         noise: `n -> [n, *event]` initial states; default N(0, noise_scale^2 I) of `event_shape` in `dtype`.
         target_accept, adapt_rate_init, adapt_rate: the Robbins-Monro step-size control (both rates 0: a fixed
             step size).
-        step_size, kernel_options: the kernel's initial step size and builder keywords (a registry name only).
+        step_size, kernel_options: the kernel's initial step size and builder keywords (a registry name only);
+            `{"replicas": R}` runs it inside replica exchange (`build_kernel`), its step sizes controlled per
+            temperature, every replica of a chain starting each call at the chain's buffer state.
         seed: the buffer's and the kernel's random streams (or `generator` for the buffer's).
         reduce: averages a tensor over the ranks of a process group (the step size stays the same on every rank).
 
@@ -134,10 +136,12 @@ class NegativePhase:
         base = kernel.base
         adapts = (max(adapt_rate, adapt_rate_init) > 0 and base.is_calibrated and self.k_steps > 0
                   and getattr(base, "step_size", None) is not None and find_kernel(kernel, LearnedSampler) is None)
-        self.adaptation = StepSizeAdaptation(
-            kernel, target_accept, controller="robbins-monro", rate_init=adapt_rate_init, rate=adapt_rate,
-            update_every=self.k_steps, reduce=reduce) if adapts else None
-        self.kernel = self.adaptation or kernel
+        control = dict(controller="robbins-monro", rate_init=adapt_rate_init, rate=adapt_rate,
+                       update_every=self.k_steps, reduce=reduce)
+        inside = getattr(kernel, "adapt_step_size", None)  # replica exchange adapts its inner kernel per temperature
+        self.adaptation = None if not adapts else inside(target_accept, **control) if inside \
+            else StepSizeAdaptation(kernel, target_accept, **control)
+        self.kernel = kernel if inside else self.adaptation or kernel
         self.accept = float("nan")
         self.last_state = None
 
