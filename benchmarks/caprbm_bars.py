@@ -23,7 +23,7 @@ import torch
 from entropy_mcmc.ebm_training import CAPRBM
 from entropy_mcmc.ebm_training.rbm.bars import make_bars
 from entropy_mcmc.ebm_training.rbm.stability import gibbs_stability, plot_stability_grid
-from entropy_mcmc.ebm_training.rbm.training import TrainConfig, Trainer
+from entropy_mcmc.ebm_training.rbm.training import RBMTrainConfig, Trainer
 
 
 def main(argv=None):
@@ -53,7 +53,7 @@ def main(argv=None):
     for coupling in (False, True):
         name = "with J" if coupling else "without J"
         model = CAPRBM(576, a.hidden, coupling=coupling, seed=a.seed)
-        cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, momentum=a.momentum,
+        cfg = RBMTrainConfig(epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, momentum=a.momentum,
                           seed=a.seed)
         tag = "J" if coupling else "noJ"
         log = out / f"train_{tag}.csv"

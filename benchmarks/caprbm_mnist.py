@@ -27,7 +27,7 @@ import torch
 
 from entropy_mcmc.ebm_training import CAPRBM
 from entropy_mcmc.ebm_training.rbm.stability import gibbs_snapshots, plot_stability_grid
-from entropy_mcmc.ebm_training.rbm.training import TrainConfig, Trainer
+from entropy_mcmc.ebm_training.rbm.training import RBMTrainConfig, Trainer
 from entropy_mcmc.ebm_training.rbm.wavelet import WaveletCodec, load_mnist
 
 
@@ -83,7 +83,7 @@ def main(argv=None):
     log = out / "train.csv"
     log.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    cd = Trainer(model, TrainConfig(epochs=a.cd_epochs, batch_size=a.batch_size, learning_rate=a.lr, momentum=0.5,
+    cd = Trainer(model, RBMTrainConfig(epochs=a.cd_epochs, batch_size=a.batch_size, learning_rate=a.lr, momentum=0.5,
                                     seed=a.seed, progress=False), meta)
     cd.fit(data, checkpoint=out / "mnist_cd1.pt", log=log)
     cd_s = time.perf_counter() - t0

@@ -46,7 +46,7 @@ from entropy_mcmc.diagnostics import autocorrelation
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess
 from entropy_mcmc.diagnostics.ess import ess as arviz_ess
 from entropy_mcmc.samplers import build_kernel, run_chains, sample
-from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, TrainConfig,
+from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, SamplerTrainConfig,
                                            preset, train_sampler)
 from entropy_mcmc.targets import get_target
 from entropy_mcmc.targets.base import Target
@@ -272,7 +272,7 @@ def run_target(name, out, log, args):
     log_rows(name, rows, log)
 
     # Figure C.1a analogue: adaptive MALA (linear, same objective) trained with the same batch and steps
-    am_cfg = TrainConfig(**{**train_cfg.__dict__, "lr": 1e-2, "min_lr": 1e-4})
+    am_cfg = SamplerTrainConfig(**{**train_cfg.__dict__, "lr": 1e-2, "min_lr": 1e-4})
     am = train_sampler(target, model=AdaptiveMALAProposal(AdaptiveMALAConfig(target.dim, tuple(target.event_shape))),
                        config=am_cfg, seed=seed, progress=False)
     entropy_figure(name, {"learned sampler": trained.history, "adaptive MALA (gadMALA)": am.history},
@@ -281,7 +281,7 @@ def run_target(name, out, log, args):
     log(f"[{name}] adaptive MALA final entropy {am.final['entropy']:.2f} vs learned {fin['entropy']:.2f}")
 
     if target.dim == 2:
-        l2_cfg = TrainConfig(**{**train_cfg.__dict__, "objective": "l2", "steps": max(50, train_cfg.steps // 4)})
+        l2_cfg = SamplerTrainConfig(**{**train_cfg.__dict__, "objective": "l2", "steps": max(50, train_cfg.steps // 4)})
         l2 = train_sampler(target, config=l2_cfg, model_config=model_cfg, seed=seed, progress=False)
         l2.save(out / f"{name}_l2.pt", benchmark="benchmarks/learned_sampler.py")
         mala_step = rows[1]["step_size"]

@@ -10,7 +10,7 @@ from entropy_mcmc.ebm_training.rbm import CAPRBMGibbs
 from entropy_mcmc.ebm_training.rbm.bars import make_bars
 from entropy_mcmc.ebm_training.rbm.checkpoint import load_model, save_model
 from entropy_mcmc.ebm_training.rbm.stability import gibbs_stability, plot_stability_grid, stability_metrics
-from entropy_mcmc.ebm_training.rbm.training import TrainConfig, Trainer, train_rbm
+from entropy_mcmc.ebm_training.rbm.training import RBMTrainConfig, Trainer, train_rbm
 
 from rbm_exact import joint_table
 from test_caprbm_model import make_model
@@ -79,7 +79,7 @@ def test_sparsity_gradient_is_exact():
     """The sparsity update equals the finite-difference gradient of cost/2 * sum (q - target)^2."""
     m = make_model(3, 4)
     v = make_bars(6, size=2, bar_width=1, min_bars=1, max_bars=1, seed=0).to(torch.complex128)[:, :3]
-    cfg = TrainConfig(learning_rate=1.0, momentum=0.0, sparsity_target=0.2, sparsity_cost=1.0, progress=False)
+    cfg = RBMTrainConfig(learning_rate=1.0, momentum=0.0, sparsity_target=0.2, sparsity_cost=1.0, progress=False)
     pos = {k: g.detach() for k, g in m.free_energy_grad(v).items()}
     before = {k: p.detach().clone() for k, p in m.named_parameters()}
 
@@ -111,7 +111,7 @@ def test_pcd_resume_is_bitwise_with_complex_momentum(tmp_path):
     straight = CAPRBM(64, 8, seed=0)
     train_rbm(straight, data, epochs=2, **cfg)
     ck = tmp_path / "cap.pt"
-    Trainer(CAPRBM(64, 8, seed=0), TrainConfig(epochs=1, **cfg)).fit(data, checkpoint=ck, log=tmp_path / "log.csv")
+    Trainer(CAPRBM(64, 8, seed=0), RBMTrainConfig(epochs=1, **cfg)).fit(data, checkpoint=ck, log=tmp_path / "log.csv")
     resumed = Trainer.load(ck, epochs=2)
     resumed.fit(data)
     for (name, a), b in zip(straight.named_parameters(), resumed.model.parameters()):
@@ -146,7 +146,7 @@ def test_training_data_errors():
     with pytest.raises(ValueError, match=r"shape \[batch, 64\]"):
         train_rbm(m, make_bars(10, size=4, min_bars=1, max_bars=1), epochs=1, progress=False)
     with pytest.raises(ValueError, match="epochs"):
-        TrainConfig(epochs=0)
+        RBMTrainConfig(epochs=0)
 
 
 def test_stability_metrics_and_figure(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from entropy_mcmc.samplers.learned import (LearnedProposal, LearnedProposalConfig, LearnedSampler, TrainConfig,
+from entropy_mcmc.samplers.learned import (LearnedProposal, LearnedProposalConfig, LearnedSampler, SamplerTrainConfig,
                                            load_proposal, save_proposal)
 from entropy_mcmc.targets import ill_conditioned_gaussian
 
@@ -48,7 +48,8 @@ def test_a_file_whose_unpickling_runs_code_is_refused(tmp_path):
 def test_saved_meta_is_plain_data_and_loads_back(tmp_path):
     m = model()
     path = tmp_path / "s.pt"
-    meta = {"arr": np.arange(3.0), "score": np.float64(1.5), "count": np.int64(7), "config": TrainConfig(steps=3),
+    meta = {"arr": np.arange(3.0), "score": np.float64(1.5), "count": np.int64(7),
+            "config": SamplerTrainConfig(steps=3),
             "where": Path("/x/y"), "nested": [{"t": torch.ones(2, requires_grad=True)}, (1, "a")]}
     LearnedSampler(ICG, m).save(path, **meta)
     loaded = LearnedSampler.load(path, ICG, seed=0)

@@ -8,7 +8,7 @@ import torch
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess, thesis_ess
 from entropy_mcmc.samplers import MALA, sample
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedProposalConfig,
-                                           LearnedSampler, TargetFunctions, TrainConfig, load_proposal, preset,
+                                           LearnedSampler, TargetFunctions, SamplerTrainConfig, load_proposal, preset,
                                            train_sampler)
 from entropy_mcmc.samplers.learned.training import clip_gradients
 from entropy_mcmc.targets import Funnel, Gaussian, get_target, ill_conditioned_gaussian
@@ -20,7 +20,7 @@ ICG = ill_conditioned_gaussian(6, 0.1, 10.0)
 
 
 def small(steps=150, **kw):
-    return TrainConfig(steps=steps, batch_size=128, target_accept=kw.pop("target_accept", 0.8), **kw)
+    return SamplerTrainConfig(steps=steps, batch_size=128, target_accept=kw.pop("target_accept", 0.8), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +298,7 @@ def test_buffer_larger_than_the_batch_moves_every_chain_by_minibatches():
     """buffer_size > batch_size: each step trains on batch_size distinct chains drawn from the whole buffer."""
     t = NoExactSampler(torch.full((3,), 2.0, dtype=torch.float64), torch.eye(3, dtype=torch.float64) * 0.25)
     init = torch.zeros(96, 3)
-    res = train_sampler(t, config=TrainConfig(steps=40, batch_size=32, buffer_size=96, buffer_init_steps=0,
+    res = train_sampler(t, config=SamplerTrainConfig(steps=40, batch_size=32, buffer_size=96, buffer_init_steps=0,
                                               target_accept=0.8), init=init, seed=0, progress=False,
                         model_config=LearnedProposalConfig(3, width=16))
     buf = res.extra["buffer"]
@@ -317,8 +317,8 @@ def test_buffer_larger_than_the_batch_moves_every_chain_by_minibatches():
 
 def test_buffer_smaller_than_the_batch_is_refused_before_any_work():
     with pytest.raises(ValueError, match=r"buffer_size \(16\) must be at least batch_size \(32\)"):
-        TrainConfig(batch_size=32, buffer_size=16)
+        SamplerTrainConfig(batch_size=32, buffer_size=16)
     t = NoExactSampler(torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="init has 10 rows; the bootstrap buffer holds buffer_size = 64"):
-        train_sampler(t, config=TrainConfig(steps=1, batch_size=32, buffer_size=64), init=torch.zeros(10, 3),
+        train_sampler(t, config=SamplerTrainConfig(steps=1, batch_size=32, buffer_size=64), init=torch.zeros(10, 3),
                       progress=False, model_config=LearnedProposalConfig(3, width=8))

@@ -9,7 +9,7 @@ import torch
 from entropy_mcmc.diagnostics import mcse
 from entropy_mcmc.ebm_training import RBM, BernoulliRBM
 from entropy_mcmc.ebm_training.rbm import BernoulliGibbs
-from entropy_mcmc.ebm_training.rbm.training import TrainConfig, Trainer, train_rbm
+from entropy_mcmc.ebm_training.rbm.training import RBMTrainConfig, Trainer, train_rbm
 from entropy_mcmc.samplers import build_kernel, sample
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -110,7 +110,7 @@ def test_pcd_resume_is_bitwise(tmp_path):
     train_rbm(straight, data, **cfg)
     first = RBM(6, 4, dtype=torch.float64, seed=0)
     ck = tmp_path / "rbm.pt"
-    t = Trainer(first, TrainConfig(**{**cfg, "epochs": 1}))
+    t = Trainer(first, RBMTrainConfig(**{**cfg, "epochs": 1}))
     t.fit(data, checkpoint=ck)
     resumed = Trainer.load(ck, epochs=2)
     resumed.fit(data)

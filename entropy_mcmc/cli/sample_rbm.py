@@ -42,7 +42,7 @@ def run(args) -> int:
 
     from ..ebm_training import CAPRBM
     from ..ebm_training.rbm.checkpoint import load_model, read_payload
-    from ..ebm_training.rbm.data import load_dataset
+    from ..ebm_training.rbm.data import load_rbm_data
     from ..ebm_training.rbm.stability import gibbs_snapshots, plot_stability_grid, stability_metrics
 
     common.check_writable_file(args.out)
@@ -67,9 +67,9 @@ def run(args) -> int:
         if name is None:
             raise UsageError(f"{args.model} does not say which data it was trained on; use --start noise")
         if name == "bars":   # fresh images from another seed stream than training's
-            start = load_dataset("bars", num=args.chains, seed=args.seed, offset=10_000).data
+            start = load_rbm_data("bars", num=args.chains, seed=args.seed, offset=10_000).data
         else:
-            start = load_dataset(name, num=args.chains, offset=int(meta.get("num_data", 0)),
+            start = load_rbm_data(name, num=args.chains, offset=int(meta.get("num_data", 0)),
                                  mnist_dir=args.mnist_dir).data
         if name == "mnist-cwt":   # encode with the training set's statistics, not the held-out rows'
             from ..ebm_training.rbm.wavelet import WaveletCodec, load_mnist

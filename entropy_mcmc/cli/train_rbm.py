@@ -55,8 +55,8 @@ def run(args) -> int:
 
     from ..ebm_training import CAPRBM, RBM
     from ..ebm_training.rbm.checkpoint import read_payload
-    from ..ebm_training.rbm.data import load_dataset
-    from ..ebm_training.rbm.training import TrainConfig, Trainer
+    from ..ebm_training.rbm.data import load_rbm_data
+    from ..ebm_training.rbm.training import RBMTrainConfig, Trainer
 
     common.check_writable_file(args.out)
     common.check_writable_file(args.log, "--log")
@@ -82,14 +82,14 @@ def run(args) -> int:
             raise UsageError(f"--data {name} is complex: use --model caprbm")
         meta = {"data": name}
     num = _given(args.num_data, meta.get("num_data", DEFAULT_ROWS.get(name)))
-    ds = load_dataset(name, num=num, seed=args.seed, mnist_dir=args.mnist_dir)
+    ds = load_rbm_data(name, num=num, seed=args.seed, mnist_dir=args.mnist_dir)
     if not args.resume:
         hidden = _given(args.hidden, DEFAULT_HIDDEN.get(name, 100))
         nv = ds.data.shape[1]
         model = (CAPRBM(nv, hidden, coupling=not args.no_coupling, seed=args.seed) if args.model == "caprbm"
                  else RBM(nv, hidden, seed=args.seed))
         meta.update({"num_data": int(ds.data.shape[0]), "image_shape": ds.image_shape, **ds.meta})
-        trainer = Trainer(model, TrainConfig(**settings), meta)
+        trainer = Trainer(model, RBMTrainConfig(**settings), meta)
     print(f"training {type(model).__name__} ({model.extra_repr()}) on {ds.data.shape[0]} rows of {name}, "
           f"{'PCD' if args.pcd else 'CD'}-{args.cd_k}, epochs {trainer.epoch + 1}..{args.epochs}", flush=True)
 

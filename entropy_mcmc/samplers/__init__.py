@@ -22,7 +22,7 @@ _EXPORTS = {
                  "register_kernel"),
     "runner": ("ConvergenceWarning", "SampleResult", "sample"),
     "rwm": ("RandomWalkMetropolis",),
-    "learned": ("AdaptiveMALA", "LearnedProposal", "LearnedProposalConfig", "LearnedSampler", "TrainConfig",
+    "learned": ("AdaptiveMALA", "LearnedProposal", "LearnedProposalConfig", "LearnedSampler", "SamplerTrainConfig",
                 "train_sampler"),
     "launch": ("run_chains",),
 }
@@ -35,7 +35,7 @@ __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "Metro
            "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "Capabilities", "KernelSpec", "KernelOption",
            "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains",
            "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig",
-           "AdaptiveMALA", "TrainConfig", "train_sampler"]
+           "AdaptiveMALA", "SamplerTrainConfig", "train_sampler"]
 
 
 def __getattr__(name):

@@ -11,7 +11,7 @@ from .caprbm import CAPRBM, check_units, to_unit_modulus
 from .checkpoint import load_model, save_model
 from .estimator import BernoulliRBM
 from .gibbs import BernoulliGibbs, CAPRBMGibbs, RBMState
-from .training import TrainConfig, Trainer, train_rbm
+from .training import RBMTrainConfig, Trainer, train_rbm
 
 __all__ = ["CAPRBM", "RBM", "BernoulliRBM", "CAPRBMGibbs", "BernoulliGibbs", "RBMState", "check_units",
-           "to_unit_modulus", "TrainConfig", "Trainer", "train_rbm", "load_model", "save_model"]
+           "to_unit_modulus", "RBMTrainConfig", "Trainer", "train_rbm", "load_model", "save_model"]

@@ -25,7 +25,7 @@ class Dataset:
     meta: Dict[str, object] = field(default_factory=dict)
 
 
-def load_dataset(name: str, num: Optional[int] = None, seed: int = 0, mnist_dir: Optional[str] = None,
+def load_rbm_data(name: str, num: Optional[int] = None, seed: int = 0, mnist_dir: Optional[str] = None,
                  offset: int = 0) -> Dataset:
     """The data set `name` (see the module docstring). `num` rows (default: all, or 40,000 generated bars);
     `offset` skips rows of a finite set (held-out rows for `sample-rbm`); bars use `seed` and `offset`

@@ -27,7 +27,7 @@ from .gibbs import BernoulliGibbs, CAPRBMGibbs, RBMState
 
 
 @dataclass
-class TrainConfig:
+class RBMTrainConfig:
     """Settings of `train_rbm`. The defaults are the thesis' bars run (CD-1, 10 epochs) with a batch of 100."""
 
     epochs: int = 10
@@ -98,10 +98,10 @@ class Trainer:
     """CD-k / PCD trainer of one model. `fit(data)` runs the remaining epochs; `save`/`load` checkpoint
     everything (weights, optimizer, chains, generators, epoch) so a resumed run continues bitwise."""
 
-    def __init__(self, model, config: Optional[TrainConfig] = None, meta: Optional[Dict[str, object]] = None):
+    def __init__(self, model, config: Optional[RBMTrainConfig] = None, meta: Optional[Dict[str, object]] = None):
         self.model = model
         self.meta = dict(meta or {})    # saved with the checkpoint: what the data was, how to show it
-        self.config = config or TrainConfig()
+        self.config = config or RBMTrainConfig()
         c = self.config
         weights = [p for n, p in model.named_parameters() if n in ("W", "J")]
         biases = [p for n, p in model.named_parameters() if n not in ("W", "J")]
@@ -217,7 +217,7 @@ class Trainer:
             raise ValueError(f"{path} holds a model without trainer state; train it anew or load it with load_model")
         t = payload["trainer"]
         model = model if model is not None else load_model(path)
-        config = TrainConfig(**{**t["config"], **config_changes})
+        config = RBMTrainConfig(**{**t["config"], **config_changes})
         trainer = cls(model, config, payload.get("meta"))
         trainer.optimizer.load_state_dict(t["optimizer"])   # momentum buffers; the settings are the new config's
         for group, decay in zip(trainer.optimizer.param_groups, (config.weight_decay, 0.0)):
@@ -233,11 +233,11 @@ class Trainer:
         return trainer
 
 
-def train_rbm(model, data: torch.Tensor, config: Optional[TrainConfig] = None, checkpoint=None, log=None,
+def train_rbm(model, data: torch.Tensor, config: Optional[RBMTrainConfig] = None, checkpoint=None, log=None,
               meta=None, **settings) -> Trainer:
     """Train `model` (CAPRBM or RBM) on `data` `[n, visible]` with CD-k or PCD; returns the trainer
-    (its `history` has one row of monitors per epoch). Keyword `settings` are `TrainConfig` fields."""
-    config = config or TrainConfig(**settings)
+    (its `history` has one row of monitors per epoch). Keyword `settings` are `RBMTrainConfig` fields."""
+    config = config or RBMTrainConfig(**settings)
     trainer = Trainer(model, config, meta)
     trainer.fit(data, checkpoint=checkpoint, log=log)
     return trainer

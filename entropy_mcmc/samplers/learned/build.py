@@ -25,7 +25,7 @@ from ..adaptation import StepSizeAdaptation
 from ..mala import MALA
 from .kernel import LearnedSampler
 from .proposal import LearnedProposalConfig, ProposalModel
-from .training import TrainConfig, TrainResult, train_sampler
+from .training import SamplerTrainConfig, TrainResult, train_sampler
 
 # Modest defaults so that training fits in a Pyro warmup on a CPU; pass `train=` for the thesis' budgets.
 DEFAULT_TRAIN = dict(steps=300, batch_size=64, lr=1e-3, min_lr=1e-5, target_accept=0.75, beta_lr=0.05,
@@ -33,11 +33,11 @@ DEFAULT_TRAIN = dict(steps=300, batch_size=64, lr=1e-3, min_lr=1e-5, target_acce
 DEFAULT_WIDTH = 32
 
 
-def _train_config(train: Union[TrainConfig, Dict, None], dtype: torch.dtype) -> TrainConfig:
-    if isinstance(train, TrainConfig):
+def _train_config(train: Union[SamplerTrainConfig, Dict, None], dtype: torch.dtype) -> SamplerTrainConfig:
+    if isinstance(train, SamplerTrainConfig):
         return train
     options = {**DEFAULT_TRAIN, "dtype": str(dtype).replace("torch.", ""), **(train or {})}
-    return TrainConfig(**options)
+    return SamplerTrainConfig(**options)
 
 
 def warm_start(target: Target, num_chains: int, steps: int, seed: int, dtype: torch.dtype):
@@ -56,7 +56,7 @@ def warm_start(target: Target, num_chains: int, steps: int, seed: int, dtype: to
     return state.position, float(kernel.step_size)
 
 
-def train_on_target(target: Target, train: Union[TrainConfig, Dict, None] = None,
+def train_on_target(target: Target, train: Union[SamplerTrainConfig, Dict, None] = None,
                     model_config: Union[LearnedProposalConfig, Dict, None] = None, warmup_steps: int = 200,
                     seed: int = 0, progress: bool = False) -> TrainResult:
     """Train a `LearnedProposal` on a (chain-vectorized) target, eps initialized at the adapted MALA step size."""
@@ -75,7 +75,7 @@ def train_on_target(target: Target, train: Union[TrainConfig, Dict, None] = None
 
 
 def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel, TrainResult, None] = None,
-                        train: Union[TrainConfig, Dict, None] = None,
+                        train: Union[SamplerTrainConfig, Dict, None] = None,
                         model_config: Union[LearnedProposalConfig, Dict, None] = None,
                         train_target: Optional[Target] = None, warmup_steps: int = 200, seed: int = 0,
                         step_size=None, save_to: Union[str, Path, None] = None,
@@ -85,7 +85,7 @@ def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel,
     Args:
         sampler: a path written by `LearnedSampler.save`/`TrainResult.save`, a trained
             `ProposalModel`, or a `TrainResult`; if None the sampler is trained here.
-        train: a `TrainConfig` or overrides of `DEFAULT_TRAIN`.
+        train: a `SamplerTrainConfig` or overrides of `DEFAULT_TRAIN`.
         model_config: a `LearnedProposalConfig` or overrides (width 32, eps from MALA by default).
         train_target: the target to train on (a chain-vectorized `PyroTarget`); default `target`.
         warmup_steps: MALA steps that bring the training chains to the typical set first.

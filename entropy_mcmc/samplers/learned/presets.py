@@ -19,7 +19,7 @@ from typing import Dict, Tuple
 
 from ...targets.base import Target
 from .proposal import LearnedProposalConfig
-from .training import TrainConfig
+from .training import SamplerTrainConfig
 
 # width, N, target acceptance, lr, min lr (Table C.1)
 THESIS_TABLE_C1: Dict[str, Dict[str, float]] = {
@@ -57,7 +57,7 @@ GENERIC_CPU_BUDGET = dict(batch_size=256, steps=3000)
 BETA_LR = 0.3  # log-space beta adaptation rate (see BENCHMARKS.md: 0.05 lags far behind on short runs)
 
 
-def preset(target: Target, scale: str = "cpu", **overrides) -> Tuple[LearnedProposalConfig, TrainConfig]:
+def preset(target: Target, scale: str = "cpu", **overrides) -> Tuple[LearnedProposalConfig, SamplerTrainConfig]:
     """Model and training configs for `target` (by its registry name) at `scale` "cpu" or "thesis".
 
     `overrides` replace any field of either config (`steps=500`, `batch_size=64`, `width=32`,
@@ -74,13 +74,13 @@ def preset(target: Target, scale: str = "cpu", **overrides) -> Tuple[LearnedProp
     settings.update(beta_lr=BETA_LR, eps=0.1)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     model_fields = set(LearnedProposalConfig.__dataclass_fields__) - {"dim", "event_shape"}
-    train_fields = set(TrainConfig.__dataclass_fields__)
+    train_fields = set(SamplerTrainConfig.__dataclass_fields__)
     unknown = set(settings) - model_fields - train_fields
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
     model_cfg = LearnedProposalConfig(target.dim, tuple(target.event_shape),
                                       **{k: v for k, v in settings.items() if k in model_fields})
-    train_cfg = TrainConfig(**{k: v for k, v in settings.items() if k in train_fields})
+    train_cfg = SamplerTrainConfig(**{k: v for k, v in settings.items() if k in train_fields})
     return model_cfg, train_cfg
 
 

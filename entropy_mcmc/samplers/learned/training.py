@@ -39,7 +39,7 @@ OBJECTIVES = ("entropy", "l2")
 
 
 @dataclass
-class TrainConfig:
+class SamplerTrainConfig:
     """Optimization settings (Table C.1 gives lr, min_lr and target_accept per target).
 
     sample_source: "exact" (fresh target samples each step), "bootstrap" (a buffer of
@@ -106,7 +106,7 @@ class TrainResult:
     """The trained model, its per-step history and timings; `kernel(target)` makes it a sampler."""
 
     model: ProposalModel
-    config: TrainConfig
+    config: SamplerTrainConfig
     history: Dict[str, List[float]]
     train_time: float
     sample_source: str
@@ -239,7 +239,7 @@ def objective_terms(model, x, u_x, g_x, z0, fns, objective: str, beta: float, fl
                                    objective, beta, floor, drop_below)
 
 
-def train_sampler(target: Target, model: Optional[ProposalModel] = None, config: Optional[TrainConfig] = None,
+def train_sampler(target: Target, model: Optional[ProposalModel] = None, config: Optional[SamplerTrainConfig] = None,
                   model_config: Optional[LearnedProposalConfig] = None, seed: int = 0, progress: bool = True,
                   init: Optional[torch.Tensor] = None,
                   callback: Optional[Callable[[int, Dict[str, float], ProposalModel], None]] = None) -> TrainResult:
@@ -249,13 +249,13 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
         target: the target to train on.
         model: a `ProposalModel` to train (e.g. `AdaptiveMALAProposal` for the linear
             baseline); by default a `LearnedProposal` built from `model_config`.
-        config: a `TrainConfig` (defaults: ICG-like settings, see `presets.preset`).
+        config: a `SamplerTrainConfig` (defaults: ICG-like settings, see `presets.preset`).
         seed: seeds the model's initial weights, the masks' draw is in `model_config.mask_seed`.
         progress: a tqdm bar with acceptance, beta and proposal entropy (shown on terminals).
         init: starting positions of the bootstrap buffer (default: uniform on [-2, 2]).
         callback: called as `callback(step, record, model)` after every step.
     """
-    cfg = config or TrainConfig()
+    cfg = config or SamplerTrainConfig()
     dtype = getattr(torch, cfg.dtype)
     if model is None:
         mc = model_config or LearnedProposalConfig(target.dim, tuple(target.event_shape))
@@ -373,4 +373,4 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
                        {"buffer": buffer})
 
 
-__all__ = ["TrainConfig", "TrainResult", "train_sampler", "warm_buffer", "OBJECTIVES"]
+__all__ = ["SamplerTrainConfig", "TrainResult", "train_sampler", "warm_buffer", "OBJECTIVES"]
