@@ -1,6 +1,7 @@
 """`entropy-mcmc bench`: the kernels on the standard targets, with Pyro and BlackJAX side by side; with
 `--suite posteriordb --db PATH`, NUTS and ChEES through `entropy_mcmc.MCMC` and Pyro's NUTS on posteriordb's
-posteriors, scored against the reference draws."""
+posteriors, scored against the reference draws; with `--suite unseen`, `train-ebm` and `sample-ebm` at their
+defaults on 2-D densities drawn afresh, scored against exact draws."""
 from __future__ import annotations
 
 import argparse
@@ -8,18 +9,23 @@ import argparse
 from . import common
 
 HELP = ("ESS/MH, ESS/grad, ESS/s and R-hat of RWM, MALA and HMC on the standard targets, with Pyro and BlackJAX "
-        "side by side; or (--suite posteriordb) posteriors against their reference draws")
+        "side by side; or (--suite posteriordb) posteriors against their reference draws; or (--suite unseen) "
+        "energy models trained and sampled at defaults on densities drawn afresh")
+LOSSES = ("mdsm", "dsm", "esm", "ssm", "ml")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..samplers import kernel_names
     from ..targets import target_names
 
-    parser.add_argument("--quick", action="store_true", help="small settings: finishes in under 3 minutes on 2 cores")
-    parser.add_argument("--out", default="results/bench", metavar="DIR",
+    unseen = _suite(parser.argv) == "unseen"
+    parser.add_argument("--quick", action="store_true", help="small settings: finishes in under 3 minutes on 2 cores "
+                        "(--suite unseen: a small training budget, for tests)")
+    parser.add_argument("--out", default=None, metavar="DIR",
                         help="where the table (CSV, markdown), the JSON record and the plot go "
-                             "(default results/bench)")
-    parser.add_argument("--seed", type=common.seed, default=0)
+                             "(default results/bench; --suite unseen: results/unseen)")
+    parser.add_argument("--seed", type=common.seed, default=None,
+                        help="default 0; --suite unseen: a fresh seed from the OS, printed")
     parser.add_argument("--no-peers", action="store_true", help="skip Pyro and BlackJAX")
     parser.add_argument("--peers", default=None, metavar="NAMES",
                         type=common.name_list("peer", lambda: ("pyro", "blackjax")),
@@ -28,12 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset of the benchmark targets "
                              "(default icg50,scg2,funnel1-100,german,australian,heart)")
     parser.add_argument("--kernels", default=None, metavar="NAMES",
-                        type=common.name_list("kernel", _bench_kernels),
-                        help="comma-separated registry kernels (default rwm,mala,hmc; plugged-in ones too)")
-    parser.add_argument("--suite", choices=("standard", "posteriordb"), default="standard",
+                        type=common.name_list("kernel", _ml_kernels if unseen else _bench_kernels),
+                        help="comma-separated registry kernels (default rwm,mala,hmc; plugged-in ones too); "
+                             "--suite unseen: the negative samplers of --loss ml (default mala,hmc,learned)")
+    parser.add_argument("--suite", choices=("standard", "posteriordb", "unseen"), default="standard",
                         help="standard: the kernels on the standard targets; posteriordb: NUTS and ChEES through "
                              "entropy_mcmc.MCMC (--kernels to choose) and Pyro's NUTS on the posteriors of --db, "
-                             "scored against their reference draws (default standard)")
+                             "scored against their reference draws; unseen: train-ebm and sample-ebm at defaults "
+                             "on 2-D densities drawn afresh, scored against exact draws (default standard)")
+    parser.add_argument("--densities", default=None, metavar="KINDS", type=common.name_list("density", _kinds),
+                        help="--suite unseen: comma-separated kinds, one fresh density each (a kind twice: two) "
+                             "(default mixture,rings,spiral,heavy)")
+    parser.add_argument("--losses", default=None, metavar="NAMES", type=common.name_list("loss", lambda: LOSSES),
+                        help="--suite unseen: comma-separated train-ebm losses (default mdsm,ml; ml once per "
+                             "--kernels)")
     parser.add_argument("--db", default=None, metavar="PATH",
                         help="--suite posteriordb: a posterior database folder (a posteriordb clone or a subset)")
     parser.add_argument("--posteriors", default=None, metavar="NAMES", type=common.name_list("posterior", _ported),
@@ -55,6 +69,26 @@ def _bench_kernels():
             if spec.capabilities.state_space == "real" and not any(o.required for o in spec.options)]
 
 
+def _suite(argv) -> str:
+    """The --suite named in `argv` (None: formatting help)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--suite", default="standard")
+    return pre.parse_known_args(argv or [])[0].suite
+
+
+def _ml_kernels():
+    """The kernels train-ebm takes as the negative sampler of --loss ml: those on real states."""
+    from ..samplers.registry import kernel_specs
+
+    return [name for name, spec in kernel_specs().items() if spec.capabilities.state_space == "real"]
+
+
+def _kinds():
+    from ..benchmarks.unseen import KINDS
+
+    return KINDS
+
+
 def _ported():
     from ..benchmarks.posteriordb import PORTS
 
@@ -65,26 +99,48 @@ def run(args) -> int:
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     posteriordb_only = {"--db": args.db, "--posteriors": args.posteriors, "--sequential": args.sequential,
                         "--chains": args.chains}
+    unseen_only = {"--densities": args.densities, "--losses": args.losses}
+    if args.suite == "unseen":
+        given = [k for k, v in {**posteriordb_only, "--peers": args.peers, "--targets": args.targets}.items()
+                 if v is not None] + (["--no-peers"] if args.no_peers else [])
+        if given:
+            raise common.UsageError(f"{', '.join(given)} do not apply to --suite unseen")
+        if args.kernels and args.losses and "ml" not in args.losses:
+            raise common.UsageError("--kernels names the negative samplers of the ml loss; --losses has no ml")
+        out = args.out or "results/unseen"
+        common.check_writable_dir(out)
+        from ..benchmarks.unseen import KINDS
+        from ..benchmarks.unseen_suite import run_suite
+
+        run_suite(args.densities or KINDS, losses=args.losses or ("mdsm", "ml"),
+                  kernels=args.kernels or ("mala", "hmc", "learned"), seed=args.seed,
+                  quick=args.quick or args.tiny, out_dir=out)
+        return 0
+    given = [k for k, v in unseen_only.items() if v is not None]
+    if given:
+        raise common.UsageError(f"{', '.join(given)} apply to --suite unseen")
+    seed = 0 if args.seed is None else args.seed
+    out = args.out or "results/bench"
     if args.suite == "posteriordb":
         if args.db is None:
             raise common.UsageError("--suite posteriordb needs --db PATH, a posterior database folder")
         if args.peers or args.targets:
             raise common.UsageError("--peers and --targets apply to the standard suite; --suite posteriordb runs "
                                     "Pyro's NUTS beside ours (--no-peers skips it) on --posteriors")
-        common.check_writable_dir(args.out)
+        common.check_writable_dir(out)
         from ..benchmarks.posteriordb.suite import run_suite
 
         run_suite(args.db, args.posteriors, kernels=args.kernels or ("nuts", "chees-hmc"),
-                  pyro_nuts=not args.no_peers, mode=mode, seed=args.seed, sequential=args.sequential or (),
-                  out_dir=args.out, chains=args.chains)
+                  pyro_nuts=not args.no_peers, mode=mode, seed=seed, sequential=args.sequential or (),
+                  out_dir=out, chains=args.chains)
         return 0
     given = [k for k, v in posteriordb_only.items() if v is not None]
     if given:
         raise common.UsageError(f"{', '.join(given)} apply to --suite posteriordb")
-    common.check_writable_dir(args.out)
+    common.check_writable_dir(out)
     from ..benchmarks import run_benchmark
 
-    run_benchmark(mode=mode, out_dir=args.out,
-                  seed=args.seed, peers=False if args.no_peers else args.peers or True,
+    run_benchmark(mode=mode, out_dir=out,
+                  seed=seed, peers=False if args.no_peers else args.peers or True,
                   targets=args.targets, kernels=args.kernels)
     return 0
