@@ -33,6 +33,8 @@ SETTINGS = {
     "quick": {"points": 2000, "samples": 500, "baseline_seeds": 3,
               "train": ["--steps", "100", "--time-budget", "10", "--log-every", "25"], "sample": ["--steps", "100"]},
 }
+GOALS_TEXT = (f"MMD <= {GOALS['mmd_ratio']:g}x the two-sample MMD, >= {GOALS['in_modes']:.0%} of samples in modes, "
+              f"every mode's share within {GOALS['share_error']:.0%} of its weight")
 COLUMNS = ("density", "config", "passed", "mmd_ratio", "in_modes", "share_error", "p_value", "shares", "weights",
            "nonfinite", "train_s", "sample_s", "stopped", "error")
 
@@ -58,7 +60,7 @@ def _cli(args: List[str], log) -> float:
 
 
 def _last_line(path: Path, prefix: str) -> str:
-    lines = [ln for ln in path.read_text().splitlines() if ln.startswith(prefix)]
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and ln.startswith(prefix)]
     return lines[-1] if lines else ""
 
 
@@ -129,6 +131,29 @@ def run_suite(kinds: Sequence[str] = KINDS, losses: Sequence[str] = ("mdsm", "ml
           f"{machine.get('cpus')} CPUs", flush=True)
     rows: List[Dict[str, object]] = []
     commands: Dict[str, List[str]] = {}
+
+    def write():
+        """The tables so far (rewritten after each run, so that a long run shows its progress)."""
+        table = pd.DataFrame(rows).reindex(columns=list(COLUMNS) + ["mmd2", "baseline"])
+        elapsed = time.perf_counter() - started
+        when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        table.to_csv(out / "unseen.csv", index=False)
+        md = [f"# entropy-mcmc bench --suite unseen ({mode}), seed {seed}", "",
+              f"{when}; {machine.get('cpu_model', '?')}, {machine.get('cpus')} CPUs; {elapsed:.0f} s in all. Goals: "
+              f"{GOALS_TEXT}.", "", *[f"- {d.describe()}" for d in densities], "",
+              _markdown(table.drop(columns=["mmd2"])), ""]
+        (out / "unseen.md").write_text("\n".join(md) + "\n")
+        record = {"mode": mode, "date": when, "seed": seed, "densities": [d.describe() for d in densities],
+                  "goals": GOALS, "settings": s, "commands": commands, "elapsed_s": elapsed, "machine": machine,
+                  "rows": table.to_dict(orient="records")}
+        (out / "unseen.json").write_text(json.dumps(record, indent=1, default=float))
+        return table
+
+    def add(row):
+        rows.append(row)
+        _print(row)
+        write()
+
     for d in densities:
         print(d.describe(), flush=True)
         folder = out / d.name
@@ -138,8 +163,7 @@ def run_suite(kinds: Sequence[str] = KINDS, losses: Sequence[str] = ("mdsm", "ml
         reference = d.sample(s["samples"], np.random.default_rng([d.seed, 1]))
         baseline = two_sample_baseline(d, s["samples"], [[d.seed, 2, j] for j in range(s["baseline_seeds"])])
         exact = d.sample(s["samples"], np.random.default_rng([d.seed, 3]))
-        rows.append(_row(d, "exact", score(d, exact, reference, baseline)))
-        _print(rows[-1])
+        add(_row(d, "exact", score(d, exact, reference, baseline)))
         for c in configs:
             model, samples, log = (folder / f"{c['label']}{ext}" for ext in (".pt", ".npz", ".log"))
             kernel = ["--kernel", c["kernel"]] if c["kernel"] else []
@@ -154,34 +178,20 @@ def run_suite(kinds: Sequence[str] = KINDS, losses: Sequence[str] = ("mdsm", "ml
                     timing["train_s"] = _cli(train, f)
                     timing["sample_s"] = _cli(sample, f)
             except RuntimeError as err:
-                rows.append({"density": d.name, "config": c["label"], "passed": False,
-                             "error": f"{err}; see {log}: {_last_line(log, '')}", **timing})
-                _print(rows[-1])
+                add({"density": d.name, "config": c["label"], "passed": False,
+                     "error": f"{err}; see {log}: {_last_line(log, '')}", **timing})
                 continue
             x = np.load(samples)["samples"].astype(np.float64)
             scores = score(d, x, reference, baseline)
-            rows.append({**_row(d, c["label"], scores), **timing,
-                         "stopped": _last_line(log, "stopped at update").removeprefix("stopped at update ")})
-            _print(rows[-1])
             _scatter(d, exact, x, f"{d.describe()}\n{c['label']}: MMD {scores['mmd_ratio']:.2f}x the two-sample "
                      f"MMD, {scores['in_modes']:.1%} in modes, worst share {scores['share_error']:.0%} off",
                      folder / f"{c['label']}.png")
+            add({**_row(d, c["label"], scores), **timing,
+                 "stopped": _last_line(log, "stopped at update").removeprefix("stopped at update ")})
 
-    table = pd.DataFrame(rows).reindex(columns=list(COLUMNS) + ["mmd2", "baseline"])
-    elapsed = time.perf_counter() - started
-    when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    table.to_csv(out / "unseen.csv", index=False)
-    goals = (f"MMD <= {GOALS['mmd_ratio']:g}x the two-sample MMD, >= {GOALS['in_modes']:.0%} of samples in modes, "
-             f"every mode's share within {GOALS['share_error']:.0%} of its weight")
-    md = [f"# entropy-mcmc bench --suite unseen ({mode}), seed {seed}", "",
-          f"{when}; {machine.get('cpu_model', '?')}, {machine.get('cpus')} CPUs; {elapsed:.0f} s in all. Goals: "
-          f"{goals}.", "", *[f"- {d.describe()}" for d in densities], "", _markdown(table.drop(columns=["mmd2"])), ""]
-    (out / "unseen.md").write_text("\n".join(md) + "\n")
-    record = {"mode": mode, "date": when, "seed": seed, "densities": [d.describe() for d in densities],
-              "goals": GOALS, "settings": s, "commands": commands, "elapsed_s": elapsed, "machine": machine,
-              "rows": table.to_dict(orient="records")}
-    (out / "unseen.json").write_text(json.dumps(record, indent=1, default=float))
+    table = write()
     ran = table[table["config"] != "exact"]
-    print(f"\n{int(ran['passed'].sum())} of {len(ran)} runs meet every goal ({goals}); wrote {out}/unseen.csv, "
-          f"unseen.md, unseen.json and a scatter per run ({elapsed:.0f} s); rerun with --seed {seed}", flush=True)
+    print(f"\n{int(ran['passed'].sum())} of {len(ran)} runs meet every goal ({GOALS_TEXT}); wrote {out}/unseen.csv, "
+          f"unseen.md, unseen.json and a scatter per run ({time.perf_counter() - started:.0f} s); rerun with --seed "
+          f"{seed}", flush=True)
     return table
