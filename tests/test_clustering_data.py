@@ -143,6 +143,21 @@ def test_shared_face_sets_read_upright(name, n, k):
     assert (mean - mean.flip(1)).abs().mean() < 0.5 * (mean - mean.flip(0)).abs().mean()
 
 
+def test_faces_benchmark_script_runs_every_method_on_a_mat_file(tmp_path):
+    """`benchmarks/nmce_faces.py` on a tiny pixels x images uint8 file: every peer and NMCE scored, one table."""
+    spec = importlib.util.spec_from_file_location("nmce_faces", CLI_PATH.parents[2] / "benchmarks" / "nmce_faces.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    g = np.random.default_rng(0)
+    means = g.integers(40, 216, size=(3, 64))
+    fea = np.clip(np.repeat(means, 8, 0) + g.integers(-20, 21, size=(24, 64)), 0, 255).astype(np.uint8)
+    savemat(tmp_path / "tiny.mat", {"fea": fea.T, "gnd": np.repeat(np.arange(1, 4), 8)[None]})
+    assert script.main(["--data", str(tmp_path / "tiny.mat"), "--out", str(tmp_path / "out"), "--steps", "2,1,1"]) == 0
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["tiny"]["rows"]
+    assert {"k-means", "spectral (10-NN graph)", "ensc", "NMCE (default labels: spectral)"} <= set(rows)
+    assert all(0 <= r["acc"] <= 1 and r["seconds"] >= 0 for r in rows.values())
+
+
 def write_png_folder(root, n_per_class=4, size=(7, 9)):
     from PIL import Image
 
