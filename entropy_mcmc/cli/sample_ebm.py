@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(geometric up to --max-temperature): mode weights right where a chain cannot cross "
                              "between modes (default: as trained)")
     parser.add_argument("--max-temperature", type=common.max_temperature, default=None,
-                        help="--loss ml models with --replicas: the hottest temperature of the ladder (10)")
+                        help="--loss ml models with --replicas: the hottest temperature of the ladder (30)")
     parser.add_argument("--step-size", type=common.positive_float, default=0.02, help="eps of eq. 3.8 (0.02)")
     parser.add_argument("--schedule", choices=("thesis", "geometric", "linear", "cosine", "constant"),
                         default="thesis", help="temperature schedule (thesis: Figure B.7B's shape)")

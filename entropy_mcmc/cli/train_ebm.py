@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "--max-temperature), each with its own adapted step size: negatives with the model's mode "
                          "weights; sample-ebm then samples the same way")
     ml.add_argument("--max-temperature", type=common.max_temperature, default=None,
-                    help="with --replicas: the hottest temperature of the ladder (10)")
+                    help="with --replicas: the hottest temperature of the ladder (30)")
     parser.add_argument("--steps", type=common.positive_int, default=None,
                         help="the most optimizer updates (total); training ends earlier on a plateau of the "
                              "validation criterion or when --time-budget is spent")

@@ -211,7 +211,7 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, t
     `step_size` and `jitter` to the kernel; no mixture with a zero share, no handoff without warmup.
 
     With `replicas` R, the kernel is the inner kernel of a `ReplicaExchange` on a geometric ladder of R temperatures
-    up to `max_temperature` (default 10), its step sizes adapted per temperature (`build_replica_exchange`); the
+    up to `max_temperature` (default 30), its step sizes adapted per temperature (`build_replica_exchange`); the
     result has the kernel's capabilities (exact when it is, the same state space).
 
     Raises ValueError for an unknown name, an option the kernel cannot honour (mass adaptation without a mass
