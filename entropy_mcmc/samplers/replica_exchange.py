@@ -236,7 +236,8 @@ class ReplicaExchange(TransitionKernel):
 
         def per_temperature(a: torch.Tensor) -> torch.Tensor:
             a = a.view(r, -1).mean(1, keepdim=True).expand(r, a.numel() // r).reshape(-1)
-            return a if reduce is None else reduce(a)
+            a = a if reduce is None else reduce(a)
+            return a.to(self.inner.base.step_size.device)  # the step sizes' and their recursion's (the CPU)
 
         options.setdefault("gamma", 0.05)
         self.adaptation = StepSizeAdaptation(self.inner, target_accept, per_chain=True, reduce=per_temperature,
