@@ -46,8 +46,8 @@ from entropy_mcmc.diagnostics import autocorrelation
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess
 from entropy_mcmc.diagnostics.ess import ess as arviz_ess
 from entropy_mcmc.samplers import build_kernel, run_chains, sample
-from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, SamplerTrainConfig,
-                                           preset, train_sampler)
+from entropy_mcmc.learning import SamplerTrainConfig, preset, train_sampler
+from entropy_mcmc.samplers.learned import AdaptiveMALAConfig, AdaptiveMALAProposal
 from entropy_mcmc.targets import get_target
 from entropy_mcmc.targets.base import Target
 

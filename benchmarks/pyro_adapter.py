@@ -132,7 +132,7 @@ def main() -> None:
     from pyro.infer import NUTS
 
     from entropy_mcmc.pyro import PyroKernel, blr_target, load_blr_data, logistic_regression_model
-    from entropy_mcmc.samplers.learned import train_on_target
+    from entropy_mcmc.learning import train_on_target
     from entropy_mcmc.samplers import build_kernel
     from entropy_mcmc.targets import LogisticRegression
     from entropy_mcmc.targets.logistic_regression import load_reference

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from entropy_mcmc.samplers.learned import (LearnedProposal, LearnedProposalConfig, LearnedSampler, SamplerTrainConfig,
-                                           load_proposal, save_proposal)
+from entropy_mcmc.learning import SamplerTrainConfig
+from entropy_mcmc.samplers.learned import (LearnedProposal, LearnedProposalConfig, LearnedSampler, load_proposal,
+                                           save_proposal)
 from entropy_mcmc.targets import ill_conditioned_gaussian
 
 ICG = ill_conditioned_gaussian(4)

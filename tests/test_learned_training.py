@@ -7,10 +7,10 @@ import torch
 
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess, thesis_ess
 from entropy_mcmc.samplers import MALA, sample
+from entropy_mcmc.learning import SamplerTrainConfig, preset, train_sampler
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedProposalConfig,
-                                           LearnedSampler, TargetFunctions, SamplerTrainConfig, load_proposal, preset,
-                                           train_sampler)
-from entropy_mcmc.samplers.learned.training import clip_gradients
+                                           LearnedSampler, TargetFunctions, load_proposal)
+from entropy_mcmc.learning.training import clip_gradients
 from entropy_mcmc.targets import Funnel, Gaussian, get_target, ill_conditioned_gaussian
 from entropy_mcmc.targets.base import Target
 

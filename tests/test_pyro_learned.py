@@ -9,7 +9,7 @@ import torch
 from pyro.infer import MCMC
 
 from entropy_mcmc.pyro import PyroKernel, PyroTarget, hierarchical_normal_data, hierarchical_normal_model
-from entropy_mcmc.samplers.learned import train_on_target
+from entropy_mcmc.learning import train_on_target
 from entropy_mcmc.diagnostics import mcse
 from entropy_mcmc.samplers import MixtureKernel, WarmupHandoff, find_kernel, run_chains, sample
 from entropy_mcmc.samplers.learned import LearnedSampler

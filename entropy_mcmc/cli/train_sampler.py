@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..samplers.learned import preset, train_sampler
+    from ..learning import preset, train_sampler
     from ..targets import get_target
 
     common.check_writable_file(args.out)

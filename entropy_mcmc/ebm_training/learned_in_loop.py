@@ -10,7 +10,7 @@ import torch
 
 from ..samplers.learned.kernel import LearnedSampler, TargetFunctions
 from ..samplers.learned.proposal import LearnedProposal, LearnedProposalConfig
-from ..samplers.learned.training import clip_gradients, objective_terms
+from ..learning.training import clip_gradients, objective_terms
 from ..samplers.metropolis import metropolis_accept
 from .energy_target import EnergyTarget
 from .negative_phase import ReplayBuffer

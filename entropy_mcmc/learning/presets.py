@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Dict, Tuple
 
-from ...targets.base import Target
-from .proposal import LearnedProposalConfig
+from ..samplers.learned.proposal import LearnedProposalConfig
+from ..targets.base import Target
 from .training import SamplerTrainConfig
 
 # width, N, target acceptance, lr, min lr (Table C.1)

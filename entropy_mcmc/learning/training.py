@@ -28,12 +28,12 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from ...targets.base import Target
-from ..adaptation import StepSizeAdaptation
-from ..mala import MALA
-from ..metropolis import metropolis_accept
-from .kernel import LearnedSampler, TargetFunctions, propose_move, save_proposal
-from .proposal import LearnedProposal, LearnedProposalConfig, ProposalModel, base_entropy
+from ..samplers.adaptation import StepSizeAdaptation
+from ..samplers.learned.kernel import LearnedSampler, TargetFunctions, propose_move, save_proposal
+from ..samplers.learned.proposal import LearnedProposal, LearnedProposalConfig, ProposalModel, base_entropy
+from ..samplers.mala import MALA
+from ..samplers.metropolis import metropolis_accept
+from ..targets.base import Target
 
 OBJECTIVES = ("entropy", "l2")
 
@@ -42,26 +42,34 @@ OBJECTIVES = ("entropy", "l2")
 class SamplerTrainConfig:
     """Optimization settings (Table C.1 gives lr, min_lr and target_accept per target).
 
-    sample_source: "exact" (fresh target samples each step), "bootstrap" (a buffer of
+    Parameters
+    ----------
+    sample_source
+        "exact" (fresh target samples each step), "bootstrap" (a buffer of
         `buffer_size` chains moved by the sampler after every step; appendix C.2 uses a
         buffer as large as the batch), or "auto" (exact when the target can sample).
-    buffer_size: chains in the bootstrap buffer, at least `batch_size` (None: `batch_size`). A larger
+    buffer_size
+        Chains in the bootstrap buffer, at least `batch_size` (None: `batch_size`). A larger
         buffer gives each step a minibatch of `batch_size` distinct chains drawn uniformly from it,
         and only those chains move.
-    buffer_init_steps: MALA steps (step size adapted to acceptance 0.6) that take the
+    buffer_init_steps
+        MALA steps (step size adapted to acceptance 0.6) that take the
         bootstrap buffer from `init` to the typical set before training starts. A model with a
         preconditioner (`LearnedProposalConfig.precondition`) is fitted to the buffer's positions
         over the second half of these steps, or to exact target samples where they exist.
-    log_accept_floor: c > 0 makes the acceptance term min(0, log A) continue below -c as
+    log_accept_floor
+        C > 0 makes the acceptance term min(0, log A) continue below -c as
         -c (1 + log(-log A / c)), same value and slope at -c, so a proposal with log A ~ -1e17
         (MALA in the Funnel-3 neck at initialization) still pushes the right way but with a
-        gradient scaled by c / |log A| instead of one that overflows float32 in the backward
+        gradient scaled by ``c / |log A|`` instead of one that overflows float32 in the backward
         pass. It only changes samples accepted with probability below e^-c; None disables it.
-    drop_log_accept_below: samples with log A below minus this (and non-finite ones) are left
-        out of the step's objective: their intermediate values are extreme enough (|x'| ~ 1e15
+    drop_log_accept_below
+        Samples with log A below minus this (and non-finite ones) are left
+        out of the step's objective: their intermediate values are extreme enough (``|x'|`` ~ 1e15
         in the funnel neck) that the backward pass can produce inf * 0 = NaN, which the batched
         matmuls would spread to every weight gradient. They count as rejected.
-    beta_init, beta_lr: starting beta and the log-space adaptation rate (0.3: with 0.05, beta
+    beta_init, beta_lr
+        Starting beta and the log-space adaptation rate (0.3: with 0.05, beta
         lags far behind on runs of a few thousand steps and acceptance overshoots the target;
         ICG-50 min ESS/MH went from 0.37 to 0.85 in the same 2000 steps).
     """

@@ -248,7 +248,7 @@ class PyroKernel(MCMCKernel):
         except ValueError as e:
             raise ValueError(f"kernel='learned' trains on the chain-vectorized target of the model, which failed: {e} "
                              "Alternatively pass sampler=path with a sampler trained elsewhere.") from e
-        from ..samplers.learned import train_on_target
+        from ..learning import train_on_target
 
         seed = options.pop("seed", int(torch.randint(0, 2 ** 31, ())))
         train_keys = ("train", "model_config", "warmup_steps", "progress")

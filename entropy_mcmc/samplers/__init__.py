@@ -22,8 +22,7 @@ _EXPORTS = {
                  "register_kernel"),
     "runner": ("ConvergenceWarning", "SampleResult", "sample"),
     "rwm": ("RandomWalkMetropolis",),
-    "learned": ("AdaptiveMALA", "LearnedProposal", "LearnedProposalConfig", "LearnedSampler", "SamplerTrainConfig",
-                "train_sampler"),
+    "learned": ("AdaptiveMALA", "LearnedProposal", "LearnedProposalConfig", "LearnedSampler"),
     "launch": ("run_chains",),
 }
 _LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -35,7 +34,7 @@ __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "Metro
            "StepSizeAdaptation", "StepSizeJitter", "DualAveraging", "Capabilities", "KernelSpec", "KernelOption",
            "register_kernel", "build_kernel", "get_kernel_spec", "kernel_names", "sample", "run_chains",
            "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig",
-           "AdaptiveMALA", "SamplerTrainConfig", "train_sampler"]
+           "AdaptiveMALA"]
 
 
 def __getattr__(name):

@@ -411,13 +411,13 @@ register_kernel("ula", KernelSpec(_ula, "unadjusted Langevin (no accept step: bi
 # user's starting point").
 DEFAULT_MIXTURE_SHARE = 0.05
 register_kernel("learned", KernelSpec(
-    _learned, "the entropy-maximizing learned sampler (thesis ch. 4) of sampler=PATH (trained here "
-    "when none is given); warmup moves the chains into the typical set with adapted MALA (dense mass matrix) "
+    _learned, "the entropy-maximizing learned sampler (thesis ch. 4) of sampler=PATH (trained by "
+    "`entropy-mcmc train-sampler`; PyroKernel trains one on its model); warmup moves the chains into the typical set with adapted MALA (dense mass matrix) "
     "and hands them over; its eps is part of what was trained, so nothing adapts it; after warmup a share "
     "(0.05) of the steps are MALA (--mixture-share)", step_size=None, adapts_step_size=False, warmup_kernel="mala",
     capabilities=Capabilities(step_size=False, trainable=True),
     options=(KernelOption("sampler", str, None, "learned: a sampler file written by `entropy-mcmc train-sampler` "
-                                               "(required on the command line)", required=True),
+                                               "(required)", required=True),
              KernelOption("mixture_share", mixture_share, DEFAULT_MIXTURE_SHARE,
                           "learned: the share of steps, after warmup, that are one step of the adapted MALA of "
                           "the warmup instead of the learned kernel, chosen at random per chain and step "

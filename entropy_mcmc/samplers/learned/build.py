@@ -1,109 +1,31 @@
-"""The learned sampler (thesis section 4.3) on any target, by name in the kernel registry: loaded, or trained.
-
-`make_learned_kernel(target, sampler=path)` loads a sampler saved by `train_sampler` /
-`LearnedSampler.save`; otherwise the sampler is trained on `train_target` (a
-chain-vectorized target, e.g. a `PyroTarget`) first:
-
-1. `batch_size` chains from Pyro's `init_to_uniform` box run `warmup_steps` MALA steps
-   with dual-averaged step size (acceptance 0.574). With zero network outputs the full
-   variant *is* MALA with step eps (`LearnedProposal`), so unless a `model_config` fixes
-   eps, eps starts at that adapted MALA step size; the chains seed the bootstrap buffer.
-2. `train_sampler` maximizes the proposal-entropy objective (eqs. 4.4-4.5) from there.
-
-Inside `PyroKernel(model, "learned")` this happens at the first warmup iteration of the
-first chain; the trained sampler is reused by the following chains of the same run.
+"""The registry's `learned` kernel on any target: a trained sampler, loaded from a file written by
+`LearnedSampler.save` / `TrainResult.save` or given as a model. Training one is an application above the core
+(`entropy_mcmc.learning`: `train_sampler`, `train_on_target`; `entropy-mcmc train-sampler`; `PyroKernel(model,
+"learned")` trains on the model at its first warmup iteration).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Union
-
-import torch
+from typing import Union
 
 from ...targets.base import Target
-from ..adaptation import StepSizeAdaptation
-from ..mala import MALA
 from .kernel import LearnedSampler
-from .proposal import LearnedProposalConfig, ProposalModel
-from .training import SamplerTrainConfig, TrainResult, train_sampler
-
-# Modest defaults so that training fits in a Pyro warmup on a CPU; pass `train=` for the thesis' budgets.
-DEFAULT_TRAIN = dict(steps=300, batch_size=64, lr=1e-3, min_lr=1e-5, target_accept=0.75, beta_lr=0.05,
-                     buffer_init_steps=0)
-DEFAULT_WIDTH = 32
+from .proposal import ProposalModel
 
 
-def _train_config(train: Union[SamplerTrainConfig, Dict, None], dtype: torch.dtype) -> SamplerTrainConfig:
-    if isinstance(train, SamplerTrainConfig):
-        return train
-    options = {**DEFAULT_TRAIN, "dtype": str(dtype).replace("torch.", ""), **(train or {})}
-    return SamplerTrainConfig(**options)
+def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel, object, None] = None,
+                        step_size=None) -> LearnedSampler:
+    """A `LearnedSampler` on `target` with `sampler`: a path written by `LearnedSampler.save`/`TrainResult.save`,
+    a trained `ProposalModel`, or an object holding one as `.model` (a `TrainResult`)."""
+    if sampler is None:
+        raise ValueError("kernel 'learned' needs a trained sampler: sampler=PATH (written by `entropy-mcmc "
+                         "train-sampler`) or a trained model (entropy_mcmc.learning.train_on_target)")
+    if isinstance(sampler, (str, Path)):
+        return LearnedSampler.load(sampler, target, step_size=step_size)
+    model = getattr(sampler, "model", sampler)
+    if not isinstance(model, ProposalModel):
+        raise TypeError(f"sampler must be a path, a ProposalModel or a TrainResult, got {type(sampler).__name__}")
+    return LearnedSampler(target, model, step_size=step_size)
 
 
-def warm_start(target: Target, num_chains: int, steps: int, seed: int, dtype: torch.dtype):
-    """`num_chains` positions after `steps` adapted MALA steps from uniform[-2, 2], and the MALA step size."""
-    gen = torch.Generator().manual_seed(seed)
-    if hasattr(target, "initial_position"):
-        init = target.initial_position(num_chains, generator=gen, dtype=dtype)
-    else:
-        init = (4.0 * torch.rand((num_chains,) + tuple(target.event_shape), generator=gen, dtype=dtype) - 2.0)
-    kernel = StepSizeAdaptation(MALA(target, 0.1, seed=seed), target_accept=0.574)
-    state = kernel.init(init)
-    kernel.start_warmup(steps)
-    for _ in range(steps):
-        state, _ = kernel.step(state)
-    kernel.end_warmup()
-    return state.position, float(kernel.step_size)
-
-
-def train_on_target(target: Target, train: Union[SamplerTrainConfig, Dict, None] = None,
-                    model_config: Union[LearnedProposalConfig, Dict, None] = None, warmup_steps: int = 200,
-                    seed: int = 0, progress: bool = False) -> TrainResult:
-    """Train a `LearnedProposal` on a (chain-vectorized) target, eps initialized at the adapted MALA step size."""
-    dtype = getattr(target, "dtype", torch.float32)
-    cfg = _train_config(train, dtype)
-    cfg_dtype = getattr(torch, cfg.dtype)
-    chains = cfg.buffer_size or cfg.batch_size
-    init, mala_step = warm_start(target, chains, warmup_steps, seed, cfg_dtype)
-    if isinstance(model_config, LearnedProposalConfig):
-        mc = model_config
-    else:
-        options = {"width": DEFAULT_WIDTH, "eps": mala_step, **(model_config or {})}
-        mc = LearnedProposalConfig(target.dim, tuple(target.event_shape), **options)
-    return train_sampler(target, config=cfg, model_config=mc, seed=seed, progress=progress,
-                         init=init.reshape((chains,) + tuple(target.event_shape)))
-
-
-def make_learned_kernel(target: Target, sampler: Union[str, Path, ProposalModel, TrainResult, None] = None,
-                        train: Union[SamplerTrainConfig, Dict, None] = None,
-                        model_config: Union[LearnedProposalConfig, Dict, None] = None,
-                        train_target: Optional[Target] = None, warmup_steps: int = 200, seed: int = 0,
-                        step_size=None, save_to: Union[str, Path, None] = None,
-                        progress: bool = False) -> LearnedSampler:
-    """A `LearnedSampler` on `target`.
-
-    Args:
-        sampler: a path written by `LearnedSampler.save`/`TrainResult.save`, a trained
-            `ProposalModel`, or a `TrainResult`; if None the sampler is trained here.
-        train: a `SamplerTrainConfig` or overrides of `DEFAULT_TRAIN`.
-        model_config: a `LearnedProposalConfig` or overrides (width 32, eps from MALA by default).
-        train_target: the target to train on (a chain-vectorized `PyroTarget`); default `target`.
-        warmup_steps: MALA steps that bring the training chains to the typical set first.
-        save_to: write the trained sampler there (load it later with `sampler=path`).
-    """
-    if sampler is not None:
-        if isinstance(sampler, (str, Path)):
-            kernel = LearnedSampler.load(sampler, target, step_size=step_size)
-        else:
-            model = sampler.model if isinstance(sampler, TrainResult) else sampler
-            kernel = LearnedSampler(target, model, step_size=step_size)
-        return kernel
-    result = train_on_target(train_target or target, train, model_config, warmup_steps, seed, progress)
-    if save_to is not None:
-        result.save(save_to)
-    kernel = LearnedSampler(target, result.model, step_size=step_size)
-    kernel.train_result = result
-    return kernel
-
-
-__all__ = ["make_learned_kernel", "train_on_target", "DEFAULT_TRAIN", "DEFAULT_WIDTH"]
+__all__ = ["make_learned_kernel"]
