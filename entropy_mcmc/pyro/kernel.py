@@ -75,8 +75,8 @@ class PyroKernel(MCMCKernel):
             as for Pyro's HMC, passed to `initialize_model` (`jit_compile=True` traces the potential
             with the PyTorch JIT, which roughly halves Pyro's per-evaluation overhead).
         **kernel_options: passed to the kernel (`step_size`, `num_steps`, `inv_mass`, ... or, for
-            `learned`, `sampler=path` or the training options of `make_learned_kernel`: `train`,
-            `model_config`, `warmup_steps`, `save_to`).
+            `learned`, `sampler=path` or the training options of `learning.train_on_target`: `train`,
+            `model_config`, `warmup_steps`, and `save_to`).
 
     `learned` trains, at the first warmup iteration, on the chain-vectorized `PyroTarget` of the
     same model and arguments (so the model must vectorize, or pass `sampler=path`); the following
