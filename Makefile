@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 
 demo: venv
-	$(VENV)/bin/entropy-mcmc bench --quick
+	$(VENV)/bin/entropy-mcmc bench --demo
 
 test: venv
 	$(PY) -m pytest -q

@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     unseen = _suite(parser.argv) == "unseen"
     parser.add_argument("--quick", action="store_true", help="small settings: finishes in under 3 minutes on 2 cores "
                         "(--suite unseen: a small training budget, for tests)")
+    parser.add_argument("--demo", action="store_true",
+                        help="the first run (`make demo`, about 2 minutes on 2 cores): NUTS, ChEES-HMC, HMC and MALA "
+                             "on German BLR with RWM as the labelled baseline, Pyro's NUTS beside them, and BlackJAX's "
+                             "when the peers extra is installed (pip install 'entropy-mcmc[peers]')")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="where the table (CSV, markdown), the JSON record and the plot go "
                              "(default results/bench; --suite unseen: results/unseen)")
@@ -96,7 +100,9 @@ def _ported():
 
 
 def run(args) -> int:
-    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    mode = "tiny" if args.tiny else "demo" if args.demo else "quick" if args.quick else "full"
+    if args.demo and (args.suite != "standard" or args.quick or args.tiny):
+        raise common.UsageError("--demo is its own settings of the standard suite: no --quick or --suite")
     posteriordb_only = {"--db": args.db, "--posteriors": args.posteriors, "--sequential": args.sequential,
                         "--chains": args.chains}
     unseen_only = {"--densities": args.densities, "--losses": args.losses}
