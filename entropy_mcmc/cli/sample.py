@@ -46,8 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt-mass", action=argparse.BooleanOptionalAction, default=None,
                         help="adapt a mass matrix during warmup (kernels with one: hmc, mala, and the MALA that runs "
                              "learned's warmup; default on for those)")
-    parser.add_argument("--mass", choices=("diag", "dense"), default=None,
-                        help="the mass matrix adapted: diagonal or dense (default: hmc diag, mala dense)")
+    parser.add_argument("--mass", choices=("diag", "dense", "auto"), default=None,
+                        help="the mass matrix adapted: diagonal, dense, or auto (dense when the first window's "
+                             "pooled draws can estimate it and its correlation matrix is ill-conditioned; the run "
+                             "says which and why); default per kernel: "
+                             + ", ".join(f"{k} {s.adapts_mass}" for k, s in specs.items() if s.adapts_mass))
     parser.add_argument("--step-size-jitter", type=common.unit_interval, default=None, metavar="J",
                         help="after warmup, draw each chain's step size uniformly in [s(1-J), s(1+J)] at every "
                              "step (default: hmc 0.5, others 0)")
@@ -177,6 +180,8 @@ def run(args) -> int:
           f"acceptance {result.acceptance_rate:.3f} (warmup {result.warmup_acceptance:.3f}){step_text}, "
           f"divergences {result.num_divergences}")
     print(ess_line(summary, result.sampling_time, result.total_time, "warmup + sampling"))
+    if result.attrs.get("mass_matrix_choice"):
+        print(f"mass matrix: {result.attrs['mass_matrix_choice']}")
     for message in result.convergence_warnings(summary):
         print(f"warning: {message}")
     if args.out:

@@ -21,6 +21,13 @@ becomes the regularized (co)variance n/(n+5) S + 1e-3 * 5/(n+5) I (diagonal or d
 and dual averaging restarts from s̄, the kernel's step size set to it. It restarts at
 `start_warmup` too.
 
+`adapt_mass_matrix="auto"` chooses between the two at the end of the first window, once per warmup. Dense
+when the first window's pooled draws n hold at least `AUTO_DRAWS_PER_ENTRY` per entry of the matrix
+(n >= 10 d (d + 1) / 2, so the windows can estimate it; they grow with the chains) and its correlation matrix
+R = D^-1/2 C D^-1/2 (C the regularized estimate above, D its diagonal) has condition number
+lambda_max(R) / lambda_min(R) >= `AUTO_MIN_CONDITION`: that spread is what a diagonal mass matrix leaves, and
+it bounds the step size against the longest direction. Diagonal otherwise. `mass_choice` says which and why.
+
 For a target that keeps moving (an energy model in training) `controller="robbins-monro"` replaces
 dual averaging, whose weights 1/(t + t0) would freeze the step size: after every `update_every` steps,
 
@@ -98,6 +105,10 @@ class RobbinsMonro:
 
 
 CONTROLLERS = ("dual-averaging", "robbins-monro")
+MASS_MODES = {False: None, None: None, True: "diag", "diag": "diag", "dense": "dense", "auto": "auto"}
+# the thresholds of "auto" (module docstring)
+AUTO_DRAWS_PER_ENTRY = 10
+AUTO_MIN_CONDITION = 5.0
 
 
 def mass_matrix_windows(num_warmup: int, init_buffer: int = 75, term_buffer: int = 50,
@@ -126,8 +137,9 @@ class StepSizeAdaptation(KernelWrapper):
         kernel: the kernel to adapt (RWM, MALA, HMC, the learned sampler...), possibly inside other wrappers.
         target_accept: the acceptance rate to reach (Stan's delta).
         per_chain: one step size per chain instead of one shared step size.
-        adapt_mass_matrix: False, True or "diag" (a diagonal `inv_mass`), or "dense" (a full `[d, d]` one);
-            for kernels that have an `inv_mass` (HMC, MALA).
+        adapt_mass_matrix: False, True or "diag" (a diagonal `inv_mass`), "dense" (a full `[d, d]` one), or
+            "auto" (one of the two, chosen at the end of the first window: module docstring); for kernels that
+            have an `inv_mass` (HMC, NUTS, MALA). `mass_choice` then says what was adapted and why.
         statistic: how a shared step size reduces the chains' acceptance probabilities: "mean" or "harmonic"
             (module docstring); kernels that tune over the ensemble declare it as `step_size_statistic`.
         gamma: dual-averaging shrinkage; default 0.05 (Stan) for a shared step size and 0.2 per
@@ -155,9 +167,10 @@ class StepSizeAdaptation(KernelWrapper):
                              "the step size without bound, past the stability limit; give it a fixed step size")
         if not 0.0 < target_accept < 1.0:
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
-        mode = {False: None, None: None, True: "diag", "diag": "diag", "dense": "dense"}.get(adapt_mass_matrix, "?")
+        mode = MASS_MODES.get(adapt_mass_matrix, "?")
         if mode == "?":
-            raise ValueError(f"adapt_mass_matrix must be False, True, 'diag' or 'dense', got {adapt_mass_matrix!r}")
+            raise ValueError(f"adapt_mass_matrix must be False, True, 'diag', 'dense' or 'auto', "
+                             f"got {adapt_mass_matrix!r}")
         if mode and not hasattr(base, "inv_mass"):
             raise ValueError(f"{name} has no inv_mass to adapt")
         if controller not in CONTROLLERS:
@@ -175,6 +188,8 @@ class StepSizeAdaptation(KernelWrapper):
         self.per_chain = per_chain
         self.statistic = statistic
         self.adapt_mass_matrix = mode
+        self._kind = None if mode == "auto" else mode  # the matrix adapted: "diag", "dense", None (auto: undecided)
+        self.mass_choice = mode or ""  # what was adapted; auto: and why
         gamma = (0.2 if per_chain else 0.05) if gamma is None else gamma
         self.controller = controller
         self._controller_args = (dict(gamma=gamma, t0=t0, kappa=kappa) if controller == "dual-averaging"
@@ -193,6 +208,9 @@ class StepSizeAdaptation(KernelWrapper):
         self._recursion = None  # restarts from the kernel's current step size at the first step
         self._accept_sum, self._accept_n = 0.0, 0
         self._windows = mass_matrix_windows(num_steps) if self.adapt_mass_matrix else []
+        if self.adapt_mass_matrix == "auto":
+            self._kind = None
+            self.mass_choice = "auto: undecided (no window)"
         self._reset_window()
         self.kernel.start_warmup(num_steps)
 
@@ -206,8 +224,10 @@ class StepSizeAdaptation(KernelWrapper):
 
     def _accumulate(self, x: torch.Tensor) -> None:
         x = x.detach().to(torch.float64).reshape(x.shape[0], -1)
+        if self._kind is None and self._n == 0:
+            self._check_auto_size(x.shape[0], x.shape[1])
         s = x.sum(0)
-        ss = x.T @ x if self.adapt_mass_matrix == "dense" else (x * x).sum(0)
+        ss = (x * x).sum(0) if self._kind == "diag" else x.T @ x  # dense, or auto still undecided
         self._sum = s if self._sum is None else self._sum + s
         self._sumsq = ss if self._sumsq is None else self._sumsq + ss
         self._n += x.shape[0]
@@ -242,20 +262,45 @@ class StepSizeAdaptation(KernelWrapper):
             return a.mean()
         return torch.zeros((), dtype=a.dtype) if bool((a <= 0).any()) else 1.0 / (1.0 / a).mean()
 
+    def _check_auto_size(self, chains: int, d: int) -> None:
+        """Auto, at the first window's first draw: diagonal at once if the window cannot estimate a dense matrix."""
+        start, end = self._windows[0]
+        n, entries = chains * (end - start), d * (d + 1) // 2
+        if n < AUTO_DRAWS_PER_ENTRY * entries:
+            self._kind = "diag"
+            self.mass_choice = (f"diag (auto: the first window's {n} pooled draws are fewer than "
+                                f"{AUTO_DRAWS_PER_ENTRY} per entry of a dense matrix, {entries} entries)")
+
     def _finish_window(self) -> None:
         n = self._n
         mean = self._sum / n
-        if self.adapt_mass_matrix == "dense":
+        if self._kind != "diag":
             cov = (self._sumsq / n - torch.outer(mean, mean)) * n / max(n - 1, 1)
             eye = torch.eye(cov.shape[0], dtype=cov.dtype)
             inv_mass = (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * eye
+            if self._kind is None:
+                inv_mass = self._choose(inv_mass, n)
         else:
             var = (self._sumsq / n - mean * mean).clamp_min(0.0) * n / max(n - 1, 1)
-            inv_mass = ((n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))).reshape(self.base.target.event_shape)
+            inv_mass = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+        if inv_mass.dim() == 1:
+            inv_mass = inv_mass.reshape(self.base.target.event_shape)
         self.base.inv_mass = inv_mass
         self._windows.pop(0)
         self._reset_window()
         self._restart(self._recursion.final_step_size)
+
+    def _choose(self, cov: torch.Tensor, n: int) -> torch.Tensor:
+        """Auto, at the end of the first window: `cov` if its correlation matrix's condition number reaches
+        AUTO_MIN_CONDITION, else its diagonal."""
+        sd = cov.diagonal().sqrt()
+        eig = torch.linalg.eigvalsh(cov / torch.outer(sd, sd))
+        cond = float(eig[-1] / eig[0])
+        dense = cond >= AUTO_MIN_CONDITION
+        self._kind = "dense" if dense else "diag"
+        self.mass_choice = (f"{self._kind} (auto: the first window's correlation matrix has condition number "
+                            f"{cond:.3g} {'>=' if dense else '<'} {AUTO_MIN_CONDITION:g}; {n} pooled draws)")
+        return cov if dense else cov.diagonal().clone()
 
     def state_dict(self) -> Dict[str, Any]:
         """The controller's state (for a trainer's checkpoint); the step size itself lives on the kernel."""

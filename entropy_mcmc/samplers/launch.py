@@ -24,7 +24,8 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
                progress: bool = False, collect_warmup: bool = False, warn: bool = True,
                rank: Optional[int] = None, world_size: Optional[int] = None, **build_options) -> SampleResult:
     """Sample `target` with `kernel` as `entropy-mcmc sample` does; returns the `SampleResult`, with the
-    kernel and the target in `result.attrs["kernel_object"]` and `["target_object"]`.
+    kernel and the target in `result.attrs["kernel_object"]` and `["target_object"]`, and the mass matrix adapted
+    (with `adapt_mass="auto"`: which one and why) in `["mass_matrix_choice"]` ("" without one).
 
     Args:
         target, kernel: registry names or objects (`build_options` go to `build_kernel` with a name:
@@ -79,6 +80,7 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
                         seed=seed, dtype=str(dtype).replace("torch.", ""), threads=threads or saved_threads,
                         step_size_jitter=float(getattr(kernel_obj, "jitter", 0.0)),
                         target_accept=float(getattr(kernel_obj, "target_accept", float("nan"))),
+                        mass_matrix_choice=str(getattr(kernel_obj, "mass_choice", "")),
                         rank=rank, world_size=world_size, kernel_object=kernel_obj, target_object=target_obj)
     if gathered and world_size > 1:
         merged = gather_result(result, world_size)

@@ -98,7 +98,7 @@ class KernelSpec:
     step_size: initial step size (None: the kernel's own, e.g. a trained sampler's eps).
     target_accept: the acceptance rate step-size adaptation aims at.
     adapts_step_size: whether warmup adapts the step size (False for a trained learned sampler).
-    adapts_mass: the default mass-matrix adaptation: False, "diag" or "dense".
+    adapts_mass: the default mass-matrix adaptation: False, "diag", "dense" or "auto" (`StepSizeAdaptation`).
     step_size_jitter: default jitter after warmup (HMC: 0.5, see BENCHMARKS.md).
     options: the builder's own keywords the CLI exposes.
     warmup_kernel: a registry kernel that runs the warmup instead (adapted as its own spec says, with the
@@ -254,8 +254,8 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, t
     mass = spec.adapts_mass if adapt_mass is None else adapt_mass
     if mass is True:
         mass = "diag"
-    if mass not in (False, None, "diag", "dense"):
-        raise ValueError(f"adapt_mass must be False, True, 'diag' or 'dense', got {adapt_mass!r}")
+    if mass not in (False, None, "diag", "dense", "auto"):
+        raise ValueError(f"adapt_mass must be False, True, 'diag', 'dense' or 'auto', got {adapt_mass!r}")
     if mass and not hasattr(base, "inv_mass"):
         raise ValueError(f"mass-matrix adaptation does not apply to kernel {name!r} (it has no mass matrix)")
     jitter = spec.step_size_jitter if jitter is None else jitter
