@@ -1,4 +1,4 @@
-"""A NumPyro-style front door: `MCMC(NUTS(model), num_warmup=..., num_samples=...).run(seed, *args)`.
+"""A NumPyro-style front door: `MCMC(NUTS(model), num_warmup=..., num_samples=...).run(seed, *args)`::
 
     from entropy_mcmc import MCMC, NUTS                 # numpyro: from numpyro.infer import MCMC, NUTS
     mcmc = MCMC(NUTS(model), num_warmup=500, num_samples=1000, num_chains=4)
@@ -7,6 +7,7 @@
     samples = mcmc.get_samples()                        # {site: [chains * samples, *site_shape]}
 
 What differs from `numpyro.infer.MCMC`:
+
 - the seed is an int, not a PRNG key (`last_state.rng_key` is an int too);
 - `chain_method="auto"` (the default) evaluates all chains in one model run where that is verified to
   equal a chain-by-chain evaluation (a chain plate, else `torch.func.vmap`), and chain by chain

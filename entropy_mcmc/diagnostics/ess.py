@@ -54,7 +54,7 @@ def mcse(draws, method: str = "mean") -> np.ndarray:
 
 
 def expected_squared_jump(draws) -> float:
-    """Mean of |x_{t+1} - x_t|^2 over chains and steps."""
+    """Mean of ``|x_{t+1} - x_t|^2`` over chains and steps."""
     x = as_draws_array(draws)
     return float(np.mean(np.sum(np.diff(x, axis=1) ** 2, axis=-1)))
 

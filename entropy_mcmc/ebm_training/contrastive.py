@@ -61,23 +61,38 @@ def ml_loss(energy_data: torch.Tensor, energy_neg: torch.Tensor, penalty: float 
 class MLTrainConfig(EBMTrainConfig):
     """Settings of a maximum-likelihood (contrastive) run; the score-matching fields it inherits are unused.
 
-    kernel: the registry name of the negative sampler (a kernel object is passed to the trainer instead).
-    k_steps: kernel steps per update (thesis: 40 with the learned sampler; 30 here by default).
-    buffer_size, reinit_fraction: the replay buffer and the share of each draw re-initialized from noise.
-    persistent: False runs CD-K (chains start at the data batch; no buffer).
-    energy_penalty: alpha of the squared-energy penalty (0.001; 0: the unbiased ML gradient, see the module).
-    step_size: the kernel's initial step size (None: the registry's default).
-    target_accept, adapt_rate_init, adapt_rate: the Robbins-Monro step-size control of calibrated kernels, rate
+    Parameters
+    ----------
+    kernel
+        The registry name of the negative sampler (a kernel object is passed to the trainer instead).
+    k_steps
+        Kernel steps per update (thesis: 40 with the learned sampler; 30 here by default).
+    buffer_size, reinit_fraction
+        The replay buffer and the share of each draw re-initialized from noise.
+    persistent
+        False runs CD-K (chains start at the data batch; no buffer).
+    energy_penalty
+        Alpha of the squared-energy penalty (0.001; 0: the unbiased ML gradient, see the module).
+    step_size
+        The kernel's initial step size (None: the registry's default).
+    target_accept, adapt_rate_init, adapt_rate
+        The Robbins-Monro step-size control of calibrated kernels, rate
         max(adapt_rate, adapt_rate_init / sqrt(1 + update)) (both 0: a fixed step size).
-    noise_scale: points are (re)initialized from N(0, noise_scale^2 I) in standardized coordinates; images from
+    noise_scale
+        Points are (re)initialized from N(0, noise_scale^2 I) in standardized coordinates; images from
         uniform pixels in logit space.
-    preprocess: "logit" (dequantize and logit-transform images), "none", or None (logit for images).
-    levels, logit_lambda: the grey levels of the images (None: inferred from the data) and the squeeze lambda.
-    kernel_options: extra keywords of the kernel's builder (e.g. {"num_steps": 5} for HMC).
-    sampler_*: the learned sampler (variant 2, appendix C.2): width, z-update steps, eps (None: 0.01 for images
+    preprocess
+        "logit" (dequantize and logit-transform images), "none", or None (logit for images).
+    levels, logit_lambda
+        The grey levels of the images (None: inferred from the data) and the squeeze lambda.
+    kernel_options
+        Extra keywords of the kernel's builder (e.g. {"num_steps": 5} for HMC).
+    sampler_*
+        The learned sampler (variant 2, appendix C.2): width, z-update steps, eps (None: 0.01 for images
         as in C.2, 0.1 for points), learning rate, updates and batch per EBM update, the entropy weight's start
         and log-space rate, and the acceptance gate.
-    adam_betas: the energy model's Adam momentum (0.5, 0.9) and learning rate 1e-4, as in appendix C.2.
+    adam_betas
+        The energy model's Adam momentum (0.5, 0.9) and learning rate 1e-4, as in appendix C.2.
     """
 
     LOSS_CHOICES = ("ml",)

@@ -91,7 +91,7 @@ def mdsm_loss(model: nn.Module, x: torch.Tensor, sigmas: torch.Tensor, sigma0: f
               weighting: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
               generator: Optional[torch.Generator] = None, return_parts: bool = False):
     """Multiscale denoising score matching, eq. 3.7: the batch mean of
-    l(sigma) |x - x~ + sigma_0^2 dE(x~)/dx~|^2 with x~ = x + sigma z, each sample at its own level sigma, and
+    ``l(sigma) |x - x~ + sigma_0^2 dE(x~)/dx~|^2`` with x~ = x + sigma z, each sample at its own level sigma, and
     l(sigma) = 1/sigma^2 (the thesis' weighting; `weighting` replaces it).
 
     x: clean data `[batch, *event]`; sigmas: each sample's noise level `[batch]`.
@@ -113,7 +113,7 @@ def mdsm_loss(model: nn.Module, x: torch.Tensor, sigmas: torch.Tensor, sigma0: f
 def dsm_loss(model: nn.Module, x: torch.Tensor, sigma: float = 0.1, generator: Optional[torch.Generator] = None,
              return_parts: bool = False):
     """Single-level denoising score matching, eq. 3.3 with sigma_0 = sigma: the batch mean of
-    |x - x~ + sigma^2 dE/dx~|^2, x~ = x + sigma z. It fits the smoothed density p_sigma."""
+    ``|x - x~ + sigma^2 dE/dx~|^2``, x~ = x + sigma z. It fits the smoothed density p_sigma."""
     sigmas = torch.full(x.shape[:1], float(sigma), dtype=x.dtype, device=x.device)
     return mdsm_loss(model, x, sigmas, sigma, weighting=lambda s: torch.ones_like(s), generator=generator,
                      return_parts=return_parts)

@@ -64,7 +64,7 @@ class LogitTransform:
         return ((torch.sigmoid(y) - self.lam) / (1 - 2 * self.lam)).clamp(0.0, 1.0)
 
     def log_abs_det_jacobian(self, u: torch.Tensor) -> torch.Tensor:
-        """sum_i log |dy_i/du_i| per image `[batch]`."""
+        """``sum_i log |dy_i/du_i|`` per image `[batch]`."""
         p = self.lam + (1 - 2 * self.lam) * u
         return (math.log(1 - 2 * self.lam) - torch.log(p) - torch.log1p(-p)).flatten(1).sum(1)
 

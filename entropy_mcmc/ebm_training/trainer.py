@@ -49,18 +49,29 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class EBMTrainConfig:
     """Settings of a score-matching run.
 
-    loss: "mdsm" (eq. 3.7), "dsm" (eq. 3.3 at the single level sigma0), "esm" (exact), "ssm" (sliced).
-    sigma_min, sigma_max, spacing, draw: MDSM's noise levels (`NoiseLevels`); the thesis' MNIST range
+    Parameters
+    ----------
+    loss
+        "mdsm" (eq. 3.7), "dsm" (eq. 3.3 at the single level sigma0), "esm" (exact), "ssm" (sliced).
+    sigma_min, sigma_max, spacing, draw
+        MDSM's noise levels (`NoiseLevels`); the thesis' MNIST range
         [0.1, 3] geometric is the default.
-    sigma0: the fixed kernel width of eq. 3.7 (0.1), and DSM's single level.
-    ssm_projections: random directions per sample for "ssm".
-    standardize: None standardizes points and leaves images as they are.
-    steps: the most updates a run takes; it ends earlier on a plateau of the validation criterion or the budget.
-    holdout: share of the points held out for validation (0: none, and no early stop).
-    patience, min_delta: stop after `patience` validation checks (one per `log_every` updates) without improving
+    sigma0
+        The fixed kernel width of eq. 3.7 (0.1), and DSM's single level.
+    ssm_projections
+        Random directions per sample for "ssm".
+    standardize
+        None standardizes points and leaves images as they are.
+    steps
+        The most updates a run takes; it ends earlier on a plateau of the validation criterion or the budget.
+    holdout
+        Share of the points held out for validation (0: none, and no early stop).
+    patience, min_delta
+        Stop after `patience` validation checks (one per `log_every` updates) without improving
         on the best by `min_delta` times the improvement made since the first check (patience 0: never on a
         plateau).
-    time_budget: stop once this many seconds of training are spent (None: no budget).
+    time_budget
+        Stop once this many seconds of training are spent (None: no budget).
     """
 
     LOSS_CHOICES: ClassVar[Tuple[str, ...]] = LOSSES

@@ -96,7 +96,7 @@ class PyroTarget(Target):
             construction (False: trust the chain plate unchecked).
         jit_compile: trace the chain-plate energy with the PyTorch JIT, once per number of chains,
             dtype and device (about 1.7x faster on German BLR). The trace fixes Python control
-            flow and the values of `pyro.param`s at tracing time.
+            flow and the values of the `pyro.param` sites at tracing time.
         name: a name for reports (default: the model's name).
 
     Attributes:
@@ -313,7 +313,7 @@ class PyroTarget(Target):
         """`[num_chains, d]` unconstrained positions drawn uniformly in [-radius, radius] (Pyro's `init_to_uniform`),
         redrawn per chain until the energy and its gradient are finite; with `candidates` > 1, each chain starts at
         the lowest-energy of that many such draws (`MCMC` takes 10: a start where a recursion explodes, as ARMA's
-        with |theta| > 1, holds a chain, and the step size its chains share, for the whole warmup)."""
+        with ``|theta| > 1``, holds a chain, and the step size its chains share, for the whole warmup)."""
         best_x, best_u = None, None
         for _ in range(candidates):
             x, u = self._finite_draws(num_chains, radius, generator, dtype or self.dtype, device, max_tries)

@@ -48,15 +48,23 @@ STATE_SPACES = ("real", "binary", "phase", "categorical")
 class Capabilities:
     """What a kernel needs and offers; the runner, CLI, bench, Pyro adapter and trainers ask this, never the name.
 
-    state_space: the states it moves: "real" (R^d), "binary" ({0, 1}^d), "phase" (complex units, a CAP-RBM's
+    Parameters
+    ----------
+    state_space
+        The states it moves: "real" (R^d), "binary" ({0, 1}^d), "phase" (complex units, a CAP-RBM's
         layer) or "categorical" (cluster labels); it runs only on a target declaring the same `state_space`
         (`Target.state_space` is "real"; a target object without the attribute is not checked).
-    needs_gradient: it calls the target's gradient.
-    step_size, mass_matrix: it has a step size / a mass matrix that warmup can tune.
-    exact: its stationary distribution is the target (MH-corrected or exact Gibbs); False for ULA, annealing.
-    trainable: it carries a model trained for the target (the learned sampler); a trainer that knows how trains
+    needs_gradient
+        It calls the target's gradient.
+    step_size, mass_matrix
+        It has a step size / a mass matrix that warmup can tune.
+    exact
+        Its stationary distribution is the target (MH-corrected or exact Gibbs); False for ULA, annealing.
+    trainable
+        It carries a model trained for the target (the learned sampler); a trainer that knows how trains
         it in its loop, `PyroKernel` trains it at setup.
-    schedule_option: the option naming the number of steps its schedule spans (annealed Langevin's anneal
+    schedule_option
+        The option naming the number of steps its schedule spans (annealed Langevin's anneal
         steps); a caller that runs k steps per call (a trainer's negative phase) sets it to k.
     """
 
@@ -93,21 +101,34 @@ class Capabilities:
 class KernelSpec:
     """How a kernel is built by name, and its defaults.
 
-    build: `(target, **options) -> TransitionKernel`; gets `step_size` when one is known.
-    help: one line for `--help` and `entropy-mcmc list`.
-    step_size: initial step size (None: the kernel's own, e.g. a trained sampler's eps).
-    target_accept: the acceptance rate step-size adaptation aims at.
-    adapts_step_size: whether warmup adapts the step size (False for a trained learned sampler).
-    adapts_mass: the default mass-matrix adaptation: False, "diag", "dense" or "auto" (`StepSizeAdaptation`).
-    step_size_jitter: default jitter after warmup (HMC: 0.5, see BENCHMARKS.md).
-    options: the builder's own keywords the CLI exposes.
-    warmup_kernel: a registry kernel that runs the warmup instead (adapted as its own spec says, with the
+    Parameters
+    ----------
+    build
+        `(target, **options) -> TransitionKernel`; gets `step_size` when one is known.
+    help
+        One line for `--help` and `entropy-mcmc list`.
+    step_size
+        Initial step size (None: the kernel's own, e.g. a trained sampler's eps).
+    target_accept
+        The acceptance rate step-size adaptation aims at.
+    adapts_step_size
+        Whether warmup adapts the step size (False for a trained learned sampler).
+    adapts_mass
+        The default mass-matrix adaptation: False, "diag", "dense" or "auto" (`StepSizeAdaptation`).
+    step_size_jitter
+        Default jitter after warmup (HMC: 0.5, see BENCHMARKS.md).
+    options
+        The builder's own keywords the CLI exposes.
+    warmup_kernel
+        A registry kernel that runs the warmup instead (adapted as its own spec says, with the
         `target_accept`, `adapt_mass` and `per_chain` given to `build_kernel`) and then hands the chains to
         this one (`WarmupHandoff`); for a kernel that cannot adapt and may not move outside the typical
         set, the trained learned sampler. Such a spec may have a `mixture_share` option: after warmup, each
         step is one of the (frozen) warmup kernel with that probability (`MixtureKernel`).
-    source: "built-in", or the distribution a plugin came from.
-    capabilities: what the kernel needs and offers (`Capabilities`); a plugin that declares none is taken as
+    source
+        "built-in", or the distribution a plugin came from.
+    capabilities
+        What the kernel needs and offers (`Capabilities`); a plugin that declares none is taken as
         an exact real-valued gradient kernel with a step size.
     """
 

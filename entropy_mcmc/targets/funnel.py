@@ -12,7 +12,7 @@ from .base import Target
 class Funnel(Target):
     """Funnel in `dim` dimensions with scale `sigma` (Funnel-1: sigma=1, Funnel-3: sigma=3).
 
-    U(x) = x_0^2 / (2 sigma^2) + exp(2 x_0) |x_{1:n}|^2 / 2 - n x_0. Known moments:
+    ``U(x) = x_0^2 / (2 sigma^2) + exp(2 x_0) |x_{1:n}|^2 / 2 - n x_0``. Known moments:
     E x = 0, sd x_0 = sigma, sd x_i = exp(sigma^2).
     """
 

@@ -148,11 +148,11 @@ class CAPRBM(nn.Module):
         return log_i0(u.abs()) + mu - bias
 
     def hidden_input(self, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The complex and amplitude input sums to the hidden units: u = W^H v and mu = J^T |v|, each `[batch, hidden]`."""
+        """The complex and amplitude input sums to the hidden units: ``u = W^H v`` and ``mu = J^T |v|``, each `[batch, hidden]`."""
         return v @ self.W.conj(), v.abs() @ self.J
 
     def visible_input(self, h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The input sums to the visible units: u = W h and mu = J |h|, each `[batch, visible]`."""
+        """The input sums to the visible units: ``u = W h`` and ``mu = J |h|``, each `[batch, visible]`."""
         return h @ self.W.transpose(0, 1), h.abs() @ self.J.transpose(0, 1)
 
     def hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
@@ -170,15 +170,15 @@ class CAPRBM(nn.Module):
         return prob * i1_over_i0(a) * direction, prob
 
     def hidden_rates(self, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Rates of the hidden units given v (appendix A.3): E[h | v] (complex) and E[|h| | v] = P(|h| = 1 | v).
+        """Rates of the hidden units given v (appendix A.3): ``E[h | v]`` (complex) and ``E[|h| | v] = P(|h| = 1 | v)``.
 
-        E[h] = P * I1(a)/I0(a) * e^{i alpha}; note |E[h]| < E[|h|] whatever the input.
+        ``E[h] = P * I1(a)/I0(a) * e^{i alpha}``; note ``|E[h]| < E[|h|]`` whatever the input.
         """
         v = check_units(v, self.num_visible, "v", self.complex_dtype)
         return self._rates(*self.hidden_input(v), self.hidden_bias)
 
     def visible_rates(self, h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Rates of the visible units given h: E[v | h] (complex) and E[|v| | h]."""
+        """Rates of the visible units given h: ``E[v | h]`` (complex) and ``E[|v| | h]``."""
         h = check_units(h, self.num_hidden, "h", self.complex_dtype)
         return self._rates(*self.visible_input(h), self.visible_bias)
 
@@ -203,9 +203,9 @@ class CAPRBM(nn.Module):
 
         Keys are parameter names; W's entry follows torch's convention for complex parameters
         (dF/dRe W + i dF/dIm W), so `W - lr * grad` is a descent step. With W = b e^{i theta} this is
-        dF/db_jk = -|v_j| <|h_k| cos(theta_jk + theta_k - theta_j)>_{h|v} (rule 2.5),
-        dF/dtheta_jk = |v_j| <|h_k| b_jk sin(theta_jk + theta_k - theta_j)>_{h|v} (2.6),
-        dF/dJ_jk = -|v_j| <|h_k|> (2.7), dF/da_j = |v_j| and dF/db_k = <|h_k|> (2.8). The gradient of
+        ``dF/db_jk = -|v_j| <|h_k| cos(theta_jk + theta_k - theta_j)>_{h|v}`` (rule 2.5),
+        ``dF/dtheta_jk = |v_j| <|h_k| b_jk sin(theta_jk + theta_k - theta_j)>_{h|v}`` (2.6),
+        ``dF/dJ_jk = -|v_j| <|h_k|>`` (2.7), ``dF/da_j = |v_j|`` and ``dF/db_k = <|h_k|>`` (2.8). The gradient of
         the negative log-likelihood is this at the data minus its model average; the thesis writes
         the opposite sign, the update direction.
         """

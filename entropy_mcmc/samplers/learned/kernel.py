@@ -156,7 +156,7 @@ class LearnedSampler(MetropolisHastingsKernel):
             return self.model.log_density(xf, g, yf, self.step_size, self._fns.grad)
 
     def proposal_entropy(self, state: ChainState, num_samples: int = 16, seed: int = 0) -> torch.Tensor:
-        """Monte Carlo estimate of H(X'|X = x) = d/2 log(2 pi e) + E log|dx'/dz0| (eq. 4.4), per chain.
+        """Monte Carlo estimate of ``H(X'|X = x) = d/2 log(2 pi e) + E log|dx'/dz0|`` (eq. 4.4), per chain.
 
         Uses its own generator (`seed`), so it never advances the chain's random stream.
         """

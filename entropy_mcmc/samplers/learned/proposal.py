@@ -148,7 +148,7 @@ class LearnedProposalConfig:
 class LearnedProposal(ProposalModel):
     """The proposal x' = x + eps z, z = f(z0; x, U) of thesis section 4.3, or one of its C.1 ablations.
 
-    log q(x'|x) = log N(z0) - log|dz^N/dz^0| - d log eps (change of variables, eqs. 4.3-4.4);
+    ``log q(x'|x) = log N(z0) - log|dz^N/dz^0| - d log eps`` (change of variables, eqs. 4.3-4.4);
     the reverse density inverts the coupling stack at x' on z_rev = -z. With every network
     output at zero, "full" and "langevin" are exactly MALA with step eps, and "no_grad"
     is a random walk with step eps.
