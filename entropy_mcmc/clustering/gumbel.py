@@ -99,7 +99,15 @@ class GumbelClusterKernel(TransitionKernel):
     def init(self, inputs: torch.Tensor) -> ClusterState:
         if not isinstance(inputs, torch.Tensor):
             raise TypeError("GumbelClusterKernel.init takes the data points (or, without a model, the logits)")
-        logits = self.logits_of(inputs)
+        if not bool(torch.isfinite(inputs).all()):
+            raise ValueError("the data points (or logits) have non-finite entries")
+        try:
+            logits = self.logits_of(inputs)
+        except RuntimeError as e:  # the network cannot take points of this shape (a user error, one line)
+            if isinstance(e, torch.OutOfMemoryError):
+                raise
+            raise ValueError(f"the model cannot take data points of shape {list(inputs.shape)}: "
+                             f"{str(e).splitlines()[0]}") from e
         if not logits.dtype.is_floating_point or logits.dim() != 2:
             raise ValueError(f"logits must be a floating-point [n, k] tensor, got {tuple(logits.shape)}")
         self._ensure_generator(logits)

@@ -65,10 +65,11 @@ class StepInfo:
     @classmethod
     def always_accepted(cls, like: torch.Tensor, num_grad_evals: int = 0, **extras) -> "StepInfo":
         """Info for a kernel without an MH step (Gibbs, unadjusted Langevin, amortized draws);
-        `like` is any tensor whose leading dimension is the chains."""
+        `like` is any tensor whose leading dimension is the chains (a floating or complex one sets the dtype)."""
         n = like.shape[0]
         dev = like.device
-        return cls(torch.ones(n, device=dev), torch.ones(n, dtype=torch.bool, device=dev),
+        dtype = like.real.dtype if like.is_floating_point() or like.is_complex() else None
+        return cls(torch.ones(n, dtype=dtype, device=dev), torch.ones(n, dtype=torch.bool, device=dev),
                    torch.zeros(n, dtype=torch.bool, device=dev), num_grad_evals, dict(extras))
 
 

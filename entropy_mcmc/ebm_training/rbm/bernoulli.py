@@ -48,7 +48,7 @@ class RBM(nn.Module):
         if v.dim() != 2 or v.shape[1] != self.num_visible:
             raise ValueError(f"{name} must have shape [batch, {self.num_visible}], got {list(v.shape)}")
         v = v.to(self.W.dtype)
-        if bool(((v < 0) | (v > 1)).any()):
+        if not bool(((v >= 0) & (v <= 1)).all()):  # NaN fails too
             raise ValueError(f"{name} must lie in [0, 1] (binary units or their probabilities)")
         return v
 

@@ -42,7 +42,7 @@ def check_units(x, size: int, name: str, dtype: Optional[torch.dtype] = None) ->
     if x.dim() != 2 or x.shape[1] != size:
         raise ValueError(f"{name} must have shape [batch, {size}], got {list(x.shape)}")
     mod = x.abs()
-    bad = torch.minimum(mod, (mod - 1).abs()) > MODULUS_TOL
+    bad = ~(torch.minimum(mod, (mod - 1).abs()) <= MODULUS_TOL)  # NaN is bad too
     if bool(bad.any()):
         raise ValueError(f"{name} must have modulus 0 or 1 (CAP-RBM units are on or off); found modulus "
                          f"{float(mod[bad][0]):.4g}; threshold the data with "
