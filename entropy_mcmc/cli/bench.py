@@ -1,7 +1,9 @@
 """`entropy-mcmc bench`: the kernels on the standard targets, with Pyro and BlackJAX side by side; with
 `--suite posteriordb --db PATH`, NUTS and ChEES through `entropy_mcmc.MCMC` and Pyro's NUTS on posteriordb's
 posteriors, scored against the reference draws; with `--suite unseen`, `train-ebm` and `sample-ebm` at their
-defaults on 2-D densities drawn afresh, scored against exact draws."""
+defaults on 2-D densities drawn afresh, scored against exact draws. `--list` and `--experiment NAME`: the
+named experiments (these suites and the scripts of the repository's benchmarks/ folder;
+`entropy_mcmc.benchmarks.experiments`)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +12,9 @@ from . import common
 
 HELP = ("ESS/MH, ESS/grad, ESS/s and R-hat of RWM, MALA and HMC on the standard targets, with Pyro and BlackJAX "
         "side by side; or (--suite posteriordb) posteriors against their reference draws; or (--suite unseen) "
-        "energy models trained and sampled at defaults on densities drawn afresh")
+        "energy models trained and sampled at defaults on densities drawn afresh; or (--list, --experiment NAME) "
+        "the named experiments")
+RUNNER_OPTIONS = ("list", "experiment")
 LOSSES = ("mdsm", "dsm", "esm", "ssm", "ml")
 
 
@@ -19,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..targets import target_names
 
     unseen = _suite(parser.argv) == "unseen"
+    parser.add_argument("--list", action="store_true",
+                        help="list the named experiments (these suites and the scripts of benchmarks/) with the time "
+                             "each takes on the development machine")
+    parser.add_argument("--experiment", nargs=argparse.REMAINDER, default=None,
+                        help="NAME [--seed S] [--quick] [--out DIR] [its own options]: run a named experiment; its "
+                             "files and result.json (the command, date, machine, commit, tables and figures) go to "
+                             "--out (default results/NAME)")
     parser.add_argument("--quick", action="store_true", help="small settings: finishes in under 3 minutes on 2 cores "
                         "(--suite unseen: a small training budget, for tests)")
     parser.add_argument("--demo", action="store_true",
@@ -100,6 +111,8 @@ def _ported():
 
 
 def run(args) -> int:
+    if args.list or args.experiment is not None:
+        return _runner(args)
     mode = "tiny" if args.tiny else "demo" if args.demo else "quick" if args.quick else "full"
     if args.demo and (args.suite != "standard" or args.quick or args.tiny):
         raise common.UsageError("--demo is its own settings of the standard suite: no --quick or --suite")
@@ -150,3 +163,21 @@ def run(args) -> int:
                   seed=seed, peers=False if args.no_peers else args.peers or True,
                   targets=args.targets, kernels=args.kernels)
     return 0
+
+
+def _runner(args) -> int:
+    """--list or --experiment NAME [ARGS], each alone (an experiment's options go after its name)."""
+    chosen = [o for o, on in (("--list", args.list), ("--experiment", args.experiment is not None)) if on]
+    others = [a.option_strings[0] for a in args._parser._actions if a.option_strings
+              and a.dest not in RUNNER_OPTIONS and getattr(args, a.dest, a.default) != a.default]
+    if len(chosen) > 1 or others:
+        raise common.UsageError(f"{', '.join(chosen[1:] + others)} do not apply to {chosen[0]}"
+                                + ("; an experiment's options go after its name" if args.experiment else ""))
+    from ..benchmarks import experiments
+
+    if args.list:
+        print(experiments.list_text())
+        return 0
+    if not args.experiment:
+        raise common.UsageError("--experiment needs a NAME (entropy-mcmc bench --list shows them)")
+    return experiments.run_experiment(args.experiment[0], args.experiment[1:])
