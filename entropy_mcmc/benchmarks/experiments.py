@@ -3,15 +3,16 @@ as entries of one runner, with one argument convention and one output layout.
 
     entropy-mcmc bench --list                      # every experiment with its expected time on the dev machine
     entropy-mcmc bench --experiment NAME [--seed S] [--quick] [--out DIR] [the experiment's own options]
+    entropy-mcmc bench --report                    # the results report from every results/*/result.json
 
 An experiment runs as a child process, the command a person would type: a suite as `python -m entropy_mcmc.cli
 bench --suite ...` (its options and checks live in the command), a script as `python benchmarks/NAME.py`. The
 runner hands it the shared options: --seed (default: the experiment's own default, 0 for most), --quick (its small
 settings, where it has some) and --out (default results/NAME/); the options after NAME go to it unchanged. Then
-`result.json` in the output folder records the command that regenerates the run, the exact child command, the
-date, the machine, the git commit, the wall time, the tables (the CSV and JSON files the run wrote, as rows) and
-the figures (its PNG files); files left in the folder by an earlier run are not counted. Scripts run from a source
-checkout: an installed package holds only the suites.
+`result.json` in the output folder records the command that regenerates the run, the child command (a script by
+its path in the repository), the date, the machine, the git commit, the wall time, the tables (the CSV and JSON
+files the run wrote, as rows) and the figures (its PNG files); files left in the folder by an earlier run are not
+counted. Scripts run from a source checkout: an installed package holds only the suites.
 """
 from __future__ import annotations
 
@@ -185,7 +186,7 @@ def run_experiment(name: str, argv: Sequence[str] = ()) -> int:
     from .suite import _machine, _torch_threads
 
     record = {"experiment": name, "description": e.description, "expected": e.expected, "command": command,
-              "child": shlex.join(["python", *child]), "cwd": os.getcwd(),
+              "child": shlex.join(["python", *e.command[:1], *child[1:]]), "cwd": os.getcwd(),
               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "seconds": seconds,
               "machine": {**_machine(), "torch_threads": _torch_threads(),
                           "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
@@ -194,7 +195,8 @@ def run_experiment(name: str, argv: Sequence[str] = ()) -> int:
               "files": [p.relative_to(out).as_posix() for p in written]}
     path = out / "result.json"
     path.write_text(json.dumps(_plain(record), indent=1) + "\n")
-    print(f"wrote {path} ({len(tables)} tables, {len(record['figures'])} figures, {seconds:.0f} s)")
+    print(f"wrote {path} ({len(tables)} tables, {len(record['figures'])} figures, {seconds:.0f} s); "
+          "entropy-mcmc bench --report puts it in the report")
     return 0
 
 

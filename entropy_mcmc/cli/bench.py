@@ -1,9 +1,9 @@
 """`entropy-mcmc bench`: the kernels on the standard targets, with Pyro and BlackJAX side by side; with
 `--suite posteriordb --db PATH`, NUTS and ChEES through `entropy_mcmc.MCMC` and Pyro's NUTS on posteriordb's
 posteriors, scored against the reference draws; with `--suite unseen`, `train-ebm` and `sample-ebm` at their
-defaults on 2-D densities drawn afresh, scored against exact draws. `--list` and `--experiment NAME`: the
-named experiments (these suites and the scripts of the repository's benchmarks/ folder;
-`entropy_mcmc.benchmarks.experiments`)."""
+defaults on 2-D densities drawn afresh, scored against exact draws. `--list`, `--experiment NAME` and
+`--report`: the named experiments (these suites and the scripts of the repository's benchmarks/ folder) and the
+results report built from their runs (`entropy_mcmc.benchmarks.experiments`)."""
 from __future__ import annotations
 
 import argparse
@@ -12,9 +12,9 @@ from . import common
 
 HELP = ("ESS/MH, ESS/grad, ESS/s and R-hat of RWM, MALA and HMC on the standard targets, with Pyro and BlackJAX "
         "side by side; or (--suite posteriordb) posteriors against their reference draws; or (--suite unseen) "
-        "energy models trained and sampled at defaults on densities drawn afresh; or (--list, --experiment NAME) "
-        "the named experiments")
-RUNNER_OPTIONS = ("list", "experiment")
+        "energy models trained and sampled at defaults on densities drawn afresh; or (--list, --experiment NAME, "
+        "--report) the named experiments and the results report")
+RUNNER_OPTIONS = ("list", "experiment", "report", "results", "out")
 LOSSES = ("mdsm", "dsm", "esm", "ssm", "ml")
 
 
@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NAME [--seed S] [--quick] [--out DIR] [its own options]: run a named experiment; its "
                              "files and result.json (the command, date, machine, commit, tables and figures) go to "
                              "--out (default results/NAME)")
+    parser.add_argument("--report", action="store_true",
+                        help="write the results report (--out, default docs/report.md) from every "
+                             "--results/*/result.json")
+    parser.add_argument("--results", default="results", metavar="DIR",
+                        help="--report: the folder holding the experiments' output folders (default results)")
     parser.add_argument("--quick", action="store_true", help="small settings: finishes in under 3 minutes on 2 cores "
                         "(--suite unseen: a small training budget, for tests)")
     parser.add_argument("--demo", action="store_true",
@@ -38,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "when the peers extra is installed (pip install 'entropy-mcmc[peers]')")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="where the table (CSV, markdown), the JSON record and the plot go "
-                             "(default results/bench; --suite unseen: results/unseen)")
+                             "(default results/bench; --suite unseen: results/unseen; --report: the report page, "
+                             "default docs/report.md)")
     parser.add_argument("--seed", type=common.seed, default=None,
                         help="default 0; --suite unseen: a fresh seed from the OS, printed")
     parser.add_argument("--no-peers", action="store_true", help="skip Pyro and BlackJAX")
@@ -111,7 +117,7 @@ def _ported():
 
 
 def run(args) -> int:
-    if args.list or args.experiment is not None:
+    if args.list or args.report or args.experiment is not None:
         return _runner(args)
     mode = "tiny" if args.tiny else "demo" if args.demo else "quick" if args.quick else "full"
     if args.demo and (args.suite != "standard" or args.quick or args.tiny):
@@ -166,10 +172,13 @@ def run(args) -> int:
 
 
 def _runner(args) -> int:
-    """--list or --experiment NAME [ARGS], each alone (an experiment's options go after its name)."""
-    chosen = [o for o, on in (("--list", args.list), ("--experiment", args.experiment is not None)) if on]
+    """--list, --experiment NAME [ARGS] or --report, each alone (an experiment's options go after its name)."""
+    chosen = [o for o, on in (("--list", args.list), ("--experiment", args.experiment is not None),
+                              ("--report", args.report)) if on]
     others = [a.option_strings[0] for a in args._parser._actions if a.option_strings
               and a.dest not in RUNNER_OPTIONS and getattr(args, a.dest, a.default) != a.default]
+    others += [o for o, on in (("--out", args.out is not None), ("--results", args.results != "results"))
+               if on and not args.report]
     if len(chosen) > 1 or others:
         raise common.UsageError(f"{', '.join(chosen[1:] + others)} do not apply to {chosen[0]}"
                                 + ("; an experiment's options go after its name" if args.experiment else ""))
@@ -177,6 +186,11 @@ def _runner(args) -> int:
 
     if args.list:
         print(experiments.list_text())
+        return 0
+    if args.report:
+        from ..benchmarks.report import write_report
+
+        print(f"wrote {write_report(args.results, args.out or 'docs/report.md')}")
         return 0
     if not args.experiment:
         raise common.UsageError("--experiment needs a NAME (entropy-mcmc bench --list shows them)")
