@@ -100,3 +100,19 @@ def test_mass_option_errors_and_cli(capsys):
                      "--no-summary"]) == 0
     assert "mass matrix: dense (auto: the first window's correlation matrix has condition number" \
         in capsys.readouterr().out
+
+
+def test_bench_mass_option_labels_rows_and_counts_each_chains_leapfrog_steps(tmp_path, capsys):
+    import pandas as pd
+
+    from entropy_mcmc.benchmarks.suite import sampling_gradients
+
+    out = tmp_path / "bench"
+    assert cli.main(["bench", "--tiny", "--targets", "scg2", "--kernels", "nuts,rwm", "--mass", "dense",
+                     "--no-peers", "--out", str(out)]) == 0
+    assert "ESS/grad" in capsys.readouterr().out
+    table = pd.read_csv(out / "bench.csv")
+    assert list(table["kernel"]) == ["NUTS (dense mass)", "RWM (baseline)"]  # RWM has no mass matrix
+    assert table["ess_per_grad"][0] > 0 and np.isnan(table["ess_per_grad"][1])  # nor gradients
+    res = run_chains("scg2", "nuts", chains=8, num_warmup=20, num_draws=20, seed=0, warn=False)
+    assert sampling_gradients(res) == int(res.stats["n_steps"].sum()) < res.num_grad_evals * 8  # chains wait

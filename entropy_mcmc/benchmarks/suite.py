@@ -2,9 +2,9 @@
 
 Our kernels run exactly as `entropy-mcmc sample` runs them (same defaults, through
 `entropy_mcmc.samplers.run_chains`). Every row reports min-over-dimensions bulk ESS and
-its rates: per MH step (chains x steps), per gradient evaluation, per second of
-sampling, and per second of warmup + sampling (+ JIT compilation for JAX peers),
-with max R-hat. Our German BLR rows are then divided by each peer's rates.
+its rates: per MH step (chains x steps), per gradient evaluation (NUTS and ChEES: their leapfrog steps per
+chain, `sampling_gradients`), per second of sampling, and per second of warmup + sampling (+ JIT compilation for
+JAX peers), with max R-hat. Our German BLR rows are then divided by each peer's rates.
 """
 from __future__ import annotations
 
@@ -107,20 +107,34 @@ def _rhat_text(row) -> str:
     return "R-hat n/a (1 chain)" if row["chains"] == 1 else f"R-hat {row['max_rhat']:.3f}"
 
 
-def _run_ours(target: str, kernel: str, chains: int, warmup: int, draws: int, seed: int) -> Dict[str, object]:
-    from ..samplers import run_chains
+def sampling_gradients(result) -> int:
+    """Gradient evaluations of a run's sampling phase over all chains: a kernel that reports its leapfrog steps
+    per chain (`n_steps`: NUTS, ChEES) counts those, as BlackJAX's peers count theirs; else `num_grad_evals` per
+    step times the chains."""
+    if "n_steps" in result.stats and result.thin == 1:
+        return int(result.stats["n_steps"].sum())
+    return result.num_grad_evals * result.num_chains
 
-    result = run_chains(target, kernel, chains=chains, num_warmup=warmup, num_draws=draws, seed=seed, warn=False)
+
+def _run_ours(target: str, kernel: str, chains: int, warmup: int, draws: int, seed: int,
+              mass: Optional[str] = None) -> Dict[str, object]:
+    from ..samplers import get_kernel_spec, run_chains
+
+    mass = mass if get_kernel_spec(kernel).capabilities.mass_matrix else None
+    result = run_chains(target, kernel, chains=chains, num_warmup=warmup, num_draws=draws, seed=seed, warn=False,
+                        **({"adapt_mass": mass} if mass else {}))
     row = {"system": "entropy-mcmc", "target": target, "kernel": kernel.upper(), "chains": chains,
            "warmup": warmup, "draws": draws, "accept": result.acceptance_rate,
            "step_size": float(result.stats["step_size"].float().mean()) if "step_size" in result.stats else None,
            "divergences": result.num_divergences}
-    row.update(_metrics(result.draws.detach().cpu().numpy(), result.num_steps,
-                        result.num_grad_evals * result.num_chains, result.warmup_time, result.sampling_time))
+    row.update(_metrics(result.draws.detach().cpu().numpy(), result.num_steps, sampling_gradients(result),
+                        result.warmup_time, result.sampling_time))
     row.update(warmup_s=result.warmup_time, sampling_s=result.sampling_time, compile_s=0.0)
     steps = _fixed_leapfrog_steps(kernel)
     if steps is not None:
         row["kernel"] = f"{kernel.upper()} L={steps}"
+    if mass:
+        row["kernel"] += f" ({result.attrs['mass_matrix_choice'].split(' ')[0] or mass} mass)"
     if kernel in BASELINES:
         row["kernel"] += " (baseline)"
     return row
@@ -180,9 +194,11 @@ def _plot(df, path: Path) -> None:
 
 
 def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int = 0, peers=True,
-                  targets: Optional[List[str]] = None, kernels: Optional[List[str]] = None):
+                  targets: Optional[List[str]] = None, kernels: Optional[List[str]] = None,
+                  mass: Optional[str] = None):
     """Run the benchmark, print the tables, and write `bench.csv`, `bench.md`, `ratios.csv`, `bench.json`,
     `bench.png` under `out_dir`. `peers` is True (all), False, or a list of names ("pyro", "blackjax").
+    `mass`: the mass matrix every kernel with one adapts ("diag", "dense", "auto"; None: each kernel's default).
     Returns `(table, ratios)` as pandas DataFrames."""
     import pandas as pd
 
@@ -224,11 +240,11 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
         else:
             chains, warmup, draws = m.chains, m.warmup, m.draws
         t0 = time.perf_counter()
-        row = _run_ours(t, k, chains, warmup, draws, seed)
+        row = _run_ours(t, k, chains, warmup, draws, seed, mass)
         rows.append(row)
         print(f"[{i}/{len(jobs)}] {t:<12} {row['kernel']:<9} {chains} chains x {warmup}+{draws}: "
-              f"accept {row['accept']:.2f}, min ESS {row['min_ess_bulk']:.0f}, ESS/s {row['ess_per_s']:.1f}, "
-              f"{_rhat_text(row)}{'' if row['converged'] else ' NOT CONVERGED'} "
+              f"accept {row['accept']:.2f}, min ESS {row['min_ess_bulk']:.0f}, ESS/grad {row['ess_per_grad']:.3g}, "
+              f"ESS/s {row['ess_per_s']:.1f}, {_rhat_text(row)}{'' if row['converged'] else ' NOT CONVERGED'} "
               f"({time.perf_counter() - t0:.1f} s)", flush=True)
 
     notes: List[str] = []

@@ -78,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "what vectorized chains save")
     parser.add_argument("--chains", type=common.positive_int, default=None,
                         help="--suite posteriordb: chains per run (default 4; tiny 2)")
+    parser.add_argument("--mass", choices=("diag", "dense", "auto"), default=None,
+                        help="the mass matrix our kernels with one adapt, their rows labelled with the one "
+                             "adapted (default: each kernel's own; not --suite unseen)")
     # tiny settings for the test suite only
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
 
@@ -126,8 +129,8 @@ def run(args) -> int:
                         "--chains": args.chains}
     unseen_only = {"--densities": args.densities, "--losses": args.losses}
     if args.suite == "unseen":
-        given = [k for k, v in {**posteriordb_only, "--peers": args.peers, "--targets": args.targets}.items()
-                 if v is not None] + (["--no-peers"] if args.no_peers else [])
+        others = {**posteriordb_only, "--peers": args.peers, "--targets": args.targets, "--mass": args.mass}
+        given = [k for k, v in others.items() if v is not None] + (["--no-peers"] if args.no_peers else [])
         if given:
             raise common.UsageError(f"{', '.join(given)} do not apply to --suite unseen")
         if args.kernels and args.losses and "ml" not in args.losses:
@@ -157,7 +160,7 @@ def run(args) -> int:
 
         run_suite(args.db, args.posteriors, kernels=args.kernels or ("nuts", "chees-hmc"),
                   pyro_nuts=not args.no_peers, mode=mode, seed=seed, sequential=args.sequential or (),
-                  out_dir=out, chains=args.chains)
+                  out_dir=out, chains=args.chains, mass=args.mass)
         return 0
     given = [k for k, v in posteriordb_only.items() if v is not None]
     if given:
@@ -167,7 +170,7 @@ def run(args) -> int:
 
     run_benchmark(mode=mode, out_dir=out,
                   seed=seed, peers=False if args.no_peers else args.peers or True,
-                  targets=args.targets, kernels=args.kernels)
+                  targets=args.targets, kernels=args.kernels, mass=args.mass)
     return 0
 
 

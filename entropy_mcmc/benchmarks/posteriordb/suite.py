@@ -52,11 +52,14 @@ def _cross_chain(kernel: str) -> bool:
 
 
 def _run_ours(posterior, kernel: str, chains: int, warmup: int, draws: int, seed: int,
-              chain_method: str) -> Dict[str, object]:
+              chain_method: str, mass: Optional[str] = None) -> Dict[str, object]:
     from ...infer import MCMC, Kernel
+    from ...samplers import get_kernel_spec
 
-    mcmc = MCMC(Kernel(kernel, model=posterior.port.model), num_warmup=warmup, num_samples=draws,
-                num_chains=chains, progress_bar=False, chain_method=chain_method)
+    mass = mass if get_kernel_spec(kernel).capabilities.mass_matrix else None
+    mcmc = MCMC(Kernel(kernel, model=posterior.port.model, **({"adapt_mass": mass} if mass else {})),
+                num_warmup=warmup, num_samples=draws, num_chains=chains, progress_bar=False,
+                chain_method=chain_method)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence is what the comparison with the reference measures
@@ -65,7 +68,8 @@ def _run_ours(posterior, kernel: str, chains: int, warmup: int, draws: int, seed
         samples = mcmc.get_samples(group_by_chain=True)
     r = mcmc.result
     grads = (r.num_grad_evals + r.num_grad_evals_warmup) * r.num_chains
-    return {"sampler": kernel if chain_method == "auto" else f"{kernel} ({chain_method})",
+    label = kernel if not mass else f"{kernel} ({mcmc.result.attrs['mass_matrix_choice'].split(' ')[0] or mass} mass)"
+    return {"sampler": label if chain_method == "auto" else f"{label} ({chain_method})",
             "chains_eval": mcmc.target.method, **_score(posterior, samples, seconds, grads, mcmc.num_divergences)}
 
 
@@ -94,7 +98,8 @@ def _run_pyro_nuts(posterior, chains: int, warmup: int, draws: int, seed: int) -
 
 def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[str] = ("nuts", "chees-hmc"),
               pyro_nuts: bool = True, mode: str = "full", seed: int = 0, sequential: Sequence[str] = (),
-              out_dir: Optional[str] = None, chains: Optional[int] = None) -> List[Dict[str, object]]:
+              out_dir: Optional[str] = None, chains: Optional[int] = None,
+              mass: Optional[str] = None) -> List[Dict[str, object]]:
     """Run and score every (posterior, sampler) pair; print a table per posterior as it finishes, and write
     `posteriordb.csv`, `posteriordb.md` and `posteriordb.json` to `out_dir` when given.
 
@@ -106,6 +111,7 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
         mode: "full", "quick" or "tiny" (`SETTINGS`: chains, warmup, draws).
         sequential: posteriors whose first kernel also runs with `chain_method="sequential"`.
         chains: overrides the mode's number of chains (a ChEES kernel runs at least CHEES_CHAINS).
+        mass: the mass matrix our kernels with one adapt ("diag", "dense", "auto"; None: each kernel's default).
     """
     import pandas as pd
 
@@ -126,7 +132,7 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
         for kernel, method in runs:
             chains_k = max(n_chains, CHEES_CHAINS) if _cross_chain(kernel) else n_chains
             rows.append({"posterior": posterior.name, "chains": chains_k,
-                         **_run_ours(posterior, kernel, chains_k, warmup, draws, seed, method)})
+                         **_run_ours(posterior, kernel, chains_k, warmup, draws, seed, method, mass)})
         if pyro_nuts:
             rows.append({"posterior": posterior.name, "chains": n_chains,
                          **_run_pyro_nuts(posterior, n_chains, warmup, draws, seed)})
