@@ -5,8 +5,9 @@ For each posterior (its Pyro port, `models.PORTS`) and each kernel, one run thro
 the same command, its chains one after another in this process. Every run is scored against
 posteriordb's reference draws by `reference.compare`: worst mean error in reference sds, worst sd
 ratio, min bulk ESS, max R-hat, and pass/fail (converged, and within Monte Carlo standard-error tolerances of
-the reference); beside them min ESS per
-second (warmup and sampling counted), divergences, and how the chains were evaluated.
+the reference); beside them min ESS per second (warmup and sampling counted), min ESS per gradient of the sampling
+phase (`suite.sampling_gradients`: NUTS and ChEES count each chain's leapfrog steps), divergences, and how the
+chains were evaluated.
 `sequential=` names posteriors also run with `chain_method="sequential"`, which measures what the
 vectorized evaluation saves.
 """
@@ -21,6 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..suite import sampling_gradients
 from .models import PORTS
 from .reference import compare, load_posterior
 
@@ -67,10 +69,10 @@ def _run_ours(posterior, kernel: str, chains: int, warmup: int, draws: int, seed
         seconds = time.perf_counter() - t0
         samples = mcmc.get_samples(group_by_chain=True)
     r = mcmc.result
-    grads = (r.num_grad_evals + r.num_grad_evals_warmup) * r.num_chains
-    label = kernel if not mass else f"{kernel} ({mcmc.result.attrs['mass_matrix_choice'].split(' ')[0] or mass} mass)"
+    label = kernel if not mass else f"{kernel} ({r.attrs['mass_matrix_choice'].split(' ')[0] or mass} mass)"
     return {"sampler": label if chain_method == "auto" else f"{label} ({chain_method})",
-            "chains_eval": mcmc.target.method, **_score(posterior, samples, seconds, grads, mcmc.num_divergences)}
+            "chains_eval": mcmc.target.method,
+            **_score(posterior, samples, seconds, sampling_gradients(r), mcmc.num_divergences)}
 
 
 def _run_pyro_nuts(posterior, chains: int, warmup: int, draws: int, seed: int) -> Dict[str, object]:
