@@ -100,6 +100,64 @@ def test_efficiency_divides_by_the_run_counters():
     assert acceptance_rate(res, per_chain=True).shape == (4,)
 
 
+# ---------------------------------------------------------------- the lean summary
+
+
+def test_average_ranks_are_scipys_with_ties():
+    from scipy.stats import rankdata
+
+    from entropy_mcmc.diagnostics.summary import average_ranks
+
+    x = np.random.default_rng(7).integers(0, 50, size=(30, 40)).astype(np.float32)  # many ties
+    assert np.array_equal(average_ranks(x).ravel(), rankdata(x, method="average"))
+
+
+def test_lean_summary_equals_az_summary():
+    """The lean table holds az.summary's numbers for a float32 HMC run (ranks with ties from rejections) and for
+    float64 draws of a 2-d and a scalar variable: MCSE, ESS and R-hat to rounding, mean and sd to float32's."""
+    import arviz as az
+
+    from entropy_mcmc.diagnostics import lean_summary
+
+    t = get_target("icg50")
+    run = sample(HMC(t, 0.5, 3), t.sample(6, torch.Generator().manual_seed(0)), 150, progress=False, seed=0)
+    rng = np.random.default_rng(8)
+    extra = az.from_dict(posterior={"w": rng.standard_normal((3, 80, 2, 3)), "s": ar1(0.6, 3, 80, 1)[..., 0]})
+    for idata in (run.to_arviz(), extra):
+        lean, full = lean_summary(idata), az.summary(idata, round_to="none")
+        assert list(lean.index) == list(full.index) and lean.attrs["thin"] == 1
+        for col in ("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"):
+            np.testing.assert_allclose(lean[col], full[col], rtol=1e-10, err_msg=col)
+        np.testing.assert_allclose(lean["mean"], full["mean"], rtol=1e-5, atol=1e-6 * full["sd"].max())
+        np.testing.assert_allclose(lean["sd"], full["sd"], rtol=1e-5)
+    assert list(lean.index[:4]) == ["w[0, 0]", "w[0, 1]", "w[0, 2]", "w[1, 0]"] and lean.index[-1] == "s"
+    assert run.summary().equals(lean_summary(run.to_arviz()))
+    assert "hdi_3%" in run.summary(full=True)
+
+
+def test_lean_summary_of_a_file_stays_within_max_bytes(tmp_path):
+    """Read lazily from NetCDF, the summary holds at most `max_bytes` of numpy arrays (a block of scalars and one
+    scalar's work), and gives the in-memory numbers; below one scalar's work it uses every k-th draw."""
+    import tracemalloc
+
+    import arviz as az
+    import xarray as xr
+
+    from entropy_mcmc.diagnostics import lean_summary
+
+    x = np.random.default_rng(9).standard_normal((8, 2000, 40)).astype(np.float32)  # 2.6 MB
+    az.from_dict(posterior={"x": x}).to_netcdf(str(tmp_path / "x.nc"), compress=False)
+    expected = lean_summary(az.from_dict(posterior={"x": x}))
+    with xr.open_dataset(tmp_path / "x.nc", group="posterior", engine="h5netcdf") as lazy:
+        for max_bytes, thin in ((4e6, 1), (1e6, 4)):
+            tracemalloc.start()
+            table = lean_summary(lazy, max_bytes=max_bytes)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert peak < max_bytes and table.attrs["thin"] == thin, (peak, table.attrs)
+        assert lean_summary(lazy, max_bytes=4e6).equals(expected)
+
+
 # ---------------------------------------------------------------- autocorrelation
 
 

@@ -4,17 +4,18 @@ All array inputs are draws `[chains, draws, *event]` (torch or numpy).
 """
 from __future__ import annotations
 
+import sys
 from typing import Dict
 
 import numpy as np
-import torch
 
 
 def as_draws_array(draws) -> np.ndarray:
     """Draws (a `SampleResult`, torch or numpy `[chains, draws, *event]`) as float64 `[chains, draws, dims]`."""
-    if hasattr(draws, "draws") and not isinstance(draws, (np.ndarray, torch.Tensor)):
+    if hasattr(draws, "draws"):
         draws = draws.draws
-    if isinstance(draws, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+    if torch is not None and isinstance(draws, torch.Tensor):
         draws = draws.detach().cpu().double().numpy()
     x = np.asarray(draws, dtype=np.float64)
     if x.ndim < 2:
