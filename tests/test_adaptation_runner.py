@@ -1,4 +1,8 @@
 """Step-size adaptation, mass matrix, gradient counts, seeds, dtypes and the runner's outputs."""
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -126,6 +130,67 @@ def test_to_arviz_and_summary():
     np.testing.assert_allclose(idata.sample_stats["lp"].values, -res.stats["potential_energy"].numpy())
     table = res.summary()
     assert list(table.index[:2]) == ["x[0]", "x[1]"] and "ess_bulk" in table and "r_hat" in table
+
+
+def test_streamed_run_equals_in_memory_run(tmp_path):
+    """Over its memory budget a run writes its draws to NetCDF as they come, 3 or 15 draws at a time (thinned, with
+    the warmup): the same draws, stats, file contents and dtypes as in memory, and with every draw read, the same
+    summary and warnings."""
+    from entropy_mcmc.samplers import run_chains
+
+    kw = dict(chains=8, num_warmup=30, num_draws=40, thin=2, seed=0, num_steps=3, collect_warmup=True, warn=False)
+    mem = run_chains("german", "hmc", **kw)
+    ref = mem.to_arviz()
+    assert mem.path is None
+    for budget in (16_000, 70_000):  # 1120 bytes a draw, 78400 in all
+        path = str(tmp_path / f"{budget}.nc")
+        disk = run_chains("german", "hmc", max_memory=budget, stream_to=path, **kw)
+        assert disk.path == path and (disk.num_chains, disk.num_draws) == (8, 40)
+        for a, b in ((mem.samples, disk.samples), (mem.stats, disk.stats), (mem.warmup_samples, disk.warmup_samples),
+                     (mem.warmup_stats, disk.warmup_stats)):
+            assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+        assert disk.acceptance_rate == pytest.approx(mem.acceptance_rate, rel=1e-12)
+        idata = disk.to_arviz()
+        assert idata.groups() == ref.groups()
+        for group in ref.groups():
+            for name, v in ref[group].data_vars.items():
+                assert idata[group][name].dtype == v.dtype and np.array_equal(idata[group][name].values, v.values)
+        assert idata.posterior.attrs["target"] == "german" and idata.posterior.attrs["thin"] == 2
+    assert disk.summary().equals(mem.summary())
+    assert disk.convergence_warnings() == mem.convergence_warnings()
+    assert disk.to_arviz("theta").posterior["theta"].dims == mem.to_arviz("theta").posterior["theta"].dims
+
+
+def test_run_over_its_budget_without_a_file_fails_before_sampling():
+    from entropy_mcmc.samplers import run_chains
+
+    with pytest.raises(ValueError, match=r"over its memory budget of .* GiB: give a NetCDF file"):
+        run_chains("german", "hmc", chains=8, num_warmup=10 ** 9, num_draws=40, max_memory=1000, warn=False)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB is Linux's")
+def test_streamed_run_holds_bounded_memory(tmp_path):
+    """64 chains x 2000 draws x 1000 dims, 512 MB of float32 draws, under a 32 MB budget: the process's peak
+    resident memory grows by less than 64 MB over a small streamed run's (which imports h5py and ArviZ)."""
+    code = textwrap.dedent("""
+        import resource, sys
+        from entropy_mcmc.samplers import run_chains
+        def run(draws, name):
+            return run_chains("funnel1-1000", "rwm", chains=64, num_warmup=0, num_draws=draws, warn=False,
+                              max_memory=32 * 2 ** 20, stream_to=sys.argv[1] + name)
+        run(200, "/warm.nc")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result = run(2000, "/draws.nc")
+        print(result.path, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+    """)
+    path, grew = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                                check=True, timeout=600).stdout.split()
+    import h5py
+
+    with h5py.File(path) as f:
+        assert f["posterior/x"].shape == (64, 2000, 1000) and f["posterior/x"].dtype == np.float32
+        assert (f["posterior/x"][:, -1] != 0).all()  # written, not the fill value
+    assert int(grew) < 64 * 2 ** 20, f"peak RSS grew {int(grew) / 2 ** 20:.0f} MB"
 
 
 def test_bad_inputs_raise_clear_errors():

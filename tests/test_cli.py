@@ -52,6 +52,27 @@ def test_sample_same_seed_same_draws(tmp_path, capsys):
     assert not np.array_equal(a, c)
 
 
+def test_sample_streams_past_its_memory_budget(tmp_path, capsys):
+    """--max-memory below what the run records (42 KiB): the draws go to --out as they come, the file holds what
+    the in-memory run writes, and the summary reads it within the budget (every 2nd draw); without --out, an
+    error before sampling. --full-summary prints az.summary's HDIs."""
+    mem = arviz.from_netcdf(_sample(tmp_path, "--full-summary", name="mem.nc"))
+    assert "hdi_3%" in capsys.readouterr().out
+    disk = arviz.from_netcdf(_sample(tmp_path, "--max-memory", "0.00003", name="disk.nc"))
+    text = capsys.readouterr().out
+    assert "as sampled (the draws exceed the memory budget)" in text and "summary of 1 draw in 2" in text
+    assert "hdi_3%" not in text and "ess_bulk" in text
+    for group in ("posterior", "sample_stats"):
+        for name, v in mem[group].data_vars.items():
+            assert disk[group][name].dtype == v.dtype and np.array_equal(disk[group][name].values, v.values), name
+    assert disk.posterior.attrs["chains"] == 8 and "command" in disk.posterior.attrs
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sample", "--target", "german", "--kernel", "hmc", "--chains", "8", "--draws", "40",
+                  "--max-memory", "0.00003", "--no-progress"])
+    assert exc.value.code == 2
+    assert "give a NetCDF file to stream them to" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kernel", ["rwm", "mala"])
 def test_sample_other_kernels_float64(tmp_path, capsys, kernel):
     out = tmp_path / f"{kernel}.nc"

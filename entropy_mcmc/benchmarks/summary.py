@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import List, Optional
 
 
-def summary_while_writing(idata, out: Optional[str] = None):
-    """`az.summary(idata)`, with `idata` written to NetCDF at `out` meanwhile on a second thread.
-
-    Both take seconds for 256 chains x 1000 draws x 25 dims; they overlap because
-    the NetCDF writer spends much of its time outside the GIL.
+def summary_while_writing(idata, out: Optional[str] = None, full: bool = False, max_bytes: Optional[float] = None):
+    """The summary of `idata` (`diagnostics.lean_summary`, within `max_bytes`; `full`: `az.summary` with HDIs),
+    with `idata` written to NetCDF at `out` meanwhile on a second thread, uncompressed: zlib took 13 s of
+    4096 chains x 300 draws x 25 dims (loaded 2-core machine) to save a quarter of the file.
     """
     import arviz as az
+
+    from ..diagnostics.summary import lean_summary
 
     error: List[BaseException] = []
     writer = None
@@ -23,14 +24,14 @@ def summary_while_writing(idata, out: Optional[str] = None):
 
         def write():
             try:
-                idata.to_netcdf(str(path))
+                idata.to_netcdf(str(path), compress=False)
             except BaseException as err:  # re-raised on the calling thread
                 error.append(err)
 
         writer = threading.Thread(target=write, name="netcdf-writer")
         writer.start()
     try:
-        summary = az.summary(idata, round_to="none")
+        summary = az.summary(idata, round_to="none") if full else lean_summary(idata, max_bytes=max_bytes)
     finally:
         if writer is not None:
             writer.join()

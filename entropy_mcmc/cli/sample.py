@@ -1,4 +1,4 @@
-"""`entropy-mcmc sample`: one registry target with one registry kernel; the ArviZ summary, warnings, NetCDF.
+"""`entropy-mcmc sample`: one registry target with one registry kernel; the summary, warnings, NetCDF.
 
     entropy-mcmc sample --target german --kernel hmc --chains 256 --warmup 500 --draws 1000 --seed 0 --out draws.nc
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thin", type=common.positive_int, default=1, help="keep every N-th state (default 1)")
     parser.add_argument("--seed", type=common.seed, default=0, help="seed of the initial positions and the kernel")
     parser.add_argument("--out", default=None, metavar="PATH",
-                        help="write the draws and sample stats as ArviZ InferenceData (NetCDF)")
+                        help="write the draws and sample stats as ArviZ InferenceData (NetCDF, uncompressed)")
     parser.add_argument("--save-warmup", action="store_true",
                         help="keep the warmup draws and stats (warmup_posterior, warmup_sample_stats)")
     parser.add_argument("--target-accept", type=common.probability, default=None,
@@ -66,7 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 1: the same draws on any load, and no stalls when other processes "
                              "share the cores; see BENCHMARKS.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--no-summary", action="store_true", help="do not print the ArviZ summary table")
+    parser.add_argument("--no-summary", action="store_true", help="do not print the summary table")
+    parser.add_argument("--full-summary", action="store_true",
+                        help="print ArviZ's full summary (az.summary, with 94%% HDIs; slower at thousands of chains) "
+                             "instead of the lean one (mean, sd, MCSE, ESS bulk/tail, R-hat: the same numbers)")
+    parser.add_argument("--max-memory", type=common.positive_float, default=None, metavar="GIB",
+                        help="GiB of draws and statistics held in memory (default 3/4 of the memory available); a "
+                             "run that needs more streams them to --out as they come (README: the ceiling)")
     seen = set()
     for spec in specs.values():
         for option in spec.options:
@@ -157,23 +163,31 @@ def run(args) -> int:
     result = run_chains(target, kernel, chains=args.chains, num_warmup=args.warmup, num_draws=args.draws,
                         thin=args.thin, seed=args.seed, dtype=args.dtype, device=args.device, threads=args.threads,
                         init_scale=args.init_scale, progress=not args.no_progress and rank == 0,
-                        collect_warmup=args.save_warmup, warn=False)
+                        collect_warmup=args.save_warmup, warn=False,
+                        max_memory=None if args.max_memory is None else args.max_memory * 2 ** 30,
+                        stream_to=args.out if world == 1 else None)
     if rank != 0:
         return 0
     result.attrs["kernel_name"] = args.kernel
+    attrs = dict(kernel=result.kernel_name, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                 command=common.command_line())
+    if result.path:  # streamed: the file is written, the summary reads it
+        result.save_attrs(attrs)
     idata = result.to_arviz()
-    idata.posterior.attrs.update(kernel=result.kernel_name, chains=args.chains, warmup=args.warmup, draws=args.draws,
-                                 command=common.command_line())
+    idata.posterior.attrs.update(attrs)
     from ..benchmarks.summary import ess_line, summary_while_writing
 
-    summary = summary_while_writing(idata, args.out)
+    summary = summary_while_writing(idata, None if result.path else args.out, full=args.full_summary,
+                                    max_bytes=result.max_memory if result.path else None)
     if not args.no_summary:
         import pandas as pd
 
         with pd.option_context("display.max_rows", 500, "display.width", 140):
             print(summary.round(4).to_string())
-    step = result.stats.get("step_size")
-    step_text = "" if step is None else f", step size {float(step.float().mean()):.4g}"
+    if summary.attrs.get("thin", 1) > 1:
+        print(f"summary of 1 draw in {summary.attrs['thin']}: one variable's chains x draws exceed the memory budget")
+    step = result.stat_mean("step_size")
+    step_text = "" if step is None else f", step size {step:.4g}"
     jitter = result.attrs["step_size_jitter"]
     step_text += f" (jitter +-{jitter:g})" if jitter else ""
     print(f"warmup {result.warmup_time:.2f} s, sampling {result.sampling_time:.2f} s, "
@@ -185,5 +199,5 @@ def run(args) -> int:
     for message in result.convergence_warnings(summary):
         print(f"warning: {message}")
     if args.out:
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}" + (" as sampled (the draws exceed the memory budget)" if result.path else ""))
     return 0

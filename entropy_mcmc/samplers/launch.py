@@ -5,6 +5,7 @@ Under torchrun it splits the chains across processes (see `distributed`).
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Optional, Union
 
@@ -22,6 +23,7 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
                num_warmup: int = 500, num_draws: int = 1000, thin: int = 1, seed: int = 0, dtype="float32",
                device="cpu", threads: int = 1, init_scale: float = 0.1, init: Optional[torch.Tensor] = None,
                progress: bool = False, collect_warmup: bool = False, warn: bool = True,
+               max_memory: Optional[float] = None, stream_to: Optional[str] = None,
                rank: Optional[int] = None, world_size: Optional[int] = None, **build_options) -> SampleResult:
     """Sample `target` with `kernel` as `entropy-mcmc sample` does; returns the `SampleResult`, with the
     kernel and the target in `result.attrs["kernel_object"]` and `["target_object"]`, and the mass matrix adapted
@@ -35,6 +37,9 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
             or a state of `kernel` (a kernel object) to continue from, in one process.
         num_draws: 0 runs the warmup alone (`result.final_state` is where it ended).
         threads: torch intra-op threads while sampling (0: torch's default); restored afterwards.
+        max_memory, stream_to: a run whose draws and statistics need more than `max_memory` bytes (default 3/4
+            of the memory available) streams them to the NetCDF file `stream_to` (see `sample`). Split across
+            processes, the draws stay in memory: rank 0 gathers them.
         rank, world_size: run only that share of the chains, with that rank's seed, in this process (what
             one process of a torchrun job runs). By default they come from torch.distributed: under torchrun
             every rank runs its share and rank 0 returns all chains (other ranks return their own share).
@@ -60,6 +65,8 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
         raise ValueError(f"init has {given} chains, expected {chains}")
     if world_size > 1 and not isinstance(init, torch.Tensor):
         raise ValueError("continuing from a kernel state runs in one process, not split across processes")
+    if world_size > 1 and stream_to is not None:
+        raise ValueError("streaming draws to a file runs in one process, not split across processes")
     if world_size > 1:
         offset, count = chain_shard(chains, rank, world_size)
         init = init[offset:offset + count]
@@ -73,7 +80,8 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
                 warnings.simplefilter("ignore", category=ConvergenceWarning)
             result = sample(kernel_obj, init, num_draws=num_draws, num_warmup=num_warmup, thin=thin,
                             progress=progress, seed=kernel_seed, collect_warmup=collect_warmup,
-                            warn=warn and world_size == 1)
+                            warn=warn and world_size == 1, max_memory=math.inf if world_size > 1 else max_memory,
+                            stream_to=stream_to)
     finally:  # callers in the same process (bench, tests) keep their setting
         torch.set_num_threads(saved_threads)
     result.attrs.update(target=target_obj.name, kernel_name=kernel if isinstance(kernel, str) else result.kernel_name,
@@ -82,6 +90,8 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
                         target_accept=float(getattr(kernel_obj, "target_accept", float("nan"))),
                         mass_matrix_choice=str(getattr(kernel_obj, "mass_choice", "")),
                         rank=rank, world_size=world_size, kernel_object=kernel_obj, target_object=target_obj)
+    if result.path:
+        result.save_attrs()
     if gathered and world_size > 1:
         merged = gather_result(result, world_size)
         if merged is None:

@@ -7,6 +7,7 @@ kernel returns, and the step size each step actually used, are kept per recorded
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional
 import torch
 
 from .base import Seed, TransitionKernel, kernel_name, state_tensors
+from .stream import BLOCK_BYTES, STAT_BYTES, FileVariables, NetCDFWriter, default_memory_budget, write_attrs
 
 # Names ArviZ and Pyro users expect in `sample_stats`.
 _STAT_NAMES = {"acceptance_prob": "acceptance_rate", "accepted": "is_accepted"}
@@ -32,6 +34,9 @@ class SampleResult:
     `num_divergences` counts divergent transitions over every sampling step, thinned or not;
     `longest_stuck[c]` is chain c's longest run of sampling steps without an accepted move, and
     `stuck_at_end[c]` the steps since its last accepted move when sampling ended.
+    `path`: the NetCDF file a run streamed its draws to (`sample(stream_to=...)`); `samples` and `stats` (and the
+    warmup's) then read a variable whole from it on access, and `stat_mean`, `summary`, `convergence_warnings`
+    read it a block at a time, within `max_memory` bytes (the run's memory budget).
     """
 
     samples: Dict[str, torch.Tensor]
@@ -52,6 +57,8 @@ class SampleResult:
     var_name: str = "x"
     longest_stuck: Optional[torch.Tensor] = None
     stuck_at_end: Optional[torch.Tensor] = None
+    path: Optional[str] = None
+    max_memory: float = math.inf
 
     @property
     def draws(self) -> torch.Tensor:
@@ -63,11 +70,15 @@ class SampleResult:
 
     @property
     def num_chains(self) -> int:
-        return next(iter(self.samples.values())).shape[0]
+        return self._shape()[0]
 
     @property
     def num_draws(self) -> int:
-        return next(iter(self.samples.values())).shape[1]
+        return self._shape()[1]
+
+    def _shape(self):
+        name = next(iter(self.samples))
+        return self.samples.shape(name) if self.path else self.samples[name].shape
 
     @property
     def total_time(self) -> float:
@@ -75,7 +86,13 @@ class SampleResult:
 
     @property
     def acceptance_rate(self) -> float:
-        return float(self.stats["acceptance_prob"].float().mean())
+        return self.stat_mean("acceptance_prob")
+
+    def stat_mean(self, name: str) -> Optional[float]:
+        """The mean of statistic `name` over chains and draws (None if not recorded)."""
+        if name not in self.stats:
+            return None
+        return self.stats.mean(name) if self.path else float(self.stats[name].double().mean())
 
     def efficiency(self) -> Dict[str, float]:
         """Min-over-dimensions ESS and its rates per MH step, gradient and second (`diagnostics.efficiency`)."""
@@ -89,34 +106,63 @@ class SampleResult:
     def to_arviz(self, var_name: Optional[str] = None):
         """ArviZ `InferenceData`: `posterior` (a complex variable v as `v_amplitude` and `v_phase`) and
         `sample_stats` (acceptance_rate, step_size, energy, lp, diverging, and every kernel extra);
-        `warmup_posterior` and `warmup_sample_stats` when the warmup was collected."""
+        `warmup_posterior` and `warmup_sample_stats` when the warmup was collected. The arrays are the
+        recorded tensors' memory, not copies; a streamed run's are its file, opened lazily."""
         import arviz as az
 
         names = {self.var_name: var_name} if var_name else {}
-        groups = {"posterior": _arviz_variables(self.samples, names), "sample_stats": _arviz_stats(self.stats)}
-        if self.warmup_samples is not None:
-            groups["warmup_posterior"] = _arviz_variables(self.warmup_samples, names)
-            groups["warmup_sample_stats"] = _arviz_stats(self.warmup_stats)
-        attrs = {"sampling_time": self.sampling_time, "warmup_time": self.warmup_time,
-                 "num_grad_evals": self.num_grad_evals, "num_grad_evals_warmup": self.num_grad_evals_warmup,
-                 "kernel": self.kernel_name, "thin": self.thin, "num_divergences": self.num_divergences,
-                 **{k: v for k, v in self.attrs.items() if isinstance(v, (int, float, str))}}
-        idata = az.from_dict(**groups, save_warmup=self.warmup_samples is not None)
+        if self.path:
+            idata = az.from_netcdf(self.path)
+            groups = [g for g in ("posterior", "warmup_posterior") if g in idata.groups()]
+            for old, new in names.items():  # variables and dims, as from_dict names them
+                names_in = {n for g in groups for n in (*idata[g].data_vars, *idata[g].dims)}
+                idata.rename({n: new + n[len(old):] for n in names_in if n == old or n.startswith(old + "_")},
+                             groups=groups, inplace=True)
+        else:
+            groups = {"posterior": _arviz_variables(self.samples, names), "sample_stats": _arviz_stats(self.stats)}
+            if self.warmup_samples is not None:
+                groups["warmup_posterior"] = _arviz_variables(self.warmup_samples, names)
+                groups["warmup_sample_stats"] = _arviz_stats(self.warmup_stats)
+            with warnings.catch_warnings():  # ArviZ takes more chains than draws for a transposed array
+                warnings.filterwarnings("ignore", "More chains", UserWarning)
+                idata = az.from_dict(**groups, save_warmup=self.warmup_samples is not None)
         # ArviZ 0.2x drops `attrs` given to from_dict: set them on the groups themselves
         for group in (idata.posterior, idata.sample_stats):
-            group.attrs.update(attrs)
+            group.attrs.update(self._arviz_attrs())
         return idata
 
-    def summary(self, **kwargs):
-        """The ArviZ summary table (pandas DataFrame): mean, sd, HDI, MCSE, ESS bulk/tail, R-hat."""
+    def _arviz_attrs(self) -> Dict[str, object]:
+        return {"sampling_time": self.sampling_time, "warmup_time": self.warmup_time,
+                "num_grad_evals": self.num_grad_evals, "num_grad_evals_warmup": self.num_grad_evals_warmup,
+                "kernel": self.kernel_name, "thin": self.thin, "num_divergences": self.num_divergences,
+                **{k: v for k, v in self.attrs.items() if isinstance(v, (int, float, str))}}
+
+    def save_attrs(self, extra: Optional[Dict[str, object]] = None) -> None:
+        """Write the attributes `to_arviz` sets, and `extra` on the posterior, into the file the draws were
+        streamed to (`sample` and `run_chains` do; call it after changing `attrs`)."""
+        base = self._arviz_attrs()
+        write_attrs(self.path, {"posterior": {**base, **(extra or {})}, "sample_stats": base})
+
+    def summary(self, full: bool = False, var_names=None, **kwargs):
+        """The summary table (pandas DataFrame), per scalar: mean, sd, MCSE of both, ESS bulk and tail, R-hat,
+        ArviZ's numbers computed lean (`diagnostics.lean_summary`; a streamed run's read from its file within
+        its memory budget). `full=True`: `az.summary` with HDIs, `kwargs` going to it."""
         import arviz as az
 
-        return az.summary(self.to_arviz(), **kwargs)
+        if full:
+            return az.summary(self.to_arviz(), var_names=var_names, **kwargs)
+        if kwargs:
+            raise TypeError(f"{sorted(kwargs)} are az.summary options: give full=True")
+        from ..diagnostics.summary import lean_summary
+
+        return lean_summary(self.to_arviz(), var_names, max_bytes=self.max_memory if self.path else None)
 
     def convergence_warnings(self, summary=None) -> List[str]:
         """What Stan and NumPyro warn about, with the numbers: divergent transitions, max R-hat above
         1.01, min bulk ESS below 100 per chain; and, by name, chains that accepted no move over the last
-        10% of their steps. `summary` (an ArviZ summary of this run) saves recomputing."""
+        10% of their steps. `summary` (a summary of this run) saves recomputing."""
+        import numpy as np
+
         out = []
         steps = self.num_steps * self.num_chains
         if self.stuck_at_end is not None:
@@ -134,21 +180,14 @@ class SampleResult:
                        f"({100.0 * self.num_divergences / steps:.2g}%); the draws may be biased")
         if self.num_draws < 4:
             return out
-        if summary is not None:
-            rhat, ess_bulk = summary["r_hat"].to_numpy(), summary["ess_bulk"].to_numpy()
-        else:
-            import numpy as np
+        if summary is None and self.path:
+            summary = self.summary()
+        elif summary is None:
+            from ..diagnostics.summary import scalar_stats
 
-            from ..diagnostics import ess, rhat as rhat_fn
-
-            real = [_real_draws(v) for v in self.samples.values()]
-            real = [r for r in real if r is not None]
-            if not real:
-                return out
-            x = np.concatenate([r.reshape(r.shape[0], r.shape[1], -1) for r in real], axis=2)
-            rhat, ess_bulk = rhat_fn(x), ess(x, "bulk")
-        import numpy as np
-
+            rows = [scalar_stats(x) for v in self.samples.values() for x in _scalar_draws(v)]
+            summary = {c: [r[c] for r in rows] for c in ("r_hat", "ess_bulk")}
+        rhat, ess_bulk = np.asarray(summary["r_hat"], float), np.asarray(summary["ess_bulk"], float)
         max_rhat, min_ess = np.nanmax(rhat, initial=np.nan), np.nanmin(ess_bulk, initial=np.nan)
         if max_rhat > 1.01:
             out.append(f"max R-hat is {max_rhat:.3g} > 1.01: the chains have not converged to one distribution")
@@ -158,13 +197,13 @@ class SampleResult:
         return out
 
 
-def _real_draws(v: torch.Tensor):
-    """Draws as a float numpy array for R-hat and ESS (complex: amplitude and phase side by side)."""
-    if v.is_complex():
-        v = torch.stack([v.abs(), v.angle()], -1)
-    if v.dtype == torch.bool:
-        v = v.to(torch.float64)
-    return v.detach().cpu().double().numpy()
+def _scalar_draws(v: torch.Tensor):
+    """Each scalar's draws `[chains, draws]` as numpy, one at a time (complex: amplitude, then phase)."""
+    flat = v.detach().reshape(v.shape[0], v.shape[1], -1)
+    for k in range(flat.shape[2]):
+        x = flat[:, :, k]
+        for part in (x.abs(), x.angle()) if x.is_complex() else (x,):
+            yield (part.double() if part.dtype == torch.bool else part).contiguous().cpu().numpy()
 
 
 def _arviz_variables(samples: Dict[str, torch.Tensor], rename: Dict[str, Optional[str]]):
@@ -186,6 +225,18 @@ def _arviz_stats(stats: Dict[str, torch.Tensor]):
     return out
 
 
+def _variable_sources(samples) -> Dict[str, tuple]:
+    """Where `_arviz_variables` puts each recorded variable (`FileVariables` sources)."""
+    return {k: ("polar", f"{k}_amplitude", f"{k}_phase") if v.is_complex() else ("plain", k)
+            for k, v in samples.items()}
+
+
+def _stat_sources(stats) -> Dict[str, tuple]:
+    """Where `_arviz_stats` puts each statistic (`FileVariables` sources)."""
+    return {k: ("neg", "lp") if k == "potential_energy" and "energy" in stats else ("plain", _STAT_NAMES.get(k, k))
+            for k in stats}
+
+
 def _progress(iterable, enabled: bool, desc: str, total: int):
     if not enabled:
         return iterable, None
@@ -202,12 +253,20 @@ def _sync(x: torch.Tensor) -> None:
 
 
 class _Recorder:
-    """Collects a kernel's records and step statistics over one phase, thinning without losing events."""
+    """Collects a kernel's records and step statistics over one phase, thinning without losing events.
 
-    def __init__(self, kernel: TransitionKernel, var_name: str, thin: int, num_chains: int):
+    Each record is copied once, into a buffer `[chains, block, ...]` allocated at the first record: the whole
+    phase (`block` = `num_draws`), or with a `writer` (`(NetCDFWriter, posterior group, stats group)`) a block of
+    draws (at most `block_bytes`) that is written to the file whenever it fills.
+    """
+
+    def __init__(self, kernel: TransitionKernel, var_name: str, thin: int, num_chains: int, num_draws: int,
+                 writer=None, block_bytes: float = BLOCK_BYTES):
         self.kernel, self.var_name, self.thin, self.chains = kernel, var_name, thin, num_chains
-        self.samples: Dict[str, list] = {}
-        self.stats: Dict[str, list] = {}
+        self.num_draws, self.writer, self.count = num_draws, writer, 0
+        self.block, self.block_bytes = num_draws, block_bytes
+        self.samples: Dict[str, torch.Tensor] = {}
+        self.stats: Dict[str, torch.Tensor] = {}
         self.grads = 0
         self._divergences = None
         self.stuck = torch.zeros(num_chains, dtype=torch.int64)
@@ -238,8 +297,6 @@ class _Recorder:
         rec = self.kernel.record(state)
         if isinstance(rec, torch.Tensor):
             rec = {self.var_name: rec}
-        for name, value in rec.items():
-            self.samples.setdefault(name, []).append(value.detach())
         row = {"acceptance_prob": acc, "accepted": info.accepted, "diverging": div}
         energy = getattr(state, "energy", None)
         if energy is not None:
@@ -251,23 +308,43 @@ class _Recorder:
         if info.step_size is not None:
             s = torch.as_tensor(info.step_size)
             row["step_size"] = s.to(torch.float64).expand(self.chains) if s.dim() == 0 else s
-        for name, value in row.items():
-            self.stats.setdefault(name, []).append(value.detach())
+        if not self.count and self.writer is not None:
+            per_draw = sum(v.numel() * v.element_size() for v in (*rec.values(), *row.values()))
+            self.block = max(1, min(self.num_draws, int(self.block_bytes // per_draw)))
+        j = self.count % self.block
+        for store, values in ((self.samples, rec), (self.stats, row)):
+            for name, value in values.items():
+                if name not in store:
+                    store[name] = value.new_empty((value.shape[0], self.block, *value.shape[1:]))
+                store[name][:, j] = value.detach()
+        self.count += 1
+        if self.writer is not None and (j + 1 == self.block or self.count == self.num_draws):
+            self._write(j + 1)
         return True
+
+    def _write(self, n: int) -> None:
+        writer, posterior, sample_stats = self.writer
+        start = self.count - n
+        for group, arrays in ((posterior, _arviz_variables({k: v[:, :n] for k, v in self.samples.items()}, {})),
+                              (sample_stats, _arviz_stats({k: v[:, :n] for k, v in self.stats.items()}))):
+            writer.write(group, start, self.num_draws, arrays)
 
     @property
     def divergences(self) -> int:
         return 0 if self._divergences is None else int(self._divergences)
 
     def result(self):
-        samples = {k: torch.stack(v, 1) for k, v in self.samples.items()}
-        stats = {k: torch.stack([t.to(v[0].device) for t in v], 1) for k, v in self.stats.items()}
-        return samples, stats
+        """`(samples, stats)`: the buffers, or `FileVariables` reading them from the writer's file."""
+        if self.writer is None:
+            return self.samples, self.stats
+        writer, posterior, sample_stats = self.writer
+        return (FileVariables(writer.path, posterior, _variable_sources(self.samples)),
+                FileVariables(writer.path, sample_stats, _stat_sources(self.stats)))
 
 
 def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, thin: int = 1,
            progress: bool = True, seed: Seed = None, collect_warmup: bool = False, var_name: str = "x",
-           warn: bool = True) -> SampleResult:
+           warn: bool = True, max_memory: Optional[float] = None, stream_to: Optional[str] = None) -> SampleResult:
     """Run `num_warmup` adaptation steps then `num_draws * thin` steps, recording every `thin`-th state
     (`num_draws=0`: warmup only; the result then holds no draws, and its `final_state` is where warmup ended).
 
@@ -279,6 +356,11 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         collect_warmup: also keep the warmup draws and statistics (ArviZ `warmup_posterior`).
         var_name: the name of the recorded variable when `kernel.record` returns one tensor.
         warn: issue a `ConvergenceWarning` for divergences, R-hat > 1.01 or bulk ESS < 100 per chain.
+        max_memory: bytes of draws and statistics the run may hold (default: 3/4 of the memory available at
+            the start), counted as the recorded tensors plus `stream.STAT_BYTES` per chain and draw. A run that
+            needs more writes them to `stream_to` as they come, holding at most a quarter of the budget (and
+            `stream.BLOCK_BYTES`) between writes; without `stream_to` it fails before the first step.
+        stream_to: the NetCDF file (ArviZ InferenceData) a run over `max_memory` streams to (`result.path`).
     """
     for name, v, lo in (("num_draws", num_draws, 0), ("num_warmup", num_warmup, 0), ("thin", thin, 1)):
         if isinstance(v, bool) or int(v) != v or v < lo:
@@ -288,10 +370,42 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         kernel.reseed(seed, first.device)
     state = kernel.init(init) if isinstance(init, torch.Tensor) else init
     chains = first.shape[0]
+    budget = default_memory_budget() if max_memory is None else float(max_memory)
+    record = kernel.record(state)
+    per_draw = chains * STAT_BYTES + sum(v.numel() * v.element_size() for v in (
+        record.values() if isinstance(record, dict) else [record]))
+    need = per_draw * (num_draws + (num_warmup if collect_warmup else 0))
+    writer = None
+    if need > budget:
+        if stream_to is None:
+            raise ValueError(f"this run records {need / 2 ** 30:.3g} GiB of draws and statistics, over its memory "
+                             f"budget of {budget / 2 ** 30:.3g} GiB: give a NetCDF file to stream them to as they come "
+                             "(stream_to=PATH; sample --out PATH), or raise the budget (max_memory; --max-memory)")
+        writer = NetCDFWriter(stream_to, chains)
+    try:
+        result = _run(kernel, state, first, num_draws, num_warmup, thin, progress, collect_warmup, var_name,
+                      writer, min(BLOCK_BYTES, budget / 4))
+    finally:
+        if writer is not None:
+            writer.close()
+    result.max_memory = budget
+    if writer is not None:
+        result.path = writer.path
+        result.save_attrs()
+    if warn and num_draws > 0:
+        for message in result.convergence_warnings():
+            warnings.warn(message, ConvergenceWarning, stacklevel=2)
+    return result
 
+
+def _run(kernel, state, first, num_draws, num_warmup, thin, progress, collect_warmup, var_name, writer,
+         block_bytes):
+    """`sample`'s warmup and sampling from `state`, recording into memory or through `writer`."""
+    chains = first.shape[0]
     t0 = time.perf_counter()
     kernel.start_warmup(num_warmup)
-    warm = _Recorder(kernel, var_name, 1, chains)
+    warm = _Recorder(kernel, var_name, 1, chains, num_warmup,
+                     None if writer is None else (writer, "warmup_posterior", "warmup_sample_stats"), block_bytes)
     acc_warm = []
     it, bar = _progress(range(num_warmup), progress and num_warmup > 0, "warmup", num_warmup)
     for i in it:
@@ -307,7 +421,8 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
     _sync(first)
     t1 = time.perf_counter()
 
-    rec = _Recorder(kernel, var_name, int(thin), chains)
+    rec = _Recorder(kernel, var_name, int(thin), chains, num_draws,
+                    None if writer is None else (writer, "posterior", "sample_stats"), block_bytes)
     it, bar = _progress(range(num_draws * thin), progress, "sampling", num_draws * thin)
     for i in it:
         state, info = kernel.step(state)
@@ -318,7 +433,7 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
 
     samples, stats = rec.result()
     warmup_samples, warmup_stats = warm.result() if collect_warmup and num_warmup > 0 else (None, None)
-    result = SampleResult(
+    return SampleResult(
         samples=samples, stats=stats, warmup_time=t1 - t0, sampling_time=t2 - t1,
         num_grad_evals_warmup=warm.grads, num_grad_evals=rec.grads, num_steps=num_draws * thin, thin=thin,
         final_state=state, kernel_name=kernel_name(kernel),
@@ -326,10 +441,6 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         num_divergences=rec.divergences, warmup_samples=warmup_samples, warmup_stats=warmup_stats,
         longest_stuck=rec.longest_stuck.cpu(), stuck_at_end=rec.stuck.cpu(),
         var_name=var_name)
-    if warn and num_draws > 0:
-        for message in result.convergence_warnings():
-            warnings.warn(message, ConvergenceWarning, stacklevel=2)
-    return result
 
 
 __all__ = ["sample", "SampleResult", "ConvergenceWarning"]
