@@ -197,6 +197,7 @@ def test_bench_tiny_writes_tables_and_plot(tmp_path, capsys, monkeypatch):
     assert list(table["system"]) == ["entropy-mcmc"] * 4 + ["pyro"]
     assert {"ess_per_mh", "ess_per_grad", "ess_per_s", "ess_per_s_total", "max_rhat"} <= set(table.columns)
     assert (table["min_ess_bulk"] > 0).all()
+    assert (table["peak_rss_mb"] > 50).all() and "peak RSS" in text  # the process, torch included
     ratios = pd.read_csv(out / "ratios.csv")
     assert list(ratios["ours"]) == ["MALA", "HMC L=10"] and set(ratios["peer"]) == {"pyro NUTS"}
     german_hmc = table[(table["target"] == "german") & (table["kernel"] == "HMC L=10")].iloc[0]

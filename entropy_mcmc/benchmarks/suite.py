@@ -4,10 +4,12 @@ Our kernels run exactly as `entropy-mcmc sample` runs them (same defaults, throu
 `entropy_mcmc.samplers.run_chains`). Every row reports min-over-dimensions bulk ESS and
 its rates: per MH step (chains x steps), per gradient evaluation (NUTS and ChEES: their leapfrog steps per
 chain, `sampling_gradients`), per second of sampling, and per second of warmup + sampling (+ JIT compilation for
-JAX peers), with max R-hat. Our German BLR rows are then divided by each peer's rates.
+JAX peers), with max R-hat, and the process's peak resident memory while the row ran (`peak_rss_mb`). Our German
+BLR rows are then divided by each peer's rates.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -240,12 +242,14 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
         else:
             chains, warmup, draws = m.chains, m.warmup, m.draws
         t0 = time.perf_counter()
-        row = _run_ours(t, k, chains, warmup, draws, seed, mass)
+        with peak_rss() as peak:
+            row = _run_ours(t, k, chains, warmup, draws, seed, mass)
+        row["peak_rss_mb"] = peak["mb"]
         rows.append(row)
         print(f"[{i}/{len(jobs)}] {t:<12} {row['kernel']:<9} {chains} chains x {warmup}+{draws}: "
               f"accept {row['accept']:.2f}, min ESS {row['min_ess_bulk']:.0f}, ESS/grad {row['ess_per_grad']:.3g}, "
               f"ESS/s {row['ess_per_s']:.1f}, {_rhat_text(row)}{'' if row['converged'] else ' NOT CONVERGED'} "
-              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+              f"({time.perf_counter() - t0:.1f} s, peak RSS {row['peak_rss_mb']:.0f} MiB)", flush=True)
 
     notes: List[str] = []
     peer_rows: List[Dict[str, object]] = []
@@ -256,8 +260,10 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
             t0 = time.perf_counter()
             print(f"[peer] Pyro NUTS on german: {m.pyro_chains} chain(s) x {m.pyro_warmup}+{m.pyro_draws} ...",
                   flush=True)
-            r = P.pyro_nuts("german", m.pyro_warmup, m.pyro_draws, m.pyro_chains, seed=seed)
-            peer_rows.append(_peer_row(r, "german"))
+            with peak_rss() as peak:
+                r = P.pyro_nuts("german", m.pyro_warmup, m.pyro_draws, m.pyro_chains, seed=seed)
+                peer_rows.append(_peer_row(r, "german"))
+            peer_rows[-1]["peak_rss_mb"] = peak["mb"]
             print(f"       min ESS {peer_rows[-1]['min_ess_bulk']:.0f}, ESS/s {peer_rows[-1]['ess_per_s']:.2f}, "
                   f"{_rhat_text(peer_rows[-1])} "
                   f"({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -273,15 +279,17 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
                     t0 = time.perf_counter()
                     print(f"[peer] BlackJAX {algo.upper()} on german: {chains} chains x {warmup}+{draws} ...",
                           flush=True)
-                    r = P.blackjax_run("german", algo, chains, warmup, draws, hmc_l, seed=seed)
-                    peer_rows.append(_peer_row(r, "german"))
+                    with peak_rss() as peak:
+                        r = P.blackjax_run("german", algo, chains, warmup, draws, hmc_l, seed=seed)
+                        peer_rows.append(_peer_row(r, "german"))
+                    peer_rows[-1]["peak_rss_mb"] = peak["mb"]
                     print(f"       compile {r.compile_time:.1f} s, min ESS {peer_rows[-1]['min_ess_bulk']:.0f}, "
                           f"ESS/s {peer_rows[-1]['ess_per_s']:.1f} ({time.perf_counter() - t0:.1f} s)", flush=True)
 
     table = pd.DataFrame(rows + peer_rows)
     cols = ["system", "target", "kernel", "chains", "warmup", "draws", "accept", "step_size", "min_ess_bulk",
             "min_ess_tail", "ess_per_mh", "ess_per_grad", "ess_per_s", "ess_per_s_total", "max_rhat",
-            "converged", "divergences", "warmup_s", "sampling_s", "compile_s"]
+            "converged", "divergences", "peak_rss_mb", "warmup_s", "sampling_s", "compile_s"]
     table = table[cols]
 
     ratio_rows = []
@@ -326,6 +334,31 @@ def run_benchmark(mode: str = "quick", out_dir: str = "results/bench", seed: int
     print(f"\nwrote {out}/bench.csv, bench.md, ratios.csv, bench.json, bench.png ({elapsed:.0f} s)")
     print(f"the report: {out / 'bench.md'} (table) and {out / 'bench.png'} (plot)")
     return table, ratios
+
+
+@contextlib.contextmanager
+def peak_rss():
+    """Yields a dict whose "mb", after the block, is this process's peak resident memory during it in MiB: on
+    Linux the high-water mark is reset first (/proc/self/clear_refs); elsewhere it is the peak since the start."""
+    out: Dict[str, float] = {}
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    try:
+        yield out
+    finally:
+        if reset:
+            status = Path("/proc/self/status").read_text()
+            out["mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
+        else:
+            import resource
+            import sys
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, bytes on macOS
+            out["mb"] = peak / 2 ** (20 if sys.platform == "darwin" else 10)
 
 
 def _fixed_leapfrog_steps(kernel: str) -> Optional[int]:
