@@ -44,12 +44,12 @@ def main(argv=None) -> int:
     from sklearn.cluster import KMeans, SpectralClustering
 
     from entropy_mcmc.clustering import clustering_scores, run_clustering
-    from entropy_mcmc.clustering.data import load_dataset
+    from entropy_mcmc.clustering.data import load_cluster_data
     from entropy_mcmc.clustering.assign import spectral_assign, subspace_assign
     from entropy_mcmc.clustering.coding_rate import coding_rate_reduction
     from entropy_mcmc.clustering.training import NMCETrainer, embed
 
-    data = load_dataset(args.data, seed=args.seed)
+    data = load_cluster_data(args.data, seed=args.seed)
     k = data.num_classes
     flat = data.x.flatten(1).numpy()
     rows = {}

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from entropy_mcmc.clustering import clustering_scores, load_digits
     from entropy_mcmc.clustering.experiment import build, prepare
-    from entropy_mcmc.clustering.training import NMCETrainer, Stage, TrainConfig, embed, three_stages
+    from entropy_mcmc.clustering.training import NMCETrainer, Stage, NMCETrainConfig, embed, three_stages
 
     data = load_digits()
     x = prepare(data)
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         net.load_state_dict(torch.load(cache))
     else:
         tcr = three_stages((300, 300, 500), lam=50.0)[0]
-        NMCETrainer(net, augment, TrainConfig(stages=[tcr], tau=0.5, seed=args.seed), progress=False).fit(x)
+        NMCETrainer(net, augment, NMCETrainConfig(stages=[tcr], tau=0.5, seed=args.seed), progress=False).fit(x)
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), cache)
     start = copy.deepcopy(net.state_dict())
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                       reset_heads=True, gamma_warmup=int(opts.get("gw", 100)))
         if "const" in flags:
             stage.lr_factor = lambda step: 1.0
-        config = TrainConfig(stages=[stage], tau=float(opts.get("tau", 0.5)), batch_size=int(opts.get("bs", 1024)),
+        config = NMCETrainConfig(stages=[stage], tau=float(opts.get("tau", 0.5)), batch_size=int(opts.get("bs", 1024)),
                              eps_sq=float(opts.get("eps", 0.01)), seed=args.seed * 100 + int(opts.get("r", 1)))
         t0 = time.perf_counter()
         trainer = NMCETrainer(net, augment, config, progress=False)

@@ -35,14 +35,14 @@ def main(argv=None) -> int:
 
     from entropy_mcmc.clustering import clustering_scores, run_clustering
     from entropy_mcmc.clustering.assign import spectral_assign
-    from entropy_mcmc.clustering.data import load_dataset
+    from entropy_mcmc.clustering.data import load_cluster_data
     from entropy_mcmc.clustering.ensc import ensc_assign
 
     skip = set(filter(None, args.skip.split(",")))
     steps = {} if args.steps is None else {"steps": tuple(int(s) for s in args.steps.split(","))}
     results = {}
     for spec in args.data:
-        data = load_dataset(spec, seed=args.seed)
+        data = load_cluster_data(spec, seed=args.seed)
         k, seed = data.num_classes, args.seed
         flat = data.x.flatten(1).numpy()
         pixels = torch.as_tensor(flat)

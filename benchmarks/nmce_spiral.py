@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from entropy_mcmc.clustering import ClusterNetwork, MLPBackbone, NMCETrainer, Stage, TrainConfig, double_spiral
+    from entropy_mcmc.clustering import ClusterNetwork, MLPBackbone, NMCETrainer, Stage, NMCETrainConfig, double_spiral
     from entropy_mcmc.clustering.augment import GaussianNoise
     from entropy_mcmc.clustering.figures import plot_points
     from entropy_mcmc.clustering.metrics import clustering_scores
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     stages = [Stage("nmce", args.steps, lr=args.lr, lam=args.lam, gamma_warmup=args.gamma_warmup, **restart_kw)]
     if args.tcr_steps:
         stages.insert(0, Stage("tcr", args.tcr_steps, lr=args.lr, lam=args.lam))
-    trainer = NMCETrainer(net, GaussianNoise(args.noise), TrainConfig(stages=stages, batch_size=args.batch_size,
+    trainer = NMCETrainer(net, GaussianNoise(args.noise), NMCETrainConfig(stages=stages, batch_size=args.batch_size,
                                                                       seed=args.seed), out_dir=args.out,
                           progress=False)
     t0 = time.perf_counter()

@@ -9,7 +9,8 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from entropy_mcmc.clustering.data import double_spiral, load_dataset, load_image_folder, load_mat, union_of_manifolds
+from entropy_mcmc.clustering.data import (double_spiral, load_cluster_data, load_image_folder, load_mat,
+                                       union_of_manifolds)
 from entropy_mcmc.clustering.metrics import clustering_accuracy, clustering_scores
 
 CLI_PATH = Path(__file__).resolve().parents[1] / "entropy_mcmc" / "cli" / "cluster.py"
@@ -47,7 +48,7 @@ def test_mat_round_trip_in_matlab_column_major_order(tmp_path):
 
 def test_mat_square_size_is_read_from_the_rows(tmp_path):
     savemat(tmp_path / "sq.mat", {"X": np.random.rand(6, 16), "labels": np.arange(6) % 2})
-    assert load_dataset(str(tmp_path / "sq.mat")).x.shape == (6, 1, 4, 4)
+    assert load_cluster_data(str(tmp_path / "sq.mat")).x.shape == (6, 1, 4, 4)
 
 
 def test_mat_errors(tmp_path):
@@ -82,7 +83,7 @@ def test_mat_errors(tmp_path):
     with pytest.raises(ValueError, match="no such"):
         load_mat(tmp_path / "missing.mat")
     with pytest.raises(ValueError, match="unknown data set"):
-        load_dataset("nonsense")
+        load_cluster_data("nonsense")
 
 
 @pytest.mark.parametrize("fea, gnd, message", [
@@ -201,7 +202,7 @@ def test_exported_mnist_subset_reads_back_the_same_from_png_and_mat(tmp_path):
     keep = np.concatenate([np.flatnonzero(digits == d)[:2] for d in range(10)])
     expected = torch.from_numpy(imgs[keep] / 255.0).float()[:, None]
     for spec in ("png", "mnist.mat"):
-        data = load_dataset(str(tmp_path / "out" / spec))
+        data = load_cluster_data(str(tmp_path / "out" / spec))
         assert data.x.shape == (20, 1, 28, 28)
         torch.testing.assert_close(data.x, expected, atol=1e-6, rtol=0)
         assert data.y.tolist() == digits[keep].tolist()

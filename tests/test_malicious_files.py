@@ -46,10 +46,10 @@ def _rbm(path):
 def _nmce_resume(path):
     from entropy_mcmc.clustering.augment import GaussianNoise
     from entropy_mcmc.clustering.networks import ClusterNetwork, MLPBackbone
-    from entropy_mcmc.clustering.training import NMCETrainer, TrainConfig, three_stages
+    from entropy_mcmc.clustering.training import NMCETrainer, NMCETrainConfig, three_stages
 
     os.replace(path, path.parent / "checkpoint.pt")
-    config = TrainConfig(stages=three_stages((1, 1, 1), lam=50.0, gamma_warmup=1), batch_size=16, log_every=1)
+    config = NMCETrainConfig(stages=three_stages((1, 1, 1), lam=50.0, gamma_warmup=1), batch_size=16, log_every=1)
     trainer = NMCETrainer(ClusterNetwork(MLPBackbone(2, 8, 2), 2, 2), GaussianNoise(0.1), config,
                           out_dir=path.parent, progress=False)
     trainer.fit(torch.randn(32, 2))

@@ -95,6 +95,6 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_refused(monkeypatch):
 
     monkeypatch.setattr(training, "world", lambda: (0, 2))
     net = ClusterNetwork(MLPBackbone(2, 8, 2), 4, 2)
-    trainer = training.NMCETrainer(net, GaussianNoise(0.1), training.TrainConfig(batch_size=63), progress=False)
+    trainer = training.NMCETrainer(net, GaussianNoise(0.1), training.NMCETrainConfig(batch_size=63), progress=False)
     with pytest.raises(ValueError, match="divisible by 2"):
         trainer.fit(torch.randn(100, 2))

@@ -7,13 +7,13 @@ import torch
 from entropy_mcmc.clustering.augment import GaussianNoise
 from entropy_mcmc.clustering.data import double_spiral
 from entropy_mcmc.clustering.networks import ClusterNetwork, MLPBackbone, SmallResNet
-from entropy_mcmc.clustering.training import NMCETrainer, Stage, TrainConfig, embed, three_stages
+from entropy_mcmc.clustering.training import NMCETrainer, Stage, NMCETrainConfig, embed, three_stages
 
 
 def small_run(out_dir=None, steps=(6, 4, 4), seed=0):
     torch.manual_seed(seed)
     net = ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2)
-    config = TrainConfig(stages=three_stages(steps, gamma_warmup=2), batch_size=32, seed=seed, log_every=2,
+    config = NMCETrainConfig(stages=three_stages(steps, gamma_warmup=2), batch_size=32, seed=seed, log_every=2,
                          checkpoint_every=3)
     return net, NMCETrainer(net, GaussianNoise(0.1), config, out_dir=out_dir, progress=False)
 
@@ -83,7 +83,7 @@ def test_resume_from_checkpoint_is_bitwise(tmp_path):
         assert torch.equal(a, b)
     # a run with other settings in the same folder is refused, not silently continued from the old checkpoint
     torch.manual_seed(0)
-    other = TrainConfig(stages=three_stages((6, 4, 4), lam=50.0, gamma_warmup=2), batch_size=32, log_every=2)
+    other = NMCETrainConfig(stages=three_stages((6, 4, 4), lam=50.0, gamma_warmup=2), batch_size=32, log_every=2)
     with pytest.raises(ValueError, match="other settings"):
         NMCETrainer(ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2), GaussianNoise(0.1), other, out_dir=tmp_path,
                     progress=False).fit(x)
@@ -114,7 +114,7 @@ def test_stage_two_separates_clearly_separated_clusters(pre_feature, works):
     x, y = pixel_blobs()
     torch.manual_seed(0)
     net = ClusterNetwork(MLPBackbone(64, 64, 3), 16, 3, pre_feature=pre_feature)
-    config = TrainConfig(stages=three_stages((40, 120, 0), lam=50, gamma_warmup=20), batch_size=256, log_every=10)
+    config = NMCETrainConfig(stages=three_stages((40, 120, 0), lam=50, gamma_warmup=20), batch_size=256, log_every=10)
     last = NMCETrainer(net, GaussianNoise(0.05), config, progress=False).fit(x)[-1]
     acc = clustering_scores(y, embed(net, x)[1].argmax(1))["acc"]
     reduction = last["rate"] - last["cluster_rate"]
@@ -128,7 +128,7 @@ def restart_run(restarts, steps=(6, 8, 0), seed=0, **stage_kw):
     torch.manual_seed(seed)
     net = ClusterNetwork(MLPBackbone(2, 16, 2), 4, 3, pre_feature=16)
     stages = three_stages(steps, gamma_warmup=2, restarts=restarts, **stage_kw)
-    config = TrainConfig(stages=stages, batch_size=64, seed=seed, log_every=2)
+    config = NMCETrainConfig(stages=stages, batch_size=64, seed=seed, log_every=2)
     return net, NMCETrainer(net, GaussianNoise(0.1), config, progress=False)
 
 
@@ -209,7 +209,7 @@ def test_stages_train_with_lars_and_refuse_unknown_optimizers():
     x = double_spiral(64, seed=3).x / 10
     torch.manual_seed(0)
     net = ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2)
-    config = TrainConfig(stages=three_stages((4, 3, 3), lr=0.25, optimizer="lars"), batch_size=32, log_every=1)
+    config = NMCETrainConfig(stages=three_stages((4, 3, 3), lr=0.25, optimizer="lars"), batch_size=32, log_every=1)
     trainer = NMCETrainer(net, GaussianNoise(0.1), config, progress=False)
     before = [p.detach().clone() for p in net.backbone.parameters()]
     history = trainer.fit(x)
@@ -321,7 +321,7 @@ def test_a_crafted_checkpoint_in_the_output_folder_is_refused_without_running_co
     marker = tmp_path / "ran"
     torch.save({"config": _RunsCode(marker)}, tmp_path / "checkpoint.pt")
     torch.manual_seed(0)
-    config = TrainConfig(stages=three_stages((2, 2, 2), lam=50.0, gamma_warmup=2), batch_size=32, log_every=2)
+    config = NMCETrainConfig(stages=three_stages((2, 2, 2), lam=50.0, gamma_warmup=2), batch_size=32, log_every=2)
     trainer = NMCETrainer(ClusterNetwork(MLPBackbone(2, 16, 2), 4, 2), GaussianNoise(0.1), config, out_dir=tmp_path,
                           progress=False)
     with pytest.raises(ValueError, match=r"checkpoint.pt: not a checkpoint of this trainer \(UnpicklingError") as err:

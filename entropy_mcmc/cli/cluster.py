@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from ..clustering.data import load_dataset
+    from ..clustering.data import load_cluster_data
     from ..clustering.distributed import world
     from ..clustering.experiment import run_clustering
 
@@ -91,7 +91,7 @@ def run(args) -> int:
         common.check_writable_dir(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_dataset(args.data, seed=args.seed, image_shape=args.image_size, images_in=args.images_in)
+    data = load_cluster_data(args.data, seed=args.seed, image_shape=args.image_size, images_in=args.images_in)
     metrics = run_clustering(data, n_clusters=args.clusters, seed=args.seed, out_dir=args.out, steps=args.steps,
                              batch_size=args.batch_size, lam=args.lam, lr=args.lr, optimizer=args.optimizer,
                              eps_sq=args.eps_sq, cluster_eps_sq=args.cluster_eps_sq, n_init=args.n_init, tau=args.tau,

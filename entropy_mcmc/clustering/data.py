@@ -237,7 +237,7 @@ def load_image_folder(path, image_shape: Optional[Tuple[int, int]] = None) -> Cl
     return ClusterData(x.contiguous(), torch.tensor([c for _, c in files]), root.name)
 
 
-def load_dataset(spec: str, seed: int = 0, n: int = 4096, image_shape=None, images_in=None) -> ClusterData:
+def load_cluster_data(spec: str, seed: int = 0, n: int = 4096, image_shape=None, images_in=None) -> ClusterData:
     """By name (`digits`, `double-spiral`, `manifolds`, `manifolds-intersecting`) or path (`.mat` file, folder);
     `image_shape` and `images_in` go to `load_mat`."""
     named = {"digits": lambda: load_digits(), "double-spiral": lambda: double_spiral(n, seed=seed),
@@ -255,4 +255,4 @@ def load_dataset(spec: str, seed: int = 0, n: int = 4096, image_shape=None, imag
 
 
 __all__ = ["ClusterData", "FACE_SIZES", "feature_scaling", "double_spiral", "union_of_manifolds", "load_digits",
-           "load_mat", "load_image_folder", "load_dataset"]
+           "load_mat", "load_image_folder", "load_cluster_data"]

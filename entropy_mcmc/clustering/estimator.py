@@ -15,7 +15,7 @@ from .augment import GaussianNoise
 from .data import feature_scaling
 from .gumbel import GumbelClusterKernel, cluster_posterior
 from .networks import ClusterNetwork, MLPBackbone
-from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
+from .training import NMCETrainer, NMCETrainConfig, default_lr, embed, three_stages
 
 
 class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -88,7 +88,7 @@ class NMCE(ClusterMixin, TransformerMixin, BaseEstimator):
             lr = self.lr if self.lr is not None else default_lr(self.optimizer, batch)
             stages = three_stages(tuple(self.steps), lr=lr, lam=self.lam, restarts=int(self.n_init),
                                   cluster_eps_sq=self.cluster_eps_sq, optimizer=self.optimizer)
-            config = TrainConfig(stages=stages,
+            config = NMCETrainConfig(stages=stages,
                                  eps_sq=self.eps_sq, tau=self.tau, batch_size=batch, seed=seed)
             trainer = NMCETrainer(net, GaussianNoise(self.aug_noise), config, out_dir=self.out_dir,
                                   progress=self.verbose)

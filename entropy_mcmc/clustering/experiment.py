@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from ..samplers.distributed import process_group
 from .assign import spectral_assign, subspace_assign
 from .augment import GaussianNoise, ImageAugment
-from .data import ClusterData, feature_scaling, load_dataset
+from .data import ClusterData, feature_scaling, load_cluster_data
 from .ensc import ensc_assign
 from .figures import plot_cluster_images, plot_points, plot_singular_values
 from .metrics import clustering_scores, subspace_report
 from .networks import ClusterNetwork, MLPBackbone, SmallResNet
-from .training import NMCETrainer, TrainConfig, default_lr, embed, three_stages
+from .training import NMCETrainer, NMCETrainConfig, default_lr, embed, three_stages
 
 
 ASSIGNMENTS = ("spectral", "subspace", "head", "ensc")
@@ -77,7 +77,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
                    backbone: str = "mlp", width: int = 256, aug_noise: float = 0.05, max_side: int = 32,
                    assign: str = "spectral", standardize: bool = True, progress: bool = True,
                    figures: bool = True) -> dict:
-    """Train NMCE on `data` (a `ClusterData` or a spec for `load_dataset`) and return the metrics.
+    """Train NMCE on `data` (a `ClusterData` or a spec for `load_cluster_data`) and return the metrics.
 
     `n_clusters` defaults to the number of classes in the labels. `optimizer` is 'adam' or 'lars'; `lr` defaults
     to 1e-3 for Adam and to batch / 256 for LARS (the thesis' base rate 1 at batch 256). `eps_sq` is eps^2 of the
@@ -100,7 +100,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
         raise ValueError(f"assign must be one of {ASSIGNMENTS}, got {assign!r}")
     t0 = time.perf_counter()
     rank, world_size = process_group()       # under torchrun: DDP over the ranks, rank 0 writes the results
-    data = data if isinstance(data, ClusterData) else load_dataset(str(data), seed=seed)
+    data = data if isinstance(data, ClusterData) else load_cluster_data(str(data), seed=seed)
     k = int(n_clusters or data.num_classes)
     if k < 2:
         raise ValueError("give the number of clusters (the data set has no labels to read it from)")
@@ -114,7 +114,7 @@ def run_clustering(data, n_clusters: Optional[int] = None, seed: int = 0, out_di
     lr = default_lr(optimizer, batch) if lr is None else lr
     stages = three_stages(tuple(steps), lr=lr, lam=lam, restarts=n_init, cluster_eps_sq=cluster_eps_sq,
                           optimizer=optimizer)
-    config = TrainConfig(stages=stages, eps_sq=eps_sq, tau=tau, batch_size=batch, seed=seed)
+    config = NMCETrainConfig(stages=stages, eps_sq=eps_sq, tau=tau, batch_size=batch, seed=seed)
     out = Path(out_dir) if out_dir is not None else None
     trainer = NMCETrainer(net, augment, config, out_dir=out, progress=progress)
     trainer.fit(x)

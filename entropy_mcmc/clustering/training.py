@@ -104,7 +104,7 @@ def three_stages(steps=(500, 300, 300), lr: float = 1e-3, lam: float = 20.0, gam
 
 
 @dataclass
-class TrainConfig:
+class NMCETrainConfig:
     """Everything a run needs besides network, augmentation and data; `batch_size` is the global batch."""
 
     stages: List[Stage] = field(default_factory=three_stages)
@@ -120,7 +120,7 @@ class TrainConfig:
 class NMCETrainer:
     """Runs the stages of `config` on `net` with `augment`; `out_dir` receives `log.csv` and `checkpoint.pt`."""
 
-    def __init__(self, net: ClusterNetwork, augment: nn.Module, config: TrainConfig, out_dir=None,
+    def __init__(self, net: ClusterNetwork, augment: nn.Module, config: NMCETrainConfig, out_dir=None,
                  progress: bool = True):
         self.net, self.augment, self.config = net, augment, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -338,7 +338,7 @@ def embed(net: ClusterNetwork, x: torch.Tensor, batch_size: int = 2048):
     return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
 
-__all__ = ["Stage", "TrainConfig", "three_stages", "default_lr", "NMCETrainer", "embed"]
+__all__ = ["Stage", "NMCETrainConfig", "three_stages", "default_lr", "NMCETrainer", "embed"]
 
 
 def _load_checkpoint(path: Path) -> dict:
