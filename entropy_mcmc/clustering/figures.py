@@ -8,13 +8,11 @@ import numpy as np
 import torch
 
 
-def _plt():
-    import matplotlib
+def _figure(**kwargs):
+    """A figure outside pyplot: writing one leaves the caller's backend and figures (a notebook's) alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def cluster_singular_values(z: torch.Tensor, labels) -> dict:
@@ -28,8 +26,8 @@ def cluster_singular_values(z: torch.Tensor, labels) -> dict:
 
 
 def plot_singular_values(z: torch.Tensor, labels, path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = _figure(figsize=(9, 3.2))
+    ax = fig.subplots(1, 2)
     s_all = torch.linalg.svdvals(z.double())
     ax[0].plot((s_all / s_all.max()).numpy(), marker=".")
     ax[0].set_title("all features")
@@ -43,17 +41,15 @@ def plot_singular_values(z: torch.Tensor, labels, path) -> Path:
         ax[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_cluster_images(images: torch.Tensor, labels, path, per_cluster: int = 16) -> Path:
     """One row per found cluster: its first `per_cluster` images."""
-    plt = _plt()
     labels = np.asarray(labels)
     clusters = np.unique(labels)
-    fig, axes = plt.subplots(len(clusters), per_cluster, figsize=(per_cluster * 0.6, len(clusters) * 0.65),
-                             squeeze=False)
+    fig = _figure(figsize=(per_cluster * 0.6, len(clusters) * 0.65))
+    axes = fig.subplots(len(clusters), per_cluster, squeeze=False)
     for r, c in enumerate(clusters):
         idx = np.flatnonzero(labels == c)[:per_cluster]
         for j in range(per_cluster):
@@ -66,20 +62,18 @@ def plot_cluster_images(images: torch.Tensor, labels, path, per_cluster: int = 1
         axes[r, 0].set_title(f"{c}: {int((labels == c).sum())}", fontsize=6, loc="left")
     fig.tight_layout(pad=0.1)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_points(x: torch.Tensor, labels, path, title: str = "") -> Path:
     """Scatter plot of 2-D points coloured by cluster (Figure 5.1)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig = _figure(figsize=(4, 4))
+    ax = fig.subplots()
     ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), c=np.asarray(labels), s=2, cmap="coolwarm")
     ax.set_aspect("equal")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 

@@ -88,14 +88,12 @@ def plot_stability_grid(blocks, path, image_shape=(24, 24), first_label: str = "
     """Fig. 2.1a: for each (title, images `[n, V]`, snapshots `[len(steps), n, V]`, steps) block, a first row
     of data (labelled `first_label`) and one row of visible rates per number of Gibbs steps. Complex images are coloured (hue =
     phase, brightness = modulus), real ones grey. Saves a PNG at `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # outside pyplot: the caller's backend and figures are left alone
 
     rows = sum(1 + len(b[3]) for b in blocks)
     cols = max(b[1].shape[0] for b in blocks)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1.2, 1.1 * rows), squeeze=False)
+    fig = Figure(figsize=(1.1 * cols + 1.2, 1.1 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     r = 0
     for title, images, snaps, steps in blocks:
         series = [(first_label, images)] + [(s if isinstance(s, str) else f"{s} steps", snaps[i])
@@ -120,4 +118,3 @@ def plot_stability_grid(blocks, path, image_shape=(24, 24), first_label: str = "
     height = fig.get_size_inches()[1]
     fig.tight_layout(h_pad=1.4, rect=(0, 0, 1, 1 - 0.25 / height))   # room for the block titles
     fig.savefig(path, dpi=110)
-    plt.close(fig)
