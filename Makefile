@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench docs docs-fast venv clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -11,6 +11,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PIP) install -q -c constraints.txt -e '.[dev,docs]'
+	touch $@
 
 demo: venv
 	$(VENV)/bin/entropy-mcmc bench --demo
@@ -21,5 +25,13 @@ test: venv
 bench: venv
 	$(VENV)/bin/entropy-mcmc bench
 
+# The site in build/docs/html: notebooks executed (jupyter-cache under build/ keeps unchanged ones), warnings errors.
+docs: $(VENV)/.docs-installed
+	TQDM_DISABLE=1 $(VENV)/bin/sphinx-build -W --keep-going -b html docs build/docs/html
+
+# The same pages without running the notebooks (shown as stored): a quick check of the docstrings and links.
+docs-fast: $(VENV)/.docs-installed
+	EMCMC_DOCS_EXECUTE=off $(VENV)/bin/sphinx-build -W --keep-going -b html docs build/docs/html-fast
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/api/generated
