@@ -23,7 +23,7 @@ import torch
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", required=True, help=".mat files (fea/gnd) or folders of PNG class folders")
+    parser.add_argument("--data", nargs="+", required=True, help=".mat files (fea/gnd) or PNG class folders")
     parser.add_argument("--out", default="results/nmce-faces")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", default=None, help="S1,S2,S3 of NMCE (default: the cluster command's)")
