@@ -142,7 +142,7 @@ def test_streamed_run_equals_in_memory_run(tmp_path):
     mem = run_chains("german", "hmc", **kw)
     ref = mem.to_arviz()
     assert mem.path is None
-    for budget in (16_000, 70_000):  # 1120 bytes a draw, 78400 in all
+    for budget in (16_000, 70_000):  # 1120 bytes a draw: 78400, and 30720 for the summary
         path = str(tmp_path / f"{budget}.nc")
         disk = run_chains("german", "hmc", max_memory=budget, stream_to=path, **kw)
         assert disk.path == path and (disk.num_chains, disk.num_draws) == (8, 40)

@@ -80,6 +80,7 @@ def lean_summary(posterior, var_names=None, max_bytes: Optional[float] = None):
     import pandas as pd
 
     posterior = getattr(posterior, "posterior", posterior)
+    max_bytes = None if max_bytes is None or math.isinf(max_bytes) else max_bytes
     names = list(posterior.data_vars) if var_names is None else list(var_names)
     rows, index, thinned = [], [], 1
     for name in names:
