@@ -5,6 +5,7 @@ under build/, so an unchanged notebook is not run again; EMCMC_DOCS_EXECUTE=off 
 docs smoke test). Warnings are errors (`sphinx-build -W`).
 """
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,6 +34,8 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-n
 default_role = "py:obj"  # `name` in a docstring links to that object where it can, code text otherwise
 
 # API reference: autosummary writes one page per object listed in api/*.rst (api/generated is not kept in git).
+# Written afresh each build, so that a page of a renamed or removed object does not linger.
+shutil.rmtree(DOCS / "api" / "generated", ignore_errors=True)
 autosummary_generate = True
 autosummary_imported_members = False
 autodoc_default_options = {"members": True, "show-inheritance": True, "member-order": "bysource"}
