@@ -12,10 +12,6 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed
 
-$(VENV)/.docs-installed: $(VENV)/.installed
-	$(PIP) install -q -c constraints.txt -e '.[dev,docs]'
-	touch $@
-
 demo: venv
 	$(VENV)/bin/entropy-mcmc bench --demo
 
@@ -26,11 +22,11 @@ bench: venv
 	$(VENV)/bin/entropy-mcmc bench
 
 # The site in build/docs/html: notebooks executed (jupyter-cache under build/ keeps unchanged ones), warnings errors.
-docs: $(VENV)/.docs-installed
+docs: venv
 	TQDM_DISABLE=1 $(VENV)/bin/sphinx-build -W --keep-going -b html docs build/docs/html
 
 # The same pages without running the notebooks (shown as stored): a quick check of the docstrings and links.
-docs-fast: $(VENV)/.docs-installed
+docs-fast: venv
 	EMCMC_DOCS_EXECUTE=off $(VENV)/bin/sphinx-build -W --keep-going -b html docs build/docs/html-fast
 
 clean:
