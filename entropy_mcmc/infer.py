@@ -49,18 +49,24 @@ def _stat_name(field: str, stats: Mapping[str, torch.Tensor]) -> str:
 class Kernel:
     """A kernel of the registry by name (built-in, plugged in, or `learned`), on a model or a potential.
 
-    Args:
-        name: a registry name (`entropy-mcmc list` shows them).
-        model: a Pyro model; `MCMC.run` gives it its arguments. Exactly one of `model` and `potential_fn`.
-        potential_fn: U(x) = -log p(x) + const, as NumPyro takes it: a function of one point (`[*event]`
-            -> scalar) or of a dict of named tensors (then `init_params` is a dict); a function vectorized over
-            chains (`[chains, *event]` -> `[chains]`) is recognized and called once per evaluation.
-            Gradients come from autograd.
-        event_shape: the shape of one position of `potential_fn` (an int or a tuple); needed when
-            `MCMC.run` gets no `init_params` to take it from.
-        options: what `samplers.build_kernel` takes: `step_size`, `target_accept`, `adapt_mass`
-            (False, "diag", "dense"), `jitter`, `per_chain`, and the kernel's own keywords
-            (`num_steps` for HMC, `sampler` for `learned`). None or absent: the registry's default.
+    Parameters
+    ----------
+    name
+        A registry name (`entropy-mcmc list` shows them).
+    model
+        A Pyro model; `MCMC.run` gives it its arguments. Exactly one of `model` and `potential_fn`.
+    potential_fn
+        U(x) = -log p(x) + const, as NumPyro takes it: a function of one point (`[*event]`
+        -> scalar) or of a dict of named tensors (then `init_params` is a dict); a function vectorized over
+        chains (`[chains, *event]` -> `[chains]`) is recognized and called once per evaluation.
+        Gradients come from autograd.
+    event_shape
+        The shape of one position of `potential_fn` (an int or a tuple); needed when
+        `MCMC.run` gets no `init_params` to take it from.
+    options
+        What `samplers.build_kernel` takes: `step_size`, `target_accept`, `adapt_mass`
+        (False, "diag", "dense"), `jitter`, `per_chain`, and the kernel's own keywords
+        (`num_steps` for HMC, `sampler` for `learned`). None or absent: the registry's default.
     """
 
     def __init__(self, name: str, model: Optional[Callable] = None, potential_fn: Optional[Callable] = None, *,
@@ -202,12 +208,17 @@ class RWM(_NamedKernel):
 class MCMCState:
     """Where a run ended: `last_state`, and what `post_warmup_state` takes to continue without adapting again.
 
-    Attributes:
-        z: the chains' positions in the kernel's own layout: unconstrained site values `{site: [chains, ...]}`
-            for a model (NumPyro's `HMCState.z`), `[chains, *event]` or a dict for a `potential_fn`.
-        potential_energy: `[chains]`.
-        rng_key: the seed `run` takes to continue (NumPyro: `mcmc.run(mcmc.post_warmup_state.rng_key)`).
-        kernel, state, target: the adapted kernel stack, its state and the target it samples.
+    Attributes
+    ----------
+    z
+        The chains' positions in the kernel's own layout: unconstrained site values `{site: [chains, ...]}`
+        for a model (NumPyro's `HMCState.z`), `[chains, *event]` or a dict for a `potential_fn`.
+    potential_energy
+        `[chains]`.
+    rng_key
+        The seed `run` takes to continue (NumPyro: `mcmc.run(mcmc.post_warmup_state.rng_key)`).
+    kernel, state, target
+        The adapted kernel stack, its state and the target it samples.
     """
 
     z: Any
@@ -221,18 +232,28 @@ class MCMCState:
 class MCMC:
     """Runs a kernel's chains and reports as `numpyro.infer.MCMC` does.
 
-    Args:
-        kernel: `NUTS`, `HMC`, `MALA`, `RWM` or `Kernel(name, ...)`.
-        num_warmup: adaptation steps, discarded.
-        num_samples: steps after warmup; every `thinning`-th is kept (`num_samples // thinning` draws).
-        num_chains: chains, run as one batch.
-        thinning: keep every `thinning`-th draw.
-        progress_bar: a tqdm bar on a terminal.
-        chain_method: "auto" (default), "vectorized", "sequential" or "parallel" (module docstring).
+    Parameters
+    ----------
+    kernel
+        `NUTS`, `HMC`, `MALA`, `RWM` or `Kernel(name, ...)`.
+    num_warmup
+        Adaptation steps, discarded.
+    num_samples
+        Steps after warmup; every `thinning`-th is kept (`num_samples // thinning` draws).
+    num_chains
+        Chains, run as one batch.
+    thinning
+        Keep every `thinning`-th draw.
+    progress_bar
+        A tqdm bar on a terminal.
+    chain_method
+        "auto" (default), "vectorized", "sequential" or "parallel" (module docstring).
 
-    Attributes:
-        post_warmup_state: set (by `warmup()`, or by the user to `last_state`) to make the next `run` start
-            there with the adapted kernel and skip warmup, as NumPyro's does.
+    Attributes
+    ----------
+    post_warmup_state
+        Set (by `warmup()`, or by the user to `last_state`) to make the next `run` start
+        there with the adapted kernel and skip warmup, as NumPyro's does.
     """
 
     def __init__(self, kernel: Kernel, *, num_warmup: int, num_samples: int, num_chains: int = 1,
@@ -273,16 +294,20 @@ class MCMC:
         """Warm up and sample `num_chains` chains from `seed` (an int: NumPyro's `rng_key`); with
         `post_warmup_state` set, sample from there with its adapted kernel and no warmup.
 
-        Args:
-            model_args, model_kwargs: the model's arguments (for a `model` kernel).
-            init_params: where the chains start. For a `potential_fn`, a tensor `[num_chains, *event]` (or
-                `[*event]`, the same start for every chain) or a dict of `[num_chains, *shape]` tensors for a
-                potential of a dict. For a model, a dict `{site: value}` of *unconstrained* values (as NumPyro
-                and Pyro take them), each `[num_chains, *shape]` or `[*shape]`. Default: N(0, 0.1^2) for a
-                potential; for a model, Pyro's uniform in [-2, 2] on the unconstrained space, the lowest-energy of
-                10 draws per chain.
-            extra_fields: the per-draw statistics `get_extra_fields` returns (default: all of them);
-                NumPyro's names `accept_prob`, `potential_energy`, `adapt_state.step_size` are understood.
+        Parameters
+        ----------
+        model_args, model_kwargs
+            The model's arguments (for a `model` kernel).
+        init_params
+            Where the chains start. For a `potential_fn`, a tensor `[num_chains, *event]` (or
+            `[*event]`, the same start for every chain) or a dict of `[num_chains, *shape]` tensors for a
+            potential of a dict. For a model, a dict `{site: value}` of *unconstrained* values (as NumPyro
+            and Pyro take them), each `[num_chains, *shape]` or `[*shape]`. Default: N(0, 0.1^2) for a
+            potential; for a model, Pyro's uniform in [-2, 2] on the unconstrained space, the lowest-energy of
+            10 draws per chain.
+        extra_fields
+            The per-draw statistics `get_extra_fields` returns (default: all of them);
+            NumPyro's names `accept_prob`, `potential_energy`, `adapt_state.step_size` are understood.
         """
         self._run(seed, model_args, model_kwargs, init_params, extra_fields)
 

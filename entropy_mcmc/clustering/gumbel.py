@@ -59,12 +59,18 @@ LogitsFn = Callable[[torch.Tensor], Union[torch.Tensor, tuple]]
 class GumbelClusterKernel(TransitionKernel):
     """Independent cluster assignments from a network's logits, through the common runner.
 
-    Args:
-        model: maps data points `[n, ...]` to logits `[n, k]` (or to `(features, logits)`, as
-            `ClusterNetwork` does); None means `init` receives the logits themselves.
-        tau: Gumbel-softmax temperature of the relaxed draws.
-        hard: exact categorical draws (Gumbel-max, one-hot positions) instead of relaxed ones.
+    Parameters
+    ----------
+    model
+        Maps data points `[n, ...]` to logits `[n, k]` (or to `(features, logits)`, as
+        `ClusterNetwork` does); None means `init` receives the logits themselves.
+    tau
+        Gumbel-softmax temperature of the relaxed draws.
+    hard
+        Exact categorical draws (Gumbel-max, one-hot positions) instead of relaxed ones.
 
+    Notes
+    -----
     `info.extras["entropy"]` is the entropy (nats) of each point's assignment distribution.
     `refresh(state)` re-evaluates the logits after the network changed.
     """

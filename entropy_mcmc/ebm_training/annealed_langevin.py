@@ -70,13 +70,19 @@ def check_mask(mask: torch.Tensor, reference: torch.Tensor, event_shape: torch.S
 class AnnealedLangevin(TransitionKernel):
     """Eq. 3.8 with a temperature schedule; optional inpainting.
 
-    Args:
-        target: a `Target`, or an energy `nn.Module` (wrapped in `EnergyTarget`).
-        step_size: the step length eps (thesis: 0.02; 0.015-0.05 reasonable).
-        schedule: anything `make_schedule` takes ("thesis", "geometric", "linear", "cosine", a number, a table,
-            a callable of the step index); `num_steps`, `t_max`, `t_min` shape the named ones.
-        sigma0: the noise level of the model's smoothed density (clamped pixels get sqrt(T) sigma0 noise).
-        mask, reference: inpainting: True where a pixel is known, and the known values.
+    Parameters
+    ----------
+    target
+        A `Target`, or an energy `nn.Module` (wrapped in `EnergyTarget`).
+    step_size
+        The step length eps (thesis: 0.02; 0.015-0.05 reasonable).
+    schedule
+        Anything `make_schedule` takes ("thesis", "geometric", "linear", "cosine", a number, a table,
+        a callable of the step index); `num_steps`, `t_max`, `t_min` shape the named ones.
+    sigma0
+        The noise level of the model's smoothed density (clamped pixels get sqrt(T) sigma0 noise).
+    mask, reference
+        Inpainting: True where a pixel is known, and the known values.
     """
 
     is_calibrated = False

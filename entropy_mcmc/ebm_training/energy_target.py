@@ -45,10 +45,14 @@ def check_energy_output(e: torch.Tensor, x: torch.Tensor, name: str) -> torch.Te
 class EnergyTarget(Target):
     """The Boltzmann density p(x) ∝ exp(-E(x)) of an energy network (thesis section 3.1).
 
-    Args:
-        model: an `nn.Module` mapping `[batch, *event_shape]` to `[batch]`; a DDP wrapper is unwrapped.
-        event_shape: the shape of one point; defaults to `model.event_shape`.
-        temperature: sample p(x)^(1/T) (energy divided by T); 1 by default.
+    Parameters
+    ----------
+    model
+        An `nn.Module` mapping `[batch, *event_shape]` to `[batch]`; a DDP wrapper is unwrapped.
+    event_shape
+        The shape of one point; defaults to `model.event_shape`.
+    temperature
+        Sample p(x)^(1/T) (energy divided by T); 1 by default.
     """
 
     def __init__(self, model: nn.Module, event_shape: Optional[Sequence[int]] = None, temperature: float = 1.0,

@@ -77,23 +77,36 @@ class ReplayBuffer:
 class NegativePhase:
     """Negatives for one contrastive update per call (module docstring).
 
-    Args:
-        target: the `EnergyTarget` of the model in training (an `nn.Module` is wrapped in one).
-        kernel: a registry name (any kernel whose capabilities fit a real-valued energy; `entropy-mcmc list`),
-            a `TransitionKernel` built on `target`, or a callable `target -> TransitionKernel`. A kernel whose
-            schedule spans a number of steps (annealed Langevin) spans the `k_steps` of one call.
-        k_steps: kernel steps per call.
-        buffer_size: replay-buffer states (0: CD-K, chains start at the data batch).
-        reinit_fraction: share of each draw re-initialized from noise.
-        noise: `n -> [n, *event]` initial states; default N(0, noise_scale^2 I) of `event_shape` in `dtype`.
-        target_accept, adapt_rate_init, adapt_rate: the Robbins-Monro step-size control (both rates 0: a fixed
-            step size).
-        step_size, kernel_options: the kernel's initial step size and builder keywords (a registry name only);
-            `{"replicas": R}` runs it inside replica exchange (`build_kernel`), its step sizes controlled per
-            temperature, every replica of a chain starting each call at the chain's buffer state.
-        seed: the buffer's and the kernel's random streams (or `generator` for the buffer's).
-        reduce: averages a tensor over the ranks of a process group (the step size stays the same on every rank).
+    Parameters
+    ----------
+    target
+        The `EnergyTarget` of the model in training (an `nn.Module` is wrapped in one).
+    kernel
+        A registry name (any kernel whose capabilities fit a real-valued energy; `entropy-mcmc list`),
+        a `TransitionKernel` built on `target`, or a callable `target -> TransitionKernel`. A kernel whose
+        schedule spans a number of steps (annealed Langevin) spans the `k_steps` of one call.
+    k_steps
+        Kernel steps per call.
+    buffer_size
+        Replay-buffer states (0: CD-K, chains start at the data batch).
+    reinit_fraction
+        Share of each draw re-initialized from noise.
+    noise
+        `n -> [n, *event]` initial states; default N(0, noise_scale^2 I) of `event_shape` in `dtype`.
+    target_accept, adapt_rate_init, adapt_rate
+        The Robbins-Monro step-size control (both rates 0: a fixed
+        step size).
+    step_size, kernel_options
+        The kernel's initial step size and builder keywords (a registry name only);
+        `{"replicas": R}` runs it inside replica exchange (`build_kernel`), its step sizes controlled per
+        temperature, every replica of a chain starting each call at the chain's buffer state.
+    seed
+        The buffer's and the kernel's random streams (or `generator` for the buffer's).
+    reduce
+        Averages a tensor over the ranks of a process group (the step size stays the same on every rank).
 
+    Notes
+    -----
     After a call, `accept` is the mean acceptance of its K steps (NaN for K = 0), `last_state` the kernel's state;
     `name` names the kernel (`kernel_name`), `kernel` is it with its step-size adaptation (`adaptation`, or None).
     """

@@ -34,9 +34,12 @@ def infer_levels(images: torch.Tensor) -> int:
 class LogitTransform:
     """Dequantize images in [0, 1] with `levels` grey levels and map them to logit space (see the module).
 
-    Args:
-        levels: L, the number of grey levels of the data (the thesis requantizes to 5 bits, L = 32).
-        lam: the squeeze lambda keeping p inside (0, 1) (RealNVP's 0.05).
+    Parameters
+    ----------
+    levels
+        L, the number of grey levels of the data (the thesis requantizes to 5 bits, L = 32).
+    lam
+        The squeeze lambda keeping p inside (0, 1) (RealNVP's 0.05).
     """
 
     def __init__(self, levels: int, lam: float = 0.05):

@@ -253,15 +253,23 @@ def train_sampler(target: Target, model: Optional[ProposalModel] = None, config:
                   callback: Optional[Callable[[int, Dict[str, float], ProposalModel], None]] = None) -> TrainResult:
     """Train a proposal model on `target` (eqs. 4.4-4.5) and return it with its history.
 
-    Args:
-        target: the target to train on.
-        model: a `ProposalModel` to train (e.g. `AdaptiveMALAProposal` for the linear
-            baseline); by default a `LearnedProposal` built from `model_config`.
-        config: a `SamplerTrainConfig` (defaults: ICG-like settings, see `presets.preset`).
-        seed: seeds the model's initial weights, the masks' draw is in `model_config.mask_seed`.
-        progress: a tqdm bar with acceptance, beta and proposal entropy (shown on terminals).
-        init: starting positions of the bootstrap buffer (default: uniform on [-2, 2]).
-        callback: called as `callback(step, record, model)` after every step.
+    Parameters
+    ----------
+    target
+        The target to train on.
+    model
+        A `ProposalModel` to train (e.g. `AdaptiveMALAProposal` for the linear
+        baseline); by default a `LearnedProposal` built from `model_config`.
+    config
+        A `SamplerTrainConfig` (defaults: ICG-like settings, see `presets.preset`).
+    seed
+        Seeds the model's initial weights, the masks' draw is in `model_config.mask_seed`.
+    progress
+        A tqdm bar with acceptance, beta and proposal entropy (shown on terminals).
+    init
+        Starting positions of the bootstrap buffer (default: uniform on [-2, 2]).
+    callback
+        Called as `callback(step, record, model)` after every step.
     """
     cfg = config or SamplerTrainConfig()
     dtype = getattr(torch, cfg.dtype)

@@ -55,29 +55,40 @@ def find_reasonable_step_size(kernel: TransitionKernel, state, max_doublings: in
 class PyroKernel(MCMCKernel):
     """Our kernels inside `pyro.infer.MCMC`: `MCMC(PyroKernel(model, "mala"), num_samples, warmup_steps).run(data)`.
 
-    Args:
-        model: a Pyro model; `MCMC.run(*args, **kwargs)` passes its arguments.
-        kernel: a registry name (`rwm`, `mala`, `hmc`, `learned`, or a plugged-in one: `entropy-mcmc list`),
-            or a callable taking a `Target` and returning a kernel.
-        adapt_step_size: run our dual-averaging `StepSizeAdaptation` during Pyro's warmup (default:
-            yes, except for `learned`, whose step size is the eps it was trained with; its warmup is run by
-            step-size-adapted MALA, which then hands the chain over, and stays in a 0.05 share of the steps).
-        target_accept: its target acceptance (default: the registry's, RWM 0.234, MALA 0.574, HMC 0.8;
-            0.8 for a callable).
-        adapt_mass_matrix: adapt a mass matrix in Stan's windows, True/"diag" or "dense", or not (False).
-            Default: the registry's (HMC, NUTS: diagonal; RWM: none), but diagonal where that is dense (MALA,
-            the warmup of `learned`): each window's variances are those of the chain's draws in it, and one
-            chain's windows are too short for a dense one; diagonal for a callable kernel with an `inv_mass`.
-        find_step_size: when no `step_size` is given, start from Hoffman & Gelman's heuristic.
-        step_size_jitter: after warmup, redraw the step size uniformly in [s (1 - j), s (1 + j)]
-            before every step (Stan's `stepsize_jitter`; breaks HMC's fixed-path-length resonance).
-        transforms, max_plate_nesting, jit_compile, ignore_jit_warnings, jit_options, init_strategy:
-            as for Pyro's HMC, passed to `initialize_model` (`jit_compile=True` traces the potential
-            with the PyTorch JIT, which roughly halves Pyro's per-evaluation overhead).
-        **kernel_options: passed to the kernel (`step_size`, `num_steps`, `inv_mass`, ... or, for
-            `learned`, `sampler=path` or the training options of `learning.train_on_target`: `train`,
-            `model_config`, `warmup_steps`, and `save_to`).
+    Parameters
+    ----------
+    model
+        A Pyro model; `MCMC.run(*args, **kwargs)` passes its arguments.
+    kernel
+        A registry name (`rwm`, `mala`, `hmc`, `learned`, or a plugged-in one: `entropy-mcmc list`),
+        or a callable taking a `Target` and returning a kernel.
+    adapt_step_size
+        Run our dual-averaging `StepSizeAdaptation` during Pyro's warmup (default:
+        yes, except for `learned`, whose step size is the eps it was trained with; its warmup is run by
+        step-size-adapted MALA, which then hands the chain over, and stays in a 0.05 share of the steps).
+    target_accept
+        Its target acceptance (default: the registry's, RWM 0.234, MALA 0.574, HMC 0.8;
+        0.8 for a callable).
+    adapt_mass_matrix
+        Adapt a mass matrix in Stan's windows, True/"diag" or "dense", or not (False).
+        Default: the registry's (HMC, NUTS: diagonal; RWM: none), but diagonal where that is dense (MALA,
+        the warmup of `learned`): each window's variances are those of the chain's draws in it, and one
+        chain's windows are too short for a dense one; diagonal for a callable kernel with an `inv_mass`.
+    find_step_size
+        When no `step_size` is given, start from Hoffman & Gelman's heuristic.
+    step_size_jitter
+        After warmup, redraw the step size uniformly in [s (1 - j), s (1 + j)]
+        before every step (Stan's `stepsize_jitter`; breaks HMC's fixed-path-length resonance).
+    transforms, max_plate_nesting, jit_compile, ignore_jit_warnings, jit_options, init_strategy
+        as for Pyro's HMC, passed to `initialize_model` (`jit_compile=True` traces the potential
+        with the PyTorch JIT, which roughly halves Pyro's per-evaluation overhead).
+    **kernel_options
+        Passed to the kernel (`step_size`, `num_steps`, `inv_mass`, ... or, for
+        `learned`, `sampler=path` or the training options of `learning.train_on_target`: `train`,
+        `model_config`, `warmup_steps`, and `save_to`).
 
+    Notes
+    -----
     `learned` trains, at the first warmup iteration, on the chain-vectorized `PyroTarget` of the
     same model and arguments (so the model must vectorize, or pass `sampler=path`); the following
     chains of the same run reuse the trained sampler, available as `train_result`. Each chain then

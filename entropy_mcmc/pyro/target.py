@@ -81,31 +81,47 @@ class PotentialTarget(Target):
 class PyroTarget(Target):
     """The posterior of a Pyro model given its arguments, as a `Target` on the flat unconstrained space.
 
-    Args:
-        model: a Pyro model (a callable with `pyro.sample` statements).
-        model_args, model_kwargs: the arguments the model is called with (data, observations).
-        vectorize: "auto" (default): evaluate all chains in one model run (under a chain plate, else
-            under `torch.func.vmap`), verified at construction, and fall back to one chain at a time
-            with a `SequentialFallbackWarning` where neither holds. True: vectorize or raise a
-            `ValueError` naming the causes. False: one chain at a time (slow: one model run per
-            chain per evaluation, but correct for any model Pyro's HMC accepts).
-        transforms: site name -> transform from the support to the unconstrained space
-            (Pyro's convention); by default `biject_to(site.support).inv`.
-        max_plate_nesting: the model's plate nesting; guessed from a trace by default.
-        check: compare the vectorized energy and gradient with Pyro's potential at three points at
-            construction (False: trust the chain plate unchecked).
-        jit_compile: trace the chain-plate energy with the PyTorch JIT, once per number of chains,
-            dtype and device (about 1.7x faster on German BLR). The trace fixes Python control
-            flow and the values of the `pyro.param` sites at tracing time.
-        name: a name for reports (default: the model's name).
+    Parameters
+    ----------
+    model
+        A Pyro model (a callable with `pyro.sample` statements).
+    model_args, model_kwargs
+        The arguments the model is called with (data, observations).
+    vectorize
+        "auto" (default): evaluate all chains in one model run (under a chain plate, else
+        under `torch.func.vmap`), verified at construction, and fall back to one chain at a time
+        with a `SequentialFallbackWarning` where neither holds. True: vectorize or raise a
+        `ValueError` naming the causes. False: one chain at a time (slow: one model run per
+        chain per evaluation, but correct for any model Pyro's HMC accepts).
+    transforms
+        Site name -> transform from the support to the unconstrained space
+        (Pyro's convention); by default `biject_to(site.support).inv`.
+    max_plate_nesting
+        The model's plate nesting; guessed from a trace by default.
+    check
+        Compare the vectorized energy and gradient with Pyro's potential at three points at
+        construction (False: trust the chain plate unchecked).
+    jit_compile
+        Trace the chain-plate energy with the PyTorch JIT, once per number of chains,
+        dtype and device (about 1.7x faster on German BLR). The trace fixes Python control
+        flow and the values of the `pyro.param` sites at tracing time.
+    name
+        A name for reports (default: the model's name).
 
-    Attributes:
-        layout: the `SiteLayout` (sorted site names, unconstrained shapes) of the flat position.
-        transforms: the transforms per site, as Pyro's `initialize_model` returns them.
-        potential_fn: Pyro's potential over dicts of unconstrained values (one point).
-        plate_nesting: N, so that the chain plate sits at dim -(N + 1).
-        method: how chains are evaluated: "plate", "vmap" or "sequential".
-        fallback_reason: why the model is evaluated sequentially (None when it vectorizes).
+    Attributes
+    ----------
+    layout
+        The `SiteLayout` (sorted site names, unconstrained shapes) of the flat position.
+    transforms
+        The transforms per site, as Pyro's `initialize_model` returns them.
+    potential_fn
+        Pyro's potential over dicts of unconstrained values (one point).
+    plate_nesting
+        N, so that the chain plate sits at dim -(N + 1).
+    method
+        How chains are evaluated: "plate", "vmap" or "sequential".
+    fallback_reason
+        Why the model is evaluated sequentially (None when it vectorizes).
     """
 
     def __init__(self, model: Callable, model_args: Sequence = (), model_kwargs: Optional[Mapping] = None, *,

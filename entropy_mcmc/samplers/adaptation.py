@@ -133,23 +133,33 @@ def mass_matrix_windows(num_warmup: int, init_buffer: int = 75, term_buffer: int
 class StepSizeAdaptation(KernelWrapper):
     """Wraps a calibrated kernel with a `step_size`; adapts it (and the mass matrix) during warmup, then freezes it.
 
-    Args:
-        kernel: the kernel to adapt (RWM, MALA, HMC, the learned sampler...), possibly inside other wrappers.
-        target_accept: the acceptance rate to reach (Stan's delta).
-        per_chain: one step size per chain instead of one shared step size.
-        adapt_mass_matrix: False, True or "diag" (a diagonal `inv_mass`), "dense" (a full `[d, d]` one), or
-            "auto" (one of the two, chosen at the end of the first window: module docstring); for kernels that
-            have an `inv_mass` (HMC, NUTS, MALA). `mass_choice` then says what was adapted and why.
-        statistic: how a shared step size reduces the chains' acceptance probabilities: "mean" or "harmonic"
-            (module docstring); kernels that tune over the ensemble declare it as `step_size_statistic`.
-        gamma: dual-averaging shrinkage; default 0.05 (Stan) for a shared step size and 0.2 per
-            chain, where the single-chain acceptance is noisy and the fluctuating iterate would
-            otherwise average to a step size that overshoots the target acceptance.
-        controller: "dual-averaging" (warmup, then frozen) or "robbins-monro" (a moving target; no mass
-            matrix), with its `rate_init` and `rate` (module docstring).
-        update_every: the step size changes once per this many steps, from their mean acceptance.
-        reduce: applied to that acceptance before the update (e.g. a mean over the ranks of a process group, so
-            that every rank keeps the same step size).
+    Parameters
+    ----------
+    kernel
+        The kernel to adapt (RWM, MALA, HMC, the learned sampler...), possibly inside other wrappers.
+    target_accept
+        The acceptance rate to reach (Stan's delta).
+    per_chain
+        One step size per chain instead of one shared step size.
+    adapt_mass_matrix
+        False, True or "diag" (a diagonal `inv_mass`), "dense" (a full `[d, d]` one), or
+        "auto" (one of the two, chosen at the end of the first window: module docstring); for kernels that
+        have an `inv_mass` (HMC, NUTS, MALA). `mass_choice` then says what was adapted and why.
+    statistic
+        How a shared step size reduces the chains' acceptance probabilities: "mean" or "harmonic"
+        (module docstring); kernels that tune over the ensemble declare it as `step_size_statistic`.
+    gamma
+        Dual-averaging shrinkage; default 0.05 (Stan) for a shared step size and 0.2 per
+        chain, where the single-chain acceptance is noisy and the fluctuating iterate would
+        otherwise average to a step size that overshoots the target acceptance.
+    controller
+        "dual-averaging" (warmup, then frozen) or "robbins-monro" (a moving target; no mass
+        matrix), with its `rate_init` and `rate` (module docstring).
+    update_every
+        The step size changes once per this many steps, from their mean acceptance.
+    reduce
+        Applied to that acceptance before the update (e.g. a mean over the ranks of a process group, so
+        that every rank keeps the same step size).
     """
 
     def __init__(self, kernel: TransitionKernel, target_accept: float = 0.8, per_chain: bool = False,

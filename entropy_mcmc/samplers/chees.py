@@ -53,11 +53,17 @@ def van_der_corput(i: int) -> float:
 class ChEESHMC(HMC):
     """HMC whose number of leapfrog steps is ceil(u_t T / s) with u_t from the Halton sequence (module docstring).
 
-    Args:
-        trajectory_length: T, in the time units of the leapfrog (step size times steps); None: one step.
-        max_num_steps: cap on the leapfrog steps of one transition.
-        jitter: u_t is drawn in [1 - jitter, 1] (1: the whole (0, 1), as ChEES-HMC).
+    Parameters
+    ----------
+    trajectory_length
+        T, in the time units of the leapfrog (step size times steps); None: one step.
+    max_num_steps
+        Cap on the leapfrog steps of one transition.
+    jitter
+        U_t is drawn in [1 - jitter, 1] (1: the whole (0, 1), as ChEES-HMC).
 
+    Notes
+    -----
     `last_transition` holds (start, proposal position, proposal momentum, u_t) of the last step, for
     `ChEESAdaptation`. Statistics: `n_steps` (leapfrog steps) and `trajectory_length` (T) per draw.
     """
@@ -106,11 +112,16 @@ class ChEESHMC(HMC):
 class ChEESAdaptation(KernelWrapper):
     """Warmup-only ChEES adaptation of the trajectory length of a `ChEESHMC` (module docstring); frozen after.
 
-    Args:
-        learning_rate: Adam's step on log T (0.025, as Hoffman et al.).
-        beta1, beta2: Adam's averaging of the gradient and its square (no momentum: 0 and 0.95).
-        decay_rate: the length used is the running average of log T with weights t^-decay_rate.
-        max_log_update: each Adam update of log T is clipped to +- this (0.35, as TFP and BlackJAX).
+    Parameters
+    ----------
+    learning_rate
+        Adam's step on log T (0.025, as Hoffman et al.).
+    beta1, beta2
+        Adam's averaging of the gradient and its square (no momentum: 0 and 0.95).
+    decay_rate
+        The length used is the running average of log T with weights t^-decay_rate.
+    max_log_update
+        Each Adam update of log T is clipped to +- this (0.35, as TFP and BlackJAX).
     """
 
     def __init__(self, kernel: TransitionKernel, learning_rate: float = 0.025, beta1: float = 0.0,

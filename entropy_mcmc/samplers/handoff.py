@@ -19,12 +19,17 @@ from .mixture import _missing
 class WarmupHandoff(TransitionKernel):
     """Steps of `warmup_kernel` between `start_warmup(n > 0)` and `end_warmup()`, of `kernel` otherwise.
 
-    Args:
-        kernel: what samples after warmup (e.g. the learned sampler, or its mixture with the warmup kernel).
-        warmup_kernel: what runs the warmup, usually wrapped in `StepSizeAdaptation` (its adaptation runs
-            during warmup and freezes at `end_warmup`). Both kernels receive the warmup hooks, which may
-            therefore reach a kernel twice when `kernel` is a mixture that contains `warmup_kernel`.
+    Parameters
+    ----------
+    kernel
+        What samples after warmup (e.g. the learned sampler, or its mixture with the warmup kernel).
+    warmup_kernel
+        What runs the warmup, usually wrapped in `StepSizeAdaptation` (its adaptation runs
+        during warmup and freezes at `end_warmup`). Both kernels receive the warmup hooks, which may
+        therefore reach a kernel twice when `kernel` is a mixture that contains `warmup_kernel`.
 
+    Notes
+    -----
     Like `StepSizeAdaptation`, a new handoff is in warmup until `start_warmup`/`end_warmup` say
     otherwise (the runner and `PyroKernel` call both); `start_warmup(0)` goes straight to `kernel`.
     Both kernels draw from the handoff's generator and take the same kind of state.

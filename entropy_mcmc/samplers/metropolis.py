@@ -74,11 +74,16 @@ def broadcast_step_size(step_size: torch.Tensor, x: torch.Tensor) -> torch.Tenso
 class MetropolisHastingsKernel(TransitionKernel):
     """Base of RWM, MALA, HMC and the learned sampler: a proposal plus the shared MH decision.
 
-    Args:
-        target: the `Target` to sample.
-        step_size: a float, or a `[chains]` tensor of per-chain step sizes.
-        seed: int or `torch.Generator` for reproducible draws.
-        divergence_threshold: an energy error -log A above this counts as a divergence.
+    Parameters
+    ----------
+    target
+        The `Target` to sample.
+    step_size
+        A float, or a `[chains]` tensor of per-chain step sizes.
+    seed
+        Int or `torch.Generator` for reproducible draws.
+    divergence_threshold
+        An energy error -log A above this counts as a divergence.
     """
 
     needs_grad: bool = True

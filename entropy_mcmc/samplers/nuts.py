@@ -59,14 +59,23 @@ def is_turning(metric: Metric, p_a: torch.Tensor, p_b: torch.Tensor, rho: torch.
 class NUTSKernel(PreconditionedKernel):
     """Multinomial NUTS with the generalized U-turn criterion, over a batch of chains.
 
-    Args:
-        target: the `Target` to sample.
-        step_size: leapfrog step size (float or `[chains]` tensor); warmup adapts it.
-        max_tree_depth: at most `2^max_tree_depth - 1` leapfrog steps per transition (Stan: 10).
-        inv_mass: M^-1: None (identity), the event shape (diagonal) or `[d, d]` (dense).
-        divergence_threshold: an energy error H - H_0 above this marks a divergence (Stan: 1000).
-        compact: evaluate leaves on the active chains only (see the module docstring).
+    Parameters
+    ----------
+    target
+        The `Target` to sample.
+    step_size
+        Leapfrog step size (float or `[chains]` tensor); warmup adapts it.
+    max_tree_depth
+        At most `2^max_tree_depth - 1` leapfrog steps per transition (Stan: 10).
+    inv_mass
+        M^-1: None (identity), the event shape (diagonal) or `[d, d]` (dense).
+    divergence_threshold
+        An energy error H - H_0 above this marks a divergence (Stan: 1000).
+    compact
+        Evaluate leaves on the active chains only (see the module docstring).
 
+    Notes
+    -----
     Statistics per draw (`StepInfo.extras`): `tree_depth` (the number of doublings merged into the
     trajectory, as Stan reports it), `n_steps` (leapfrog steps, including a discarded last subtree),
     `energy` (the Hamiltonian of the state drawn). `acceptance_prob` is Stan's accept_stat, the mean

@@ -125,14 +125,22 @@ class ReplicaState:
 class ReplicaExchange(TransitionKernel):
     """Replica exchange of the kernel `make_kernel(tempered_target)` on `target` (module docstring).
 
-    Args:
-        target: the `Target` to sample (real states).
-        make_kernel: `TemperedTarget -> TransitionKernel`, the inner kernel built on the target it is given (TFP's
-            `make_kernel_fn`), e.g. `lambda t: MALA(t, 0.1)` or `lambda t: build_kernel("hmc", t)`.
-        inverse_temperatures: the ladder `[R]` (1 first, strictly decreasing, positive); or
-        num_replicas, max_temperature: a geometric ladder of R temperatures from 1 to T_max (default 30).
-        seed: int or `torch.Generator`; the inner kernel draws from this kernel's generator, so one seed fixes a run.
+    Parameters
+    ----------
+    target
+        The `Target` to sample (real states).
+    make_kernel
+        `TemperedTarget -> TransitionKernel`, the inner kernel built on the target it is given (TFP's
+        `make_kernel_fn`), e.g. `lambda t: MALA(t, 0.1)` or `lambda t: build_kernel("hmc", t)`.
+    inverse_temperatures
+        The ladder `[R]` (1 first, strictly decreasing, positive); or
+    num_replicas, max_temperature
+        A geometric ladder of R temperatures from 1 to T_max (default 30).
+    seed
+        Int or `torch.Generator`; the inner kernel draws from this kernel's generator, so one seed fixes a run.
 
+    Notes
+    -----
     Step sizes: each temperature has its own (`step_size`, `[R]`), since p_b is 1/sqrt(b) as wide as p; the inner
     kernel holds them per row. A scalar step size s (the inner kernel's at construction, or one set later) means s at
     b = 1 and s / sqrt(b) at b (a Gaussian's scale). `adapt_step_size` adapts them per temperature: one

@@ -42,19 +42,28 @@ def same_energy(a: Tuple[torch.Tensor, torch.Tensor], b: Tuple[torch.Tensor, tor
 class PotentialFn(Target):
     """U(x) = potential_fn(x) as a `Target` on flat positions `[chains, d]`.
 
-    Args:
-        potential_fn: a function of one point (`[*event]` -> scalar, as NumPyro takes it) or of a
-            batch (`[chains, *event]` -> `[chains]`); for a dict `init`, of a dict of named tensors.
-        init: initial positions: a tensor `[chains, *event]` or a dict `{name: [chains, *shape]}`; they
-            fix the layout and the dtype.
-        chain_method: "auto" (vectorize where it verifies, else chain by chain with a warning),
-            "vectorized" (vectorize or raise a `ValueError`), "sequential" (chain by chain).
-        name: for reports.
+    Parameters
+    ----------
+    potential_fn
+        A function of one point (`[*event]` -> scalar, as NumPyro takes it) or of a
+        batch (`[chains, *event]` -> `[chains]`); for a dict `init`, of a dict of named tensors.
+    init
+        Initial positions: a tensor `[chains, *event]` or a dict `{name: [chains, *shape]}`; they
+        fix the layout and the dtype.
+    chain_method
+        "auto" (vectorize where it verifies, else chain by chain with a warning),
+        "vectorized" (vectorize or raise a `ValueError`), "sequential" (chain by chain).
+    name
+        For reports.
 
-    Attributes:
-        method: "vectorized", "vmap" or "sequential".
-        layout: the `SiteLayout` of a dict potential (None for a tensor one).
-        point_shape: the shape of one point of a tensor potential.
+    Attributes
+    ----------
+    method
+        "vectorized", "vmap" or "sequential".
+    layout
+        The `SiteLayout` of a dict potential (None for a tensor one).
+    point_shape
+        The shape of one point of a tensor potential.
     """
 
     def __init__(self, potential_fn: Callable, init: Init, chain_method: str = "auto", name: Optional[str] = None):

@@ -496,11 +496,16 @@ def stan_names(name: str, shape: Tuple[int, ...]) -> Tuple[str, ...]:
 class Port:
     """A Stan program's Pyro port.
 
-    Attributes:
-        model: the Pyro model; it takes `prepare`'s keyword tensors.
-        prepare: posteriordb's data dict -> the model's keyword tensors (float64), with Stan's `transformed data`.
-        sites: the Stan names of the parameters posteriordb's reference draws hold (latent or deterministic sites).
-        extras: optional packages the model needs (pip extras of entropy-mcmc).
+    Attributes
+    ----------
+    model
+        The Pyro model; it takes `prepare`'s keyword tensors.
+    prepare
+        Posteriordb's data dict -> the model's keyword tensors (float64), with Stan's `transformed data`.
+    sites
+        The Stan names of the parameters posteriordb's reference draws hold (latent or deterministic sites).
+    extras
+        Optional packages the model needs (pip extras of entropy-mcmc).
     """
 
     model: Callable

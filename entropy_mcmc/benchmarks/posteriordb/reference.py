@@ -38,11 +38,16 @@ __all__ = ["Posterior", "load_posterior", "add_deterministic", "compare"]
 class Posterior:
     """A posteriordb posterior with its Pyro port.
 
-    Attributes:
-        name: posteriordb's posterior name, e.g. "arma-arma11".
-        port: the `Port` (model, data preparation, compared sites).
-        kwargs: the model's keyword arguments (`port.prepare` of posteriordb's data).
-        reference: the reference draws `{stan_name: [chains, draws]}`.
+    Attributes
+    ----------
+    name
+        Posteriordb's posterior name, e.g. "arma-arma11".
+    port
+        The `Port` (model, data preparation, compared sites).
+    kwargs
+        The model's keyword arguments (`port.prepare` of posteriordb's data).
+    reference
+        The reference draws `{stan_name: [chains, draws]}`.
     """
 
     name: str
@@ -104,9 +109,12 @@ def compare(draws: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]
     """Per reference key and overall: the mean error in reference sds, the sd ratio, our bulk ESS, and whether
     mean and sd agree within `z` combined MCSEs (module docstring; z from the family-wise error rate `fwer`).
 
-    Args:
-        draws: `{stan_name: [chains, draws]}` (`Posterior.draws`); every reference key must be present.
-        reference: the reference draws `{stan_name: [chains, draws]}`.
+    Parameters
+    ----------
+    draws
+        `{stan_name: [chains, draws]}` (`Posterior.draws`); every reference key must be present.
+    reference
+        The reference draws `{stan_name: [chains, draws]}`.
 
     Returns:
         {"keys": {key: {"mean", "ref_mean", "sd", "ref_sd", "mean_error" (in ref sds), "sd_ratio", "ess_bulk",

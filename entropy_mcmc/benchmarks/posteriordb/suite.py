@@ -105,15 +105,24 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
     """Run and score every (posterior, sampler) pair; print a table per posterior as it finishes, and write
     `posteriordb.csv`, `posteriordb.md` and `posteriordb.json` to `out_dir` when given.
 
-    Args:
-        db_path: a posterior database folder (posteriordb's layout; a full clone or a subset).
-        names: posteriors to run (default: every ported one that the database has with reference draws).
-        kernels: registry kernels run through `entropy_mcmc.MCMC` (`Kernel(name, model=...)`).
-        pyro_nuts: also run Pyro's NUTS, chains one after another, on the same model.
-        mode: "full", "quick" or "tiny" (`SETTINGS`: chains, warmup, draws).
-        sequential: posteriors whose first kernel also runs with `chain_method="sequential"`.
-        chains: overrides the mode's number of chains (a ChEES kernel runs at least CHEES_CHAINS).
-        mass: the mass matrix our kernels with one adapt ("diag", "dense", "auto"; None: each kernel's default).
+    Parameters
+    ----------
+    db_path
+        A posterior database folder (posteriordb's layout; a full clone or a subset).
+    names
+        Posteriors to run (default: every ported one that the database has with reference draws).
+    kernels
+        Registry kernels run through `entropy_mcmc.MCMC` (`Kernel(name, model=...)`).
+    pyro_nuts
+        Also run Pyro's NUTS, chains one after another, on the same model.
+    mode
+        "full", "quick" or "tiny" (`SETTINGS`: chains, warmup, draws).
+    sequential
+        Posteriors whose first kernel also runs with `chain_method="sequential"`.
+    chains
+        Overrides the mode's number of chains (a ChEES kernel runs at least CHEES_CHAINS).
+    mass
+        The mass matrix our kernels with one adapt ("diag", "dense", "auto"; None: each kernel's default).
     """
     import pandas as pd
 

@@ -70,11 +70,16 @@ class _BlockGibbs(TransitionKernel):
 class CAPRBMGibbs(_BlockGibbs):
     """Block Gibbs for a `CAPRBM`: amplitude ~ Bernoulli(eq. A.3), phase ~ von Mises(eq. A.4), layer by layer.
 
-    Args:
-        model: the CAP-RBM.
-        clamp_visible: keep the visible layer fixed and resample only the hidden one.
-        record_energy: keep E(v, h) in the state (one matrix product per step; trainers switch it off).
-        seed: an int, a `torch.Generator`, or None (fresh entropy).
+    Parameters
+    ----------
+    model
+        The CAP-RBM.
+    clamp_visible
+        Keep the visible layer fixed and resample only the hidden one.
+    record_energy
+        Keep E(v, h) in the state (one matrix product per step; trainers switch it off).
+    seed
+        An int, a `torch.Generator`, or None (fresh entropy).
     """
 
     def __init__(self, model: CAPRBM, clamp_visible: bool = False, record_energy: bool = True, seed: Seed = None):

@@ -48,13 +48,20 @@ def checkerboard_masks(event_shape: Sequence[int], num_steps: int) -> torch.Tens
 class CouplingFlow(nn.Module):
     """N coupling steps (eqs. 4.1-4.2) with a step-indexed network for (S, Q, T) and one for R.
 
-    Args:
-        dim: flattened event size d.
-        num_steps: N, the number of z-update steps.
-        width, depth: the MLP width and number of layers (appendix C.2: depth 5).
-        masks: `[N, d]` 0/1 tensor, stored as a buffer (saved with `state_dict`).
-        use_grad: False gives variant 1 of appendix C.1 (no target gradient, no Q and R).
-        squash_inputs: pass x and dU through asinh before the networks (see `networks.squash`).
+    Parameters
+    ----------
+    dim
+        Flattened event size d.
+    num_steps
+        N, the number of z-update steps.
+    width, depth
+        The MLP width and number of layers (appendix C.2: depth 5).
+    masks
+        `[N, d]` 0/1 tensor, stored as a buffer (saved with `state_dict`).
+    use_grad
+        False gives variant 1 of appendix C.1 (no target gradient, no Q and R).
+    squash_inputs
+        Pass x and dU through asinh before the networks (see `networks.squash`).
     """
 
     def __init__(self, dim: int, num_steps: int, width: int, masks: torch.Tensor, depth: int = 5,

@@ -111,13 +111,20 @@ def propose_move(model: ProposalModel, x: torch.Tensor, grad_x: Optional[torch.T
 class LearnedSampler(MetropolisHastingsKernel):
     """MH kernel whose proposal is a `ProposalModel` (thesis section 4.3), exact for any weights.
 
-    Args:
-        target: the `Target` to sample; its flattened dimension must equal the model's.
-        model: a `LearnedProposal` (or `AdaptiveMALAProposal`), trained or not.
-        step_size: eps of x' = x + eps z; defaults to the model's own eps (0.1 in the thesis).
-            A scalar or a `[chains]` tensor, so `StepSizeAdaptation` can wrap the kernel.
-        seed: int or `torch.Generator`.
+    Parameters
+    ----------
+    target
+        The `Target` to sample; its flattened dimension must equal the model's.
+    model
+        A `LearnedProposal` (or `AdaptiveMALAProposal`), trained or not.
+    step_size
+        Eps of x' = x + eps z; defaults to the model's own eps (0.1 in the thesis).
+        A scalar or a `[chains]` tensor, so `StepSizeAdaptation` can wrap the kernel.
+    seed
+        Int or `torch.Generator`.
 
+    Notes
+    -----
     `init` moves the model to the dtype and device of the initial positions.
     """
 

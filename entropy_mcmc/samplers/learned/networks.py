@@ -17,12 +17,19 @@ import torch.nn.functional as F
 class StepIndexedMLP(nn.Module):
     """ELU MLP with `depth` linear layers whose first and last layers have one weight set per step.
 
-    Args:
-        in_dim, out_dim: input and output sizes.
-        width: the constant hidden width (Table C.1 "Width").
-        num_steps: how many step-indexed copies of the input and output layers.
-        depth: number of linear layers (5 in the thesis): input, depth - 2 shared hidden, output.
+    Parameters
+    ----------
+    in_dim, out_dim
+        Input and output sizes.
+    width
+        The constant hidden width (Table C.1 "Width").
+    num_steps
+        How many step-indexed copies of the input and output layers.
+    depth
+        Number of linear layers (5 in the thesis): input, depth - 2 shared hidden, output.
 
+    Notes
+    -----
     The output layer starts at zero, so the network's output is exactly 0 until trained.
     """
 
