@@ -1,8 +1,9 @@
 """Sphinx configuration of the entropy-mcmc documentation (`make docs`).
 
-The notebooks (docs/notebooks links to ../notebooks) are executed by myst-nb at their own (CPU-scale) settings and cached with jupyter-cache
-under build/, so an unchanged notebook is not run again; EMCMC_DOCS_EXECUTE=off builds without running them (the
-docs smoke test). Warnings are errors (`sphinx-build -W`).
+The notebooks (docs/notebooks links to ../notebooks) are executed by myst-nb at their own (CPU-scale) settings and
+cached with jupyter-cache under build/, so an unchanged notebook is not run again (the cache keys on the notebook, not
+on the package: after a change of the library, `make clean` or a new clone runs them afresh). EMCMC_DOCS_EXECUTE=off
+builds without running them (make docs-fast, tests/test_docs_build.py). Warnings are errors (`sphinx-build -W`).
 """
 import os
 import shutil
