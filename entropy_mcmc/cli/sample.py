@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch intra-op threads while sampling; 0: torch's default, one per core "
                              "(default 1: the same draws on any load, and no stalls when other processes "
                              "share the cores; see BENCHMARKS.md)")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="run hmc's and mala's transitions under torch.compile (CUDA graphs on a GPU); auto: where "
+                             "it repays its compile time over the run, which on a CPU takes runs of ~10^6 gradients "
+                             "(BENCHMARKS.md); on: always, eager if compiling fails; off: eager (default auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-summary", action="store_true", help="do not print the summary table")
     parser.add_argument("--full-summary", action="store_true",
@@ -165,7 +169,7 @@ def run(args) -> int:
                         init_scale=args.init_scale, progress=not args.no_progress and rank == 0,
                         collect_warmup=args.save_warmup, warn=False,
                         max_memory=None if args.max_memory is None else args.max_memory * 2 ** 30,
-                        stream_to=args.out if world == 1 else None)
+                        stream_to=args.out if world == 1 else None, compile=args.compile)
     if rank != 0:
         return 0
     result.attrs["kernel_name"] = args.kernel
@@ -194,6 +198,7 @@ def run(args) -> int:
           f"acceptance {result.acceptance_rate:.3f} (warmup {result.warmup_acceptance:.3f}){step_text}, "
           f"divergences {result.num_divergences}")
     print(ess_line(summary, result.sampling_time, result.total_time, "warmup + sampling"))
+    print(f"compile: {result.attrs['compile']}")
     if result.attrs.get("mass_matrix_choice"):
         print(f"mass matrix: {result.attrs['mass_matrix_choice']}")
     for message in result.convergence_warnings(summary):

@@ -25,20 +25,35 @@ class HMC(PreconditionedKernel):
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         self.num_steps = int(num_steps)
 
+    @property
+    def grads_per_transition(self) -> int:
+        return self.num_steps
+
     def propose(self, state: ChainState) -> Proposal:
         x = state.position
         metric = self.metric(x)
         p0 = metric.sample_momentum(self.randn_like(x))
-        x, u, g, p = self.integrate(state, p0, self.num_steps)
+        return self._proposal(state, p0, self.integrate(state, p0, self.num_steps), metric)
+
+    def transition(self, x, energy, grad, noise, u, step_size, metric) -> tuple:
+        state = ChainState(x, energy, grad)
+        p0 = metric.sample_momentum(noise)
+        end = self._leapfrog(x, grad, p0, step_size, metric, self.num_steps)
+        return self.finish(state, self._proposal(state, p0, end, metric), u)
+
+    def _proposal(self, state: ChainState, p0: torch.Tensor, end, metric) -> Proposal:
+        """The proposal from the momentum p0 and where the trajectory `end`s, (x', U(x'), dU(x'), p')."""
+        x, u, g, p = end
         k0, k1 = metric.kinetic_energy(p0), metric.kinetic_energy(p)
         return Proposal(ChainState(x, u, g), k0 - k1, self.num_steps,
                         {"energy": torch.where(torch.isfinite(u), u + k1, u), "initial_energy": state.energy + k0})
 
     def integrate(self, state: ChainState, p: torch.Tensor, num_steps: int):
         """`num_steps` leapfrog steps from the state with momentum p: (x', U(x'), dU(x'), p')."""
-        x, g = state.position, state.grad
-        s = broadcast_step_size(self.step_size, x)
-        metric = self.metric(x)
+        x = state.position
+        return self._leapfrog(x, state.grad, p, broadcast_step_size(self.step_size, x), self.metric(x), num_steps)
+
+    def _leapfrog(self, x, g, p, s, metric, num_steps: int):
         if metric.dense:
             def drift(p):
                 return s * metric.apply_inv_mass(p)

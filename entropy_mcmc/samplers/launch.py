@@ -23,7 +23,7 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
                num_warmup: int = 500, num_draws: int = 1000, thin: int = 1, seed: int = 0, dtype="float32",
                device="cpu", threads: int = 1, init_scale: float = 0.1, init: Optional[torch.Tensor] = None,
                progress: bool = False, collect_warmup: bool = False, warn: bool = True,
-               max_memory: Optional[float] = None, stream_to: Optional[str] = None,
+               max_memory: Optional[float] = None, stream_to: Optional[str] = None, compile: str = "auto",
                rank: Optional[int] = None, world_size: Optional[int] = None, **build_options) -> SampleResult:
     """Sample `target` with `kernel` as `entropy-mcmc sample` does; returns the `SampleResult`, with the
     kernel and the target in `result.attrs["kernel_object"]` and `["target_object"]`, and the mass matrix adapted
@@ -40,6 +40,7 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
         max_memory, stream_to: a run whose draws and statistics need more than `max_memory` bytes (default 3/4
             of the memory available) streams them to the NetCDF file `stream_to` (see `sample`). Split across
             processes, the draws stay in memory: rank 0 gathers them.
+        compile: "auto", "on" or "off": the transitions under `torch.compile` (see `sample`).
         rank, world_size: run only that share of the chains, with that rank's seed, in this process (what
             one process of a torchrun job runs). By default they come from torch.distributed: under torchrun
             every rank runs its share and rank 0 returns all chains (other ranks return their own share).
@@ -81,7 +82,7 @@ def run_chains(target: Union[str, Target], kernel: Union[str, TransitionKernel],
             result = sample(kernel_obj, init, num_draws=num_draws, num_warmup=num_warmup, thin=thin,
                             progress=progress, seed=kernel_seed, collect_warmup=collect_warmup,
                             warn=warn and world_size == 1, max_memory=math.inf if world_size > 1 else max_memory,
-                            stream_to=stream_to)
+                            stream_to=stream_to, compile=compile)
     finally:  # callers in the same process (bench, tests) keep their setting
         torch.set_num_threads(saved_threads)
     result.attrs.update(target=target_obj.name, kernel_name=kernel if isinstance(kernel, str) else result.kernel_name,

@@ -16,8 +16,9 @@ class MALA(PreconditionedKernel):
 
     def proposal_log_density(self, x: torch.Tensor, grad_x: torch.Tensor, x_new: torch.Tensor) -> torch.Tensor:
         """log q(x_new | x) = log N(x_new; x - s^2/2 M^-1 dU(x), s^2 M^-1), with all constants."""
-        s = broadcast_step_size(self.step_size, x)
-        metric = self.metric(x)
+        return self._log_q(x, grad_x, x_new, broadcast_step_size(self.step_size, x), self.metric(x))
+
+    def _log_q(self, x, grad_x, x_new, s, metric) -> torch.Tensor:
         d = x[0].numel()
         r = (x_new - (x - 0.5 * s * s * metric.apply_inv_mass(grad_x))) / s
         log_s = torch.log(s).flatten()
@@ -25,13 +26,18 @@ class MALA(PreconditionedKernel):
                 - 0.5 * d * math.log(2 * math.pi))
 
     def propose(self, state: ChainState) -> Proposal:
+        x = state.position
+        return self._propose(state, self.randn_like(x), broadcast_step_size(self.step_size, x), self.metric(x))
+
+    def transition(self, x, energy, grad, noise, u, step_size, metric) -> tuple:
+        state = ChainState(x, energy, grad)
+        return self.finish(state, self._propose(state, noise, step_size, metric), u)
+
+    def _propose(self, state: ChainState, noise: torch.Tensor, s: torch.Tensor, metric) -> Proposal:
         x, g = state.position, state.grad
-        s = broadcast_step_size(self.step_size, x)
-        metric = self.metric(x)
-        x_new = x - 0.5 * s * s * metric.apply_inv_mass(g) + s * metric.scale_noise(self.randn_like(x))
+        x_new = x - 0.5 * s * s * metric.apply_inv_mass(g) + s * metric.scale_noise(noise)
         cand = self.evaluate(x_new)
-        log_correction = (self.proposal_log_density(x_new, cand.grad, x)
-                          - self.proposal_log_density(x, g, x_new))
+        log_correction = self._log_q(x_new, cand.grad, x, s, metric) - self._log_q(x, g, x_new, s, metric)
         return Proposal(cand, log_correction, 1)
 
     def proposal_entropy(self, state: ChainState) -> torch.Tensor:

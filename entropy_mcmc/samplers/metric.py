@@ -43,9 +43,9 @@ class Metric:
             self.chol = chol.to(dtype=like.dtype, device=like.device)          # L, L L^T = M^-1
             self.log_det_inv_mass = 2.0 * torch.log(torch.diagonal(chol)).sum().to(like.dtype)
         else:
-            diag = self.inv_mass.expand(like.shape[1:])
-            self.sqrt_inv_mass = diag.sqrt()
-            self.log_det_inv_mass = torch.log(diag).sum()
+            self.inv_mass = self.inv_mass.expand(like.shape[1:]).contiguous()  # identity too: one shape to compile
+            self.sqrt_inv_mass = self.inv_mass.sqrt()
+            self.log_det_inv_mass = torch.log(self.inv_mass).sum()
 
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], -1)

@@ -136,21 +136,34 @@ class MetropolisHastingsKernel(TransitionKernel):
 
     def step(self, state: ChainState) -> Tuple[ChainState, StepInfo]:
         prop = self.propose(state)
-        cand = prop.state
-        log_ratio = state.energy - cand.energy + prop.log_correction
+        log_ratio = state.energy - prop.state.energy + prop.log_correction
+        new_state, accept_prob, accepted, diverging = self.decide(state, prop.state, log_ratio,
+                                                                  self.rand(log_ratio.shape, log_ratio))
+        info = StepInfo(accept_prob, accepted, diverging, prop.num_grad_evals, prop.extras, self.step_size)
+        return new_state, info
+
+    def decide(self, state: ChainState, cand: ChainState, log_ratio: torch.Tensor, u: torch.Tensor):
+        """The MH decision from log A and uniforms u per chain: (the state each chain moves to, A, accepted,
+        diverging); a non-finite log A or candidate is a rejection flagged as divergent. Pure tensor code."""
         finite = torch.isfinite(log_ratio) & torch.isfinite(cand.position).flatten(1).all(1)
         if cand.grad is not None:
             finite &= torch.isfinite(cand.grad).flatten(1).all(1)
-        accept_prob, accepted = metropolis_accept(log_ratio, self.rand(log_ratio.shape, log_ratio), finite)
+        accept_prob, accepted = metropolis_accept(log_ratio, u, finite)
         diverging = ~finite | (-log_ratio > self.divergence_threshold)
-        new_state = select_chains(accepted, cand, state)
-        info = StepInfo(accept_prob, accepted, diverging, prop.num_grad_evals, prop.extras, self.step_size)
-        return new_state, info
+        return select_chains(accepted, cand, state), accept_prob, accepted, diverging
 
 
 class PreconditionedKernel(MetropolisHastingsKernel):
     """An MH kernel with a mass matrix M (HMC) or preconditioner (MALA), given by `inv_mass` = M^-1:
-    None (identity), a tensor of the event shape (diagonal), or `[d, d]` (dense)."""
+    None (identity), a tensor of the event shape (diagonal), or `[d, d]` (dense).
+
+    A kernel whose own class defines `transition` (HMC, MALA) can run fused: with `fused` set to that function
+    or its `torch.compile`d form (`samplers.compiled`), `step` draws the random numbers from the generator, in
+    the order `propose` and `step` draw them, and hands them to it.
+    """
+
+    fused = None
+    grads_per_transition = 1
 
     def __init__(self, target: Target, step_size=0.1, inv_mass=None, seed: Seed = None,
                  divergence_threshold: float = 1000.0):
@@ -172,6 +185,35 @@ class PreconditionedKernel(MetropolisHastingsKernel):
         if m is None or m.inv_mass.dtype != like.dtype or m.inv_mass.device != like.device:
             m = self._metric = Metric(self._inv_mass, like)
         return m
+
+    @property
+    def can_fuse(self) -> bool:
+        """Whether `transition` is this class's own (a subclass that changes `propose` must define it again)."""
+        return "transition" in type(self).__dict__
+
+    def transition(self, x, energy, grad, noise, u, step_size, metric) -> tuple:
+        """One transition as a pure function of tensors, from the proposal's standard normal `noise` and the MH
+        uniforms `u` (`step_size` shaped as `broadcast_step_size` gives it): (x', U(x'), dU(x'), A, accepted,
+        diverging, extras), the same as `step`."""
+        raise NotImplementedError
+
+    def finish(self, state: ChainState, prop: Proposal, u: torch.Tensor) -> tuple:
+        """`transition`'s result from a proposal and the uniforms."""
+        log_ratio = state.energy - prop.state.energy + prop.log_correction
+        new, accept_prob, accepted, diverging = self.decide(state, prop.state, log_ratio, u)
+        return new.position, new.energy, new.grad, accept_prob, accepted, diverging, prop.extras
+
+    def step(self, state: ChainState) -> Tuple[ChainState, StepInfo]:
+        if self.fused is None:
+            return super().step(state)
+        x = state.position
+        noise, u = self.randn_like(x), self.rand(x.shape[:1], state.energy)
+        # one step size per chain whether adaptation or jitter set it: one shape, so no recompilation
+        s = broadcast_step_size(self.step_size.expand(x.shape[:1]).contiguous(), x)
+        x, energy, grad, accept_prob, accepted, diverging, extras = self.fused(
+            x, state.energy, state.grad, noise, u, s, self.metric(x))
+        info = StepInfo(accept_prob, accepted, diverging, self.grads_per_transition, extras, self.step_size)
+        return ChainState(x, energy, grad), info
 
 
 def gaussian_log_density(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

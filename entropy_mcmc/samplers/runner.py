@@ -17,6 +17,7 @@ import torch
 
 from ..diagnostics.summary import WORK_BYTES
 from .base import Seed, TransitionKernel, kernel_name, state_tensors
+from .compiled import Compilation
 from .stream import BLOCK_BYTES, STAT_BYTES, FileVariables, NetCDFWriter, default_memory_budget, write_attrs
 
 # Names ArviZ and Pyro users expect in `sample_stats`.
@@ -345,7 +346,8 @@ class _Recorder:
 
 def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, thin: int = 1,
            progress: bool = True, seed: Seed = None, collect_warmup: bool = False, var_name: str = "x",
-           warn: bool = True, max_memory: Optional[float] = None, stream_to: Optional[str] = None) -> SampleResult:
+           warn: bool = True, max_memory: Optional[float] = None, stream_to: Optional[str] = None,
+           compile: str = "auto") -> SampleResult:
     """Run `num_warmup` adaptation steps then `num_draws * thin` steps, recording every `thin`-th state
     (`num_draws=0`: warmup only; the result then holds no draws, and its `final_state` is where warmup ended).
 
@@ -363,6 +365,8 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
             needs more writes them to `stream_to` as they come, holding at most a quarter of the budget (and
             `stream.BLOCK_BYTES`) between writes; without `stream_to` it fails before the first step.
         stream_to: the NetCDF file (ArviZ InferenceData) a run over `max_memory` streams to (`result.path`).
+        compile: "auto", "on" or "off": run the kernel's transitions under `torch.compile` (`samplers.compiled`:
+            HMC and MALA; "auto" where it repays its compile time), said in `result.attrs["compile"]`.
     """
     for name, v, lo in (("num_draws", num_draws, 0), ("num_warmup", num_warmup, 0), ("thin", thin, 1)):
         if isinstance(v, bool) or int(v) != v or v < lo:
@@ -386,12 +390,14 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
                              "(stream_to=PATH; sample --out PATH), or raise the budget (max_memory; --max-memory)")
         writer = NetCDFWriter(stream_to, chains)
     try:
-        result = _run(kernel, state, first, num_draws, num_warmup, thin, progress, collect_warmup, var_name,
-                      writer, min(BLOCK_BYTES, budget / 4))
+        with Compilation(kernel, compile, num_warmup + num_draws * thin, first.device) as compiled:
+            result = _run(kernel, state, first, num_draws, num_warmup, thin, progress, collect_warmup, var_name,
+                          writer, min(BLOCK_BYTES, budget / 4))
     finally:
         if writer is not None:
             writer.close()
     result.max_memory = budget
+    result.attrs["compile"] = compiled.decision
     if writer is not None:
         result.path = writer.path
         result.save_attrs()

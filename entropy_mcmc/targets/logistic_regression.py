@@ -46,7 +46,7 @@ class LogisticRegression(Target):
     there are many (`_slice_size`), and `grad` skips the softplus that only the energy needs
     (HMC's inner leapfrog steps use it).
     Under autograd (`w.requires_grad`) the same formulas run out of place, so energy and
-    gradient stay differentiable.
+    gradient stay differentiable; and under `torch.compile`, which fuses them itself.
     """
 
     SLICE_ABOVE = 1 << 21  # logits elements above which the chains are evaluated in slices
@@ -105,8 +105,8 @@ class LogisticRegression(Target):
             self._buffers[which] = buf
         return buf[1]
 
-    def _differentiable(self, w: torch.Tensor) -> bool:
-        return torch.is_grad_enabled() and w.requires_grad
+    def _out_of_place(self, w: torch.Tensor) -> bool:
+        return (torch.is_grad_enabled() and w.requires_grad) or torch.compiler.is_compiling()
 
     def _prior_energy(self, w: torch.Tensor) -> torch.Tensor:
         return 0.5 / self.prior_scale ** 2 * (w * w).sum(1)
@@ -143,7 +143,7 @@ class LogisticRegression(Target):
         return lik, grad
 
     def energy_and_grad(self, w: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self._differentiable(w):
+        if self._out_of_place(w):
             z = self._c.get("a", w) @ w.T
             lik = F.softplus(z).sum(0)
             g = torch.addmm(w.T, self._c.get("at", w), torch.sigmoid(z), beta=1.0 / self.prior_scale ** 2).T
@@ -153,11 +153,11 @@ class LogisticRegression(Target):
 
     def grad(self, w: torch.Tensor) -> torch.Tensor:
         """dU/dw alone, without the softplus the energy needs."""
-        return self.energy_and_grad(w)[1] if self._differentiable(w) else self._evaluate(w, False)[1]
+        return self.energy_and_grad(w)[1] if self._out_of_place(w) else self._evaluate(w, False)[1]
 
     def energy(self, w: torch.Tensor) -> torch.Tensor:
         a = self._c.get("a", w)
-        if self._differentiable(w):
+        if self._out_of_place(w):
             return F.softplus(a @ w.T).sum(0) + self._prior_energy(w)
         z = torch.mm(a, w.T, out=self._buffer("energy", w, self.num_data * w.shape[0]).view(self.num_data, -1))
         return torch.logaddexp(z, z.new_zeros(()), out=z).sum(0) + self._prior_energy(w)  # softplus, in place
