@@ -7,7 +7,8 @@ what gets compiled: the default mode on CPU, "reduce-overhead" (CUDA graphs) on 
 through a run (a step size per chain, the diagonal of an identity mass matrix), so adaptation changing their values
 does not recompile; a dense mass matrix chosen at the end of a window compiles once more. Adaptation and recording
 stay eager. Compiled and eager steps draw the same random numbers, so a seed gives the same draws either way, within
-float rounding.
+float rounding (tests: float64, 50 steps); compiled code rounds otherwise, so over a long float32 run one accept
+decision may flip, after which the chains differ, each as valid.
 
 `compile`: "off" runs eager; "on" compiles, and falls back to eager with one `CompileWarning` if compiling or a
 compiled step fails; "auto" compiles only where it is expected to repay its compile time over the run, then times a
@@ -19,18 +20,21 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
+
 import torch
 
 from .base import TransitionKernel
 
 COMPILE_CHOICES = ("auto", "on", "off")
 # auto: compile when steps x gradients per step x AUTO_SAVING_PER_GRAD exceeds AUTO_COMPILE_SECONDS. Measured on the
-# 2-core dev machine (BENCHMARKS.md, 2026-12-04): a first (cold-cache) compile of HMC takes ~50 s, and a compiled
-# step saves at best the eager dispatch, ~0.045 ms per gradient (icg50, 4 chains: 0.08 ms per 10-gradient step
-# against 0.52 eager); where the arithmetic dominates (German, 256 chains) it saves ~7%, at 4096 chains it loses.
-# The CUDA figures are estimates: no GPU was measured.
-AUTO_COMPILE_SECONDS = {"cpu": 50.0, "cuda": 60.0}
-AUTO_SAVING_PER_GRAD = {"cpu": 4.5e-5, "cuda": 5e-5}
+# 2-core dev machine, HMC with 10 leapfrog steps, whole processes (BENCHMARKS.md, "Compiled transitions"): a first
+# compile takes 18-47 s with an empty inductor cache (2-4 s from a warm one); a compiled step saves ~0.025 ms per
+# gradient on a small model (icg50, 4 chains: 0.19 ms per step against 0.44) and ~0.08 ms on German at 256 chains,
+# and loses at 4096 chains, where the eager gradient's in-place, cache-sized slices beat inductor's code. So auto
+# compiles on a CPU for runs of ~10^6 gradients and more, then keeps the faster. The CUDA figures are guesses: no GPU
+# was measured.
+AUTO_COMPILE_SECONDS = {"cpu": 30.0, "cuda": 60.0}
+AUTO_SAVING_PER_GRAD = {"cpu": 2.5e-5, "cuda": 5e-5}
 AUTO_TIMED_STEPS = 5  # compiled and eager steps each that auto times after compiling
 
 
