@@ -1,6 +1,7 @@
 """Compiled transitions (`samplers.compiled`): the same draws as eager for the same seed, no recompilation when
 adaptation changes the step size and the mass matrix, eager when torch.compile fails, and `--compile off` honoured.
-A cold torch.compile takes tens of seconds on the dev machine: one compiling test runs by default, the rest are slow."""
+A cold torch.compile takes tens of seconds on the dev machine: one compiling test runs by default, the rest are
+slow."""
 import warnings
 
 import pytest
@@ -86,7 +87,8 @@ def test_auto_and_kernels_without_a_fused_transition(monkeypatch):
     target = get_target("icg5")
     short = _run(target, "hmc", "auto", num_steps=3)
     assert not calls and short.attrs["compile"].startswith("eager (auto: 50 steps x 3 gradients would save")
-    assert _run(target, "nuts", "on", max_tree_depth=3).attrs["compile"] == "eager (NUTSKernel has no fused transition to compile)"
+    nuts = _run(target, "nuts", "on", max_tree_depth=3)
+    assert nuts.attrs["compile"] == "eager (NUTSKernel has no fused transition to compile)"
     # a run long enough to repay compiling: compiled, timed against eager, the faster kept
     kernel = build_kernel("hmc", target, num_steps=3)
     state = kernel.init(target.initial_positions(6, 0, torch.float64))

@@ -66,9 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 1: the same draws on any load, and no stalls when other processes "
                              "share the cores; see BENCHMARKS.md)")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
-                        help="run hmc's and mala's transitions under torch.compile (CUDA graphs on a GPU); auto: where "
-                             "it repays its compile time over the run, which on a CPU takes runs of ~10^6 gradients "
-                             "(BENCHMARKS.md); on: always, eager if compiling fails; off: eager (default auto)")
+                        help="run hmc's and mala's transitions under torch.compile (CUDA graphs on a GPU); auto: "
+                             "where it repays its compile time over the run, which on a CPU takes runs of ~10^6 "
+                             "gradients (BENCHMARKS.md); on: always, eager if compiling fails; off: eager "
+                             "(default auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-summary", action="store_true", help="do not print the summary table")
     parser.add_argument("--full-summary", action="store_true",
