@@ -101,7 +101,7 @@ def test_the_cli_hands_over_after_warmup(model, tmp_path, capsys):
     assert "accepted no move" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(args + ["--mixture-share", "1"])
-    assert "mixture_share" in capsys.readouterr().err
+    assert "--mixture-share" in capsys.readouterr().err  # argparse names the flag
 
 
 def test_the_front_door_and_pyro_hand_over_too(model):
