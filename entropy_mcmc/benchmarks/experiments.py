@@ -86,6 +86,10 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
     Experiment("time_to_result", "time to result on German BLR: entropy-mcmc sample against BlackJAX HMC as whole "
                "processes (--pyro adds Pyro's NUTS)", "6 min (--pyro, 2 variants)", ("benchmarks/time_to_result.py",),
                ("ttr.json:medians", "ttr.json:ratios"), quick=None),
+    Experiment("mass_matrix", "mass matrix (diag, dense, auto), HMC's leapfrog steps and the step-size targets of "
+               "HMC and ChEES-HMC on German BLR: entropy-mcmc sample processes, min ESS per gradient and per second "
+               "(--config NAME=ARGS for others)", "20 min (11 configurations x 2 repeats, load ~6)",
+               ("benchmarks/mass_matrix.py",), ("mass_matrix.json",), quick=None, seed=None),
     Experiment("nuts_hierarchical", "NUTS on the centred funnel and eight schools against Pyro's NUTS: divergences "
                "and R-hat", "over 20 min", ("benchmarks/nuts_hierarchical.py",), ("nuts_hierarchical.json",),
                quick=None, out_file="nuts_hierarchical.json"),

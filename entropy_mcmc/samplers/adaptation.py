@@ -22,9 +22,9 @@ and dual averaging restarts from s̄, the kernel's step size set to it. It resta
 `start_warmup` too.
 
 `adapt_mass_matrix="auto"` chooses between the two at the end of the first window, once per warmup. Dense
-when the first window's pooled draws n hold at least `AUTO_DRAWS_PER_ENTRY` per entry of the matrix
-(n >= 10 d (d + 1) / 2, so the windows can estimate it; they grow with the chains) and its correlation matrix
-R = D^-1/2 C D^-1/2 (C the regularized estimate above, D its diagonal) has condition number
+when the last window, whose estimate the sampling keeps, pools at least `AUTO_DRAWS_PER_ENTRY` draws per entry
+of the matrix (n >= 10 d (d + 1) / 2: the windows grow with the chains), and the first window's correlation
+matrix R = D^-1/2 C D^-1/2 (C the regularized estimate above, D its diagonal) has condition number
 lambda_max(R) / lambda_min(R) >= `AUTO_MIN_CONDITION`: that spread is what a diagonal mass matrix leaves, and
 it bounds the step size against the longest direction. Diagonal otherwise. `mass_choice` says which and why.
 
@@ -106,7 +106,10 @@ class RobbinsMonro:
 
 CONTROLLERS = ("dual-averaging", "robbins-monro")
 MASS_MODES = {False: None, None: None, True: "diag", "diag": "diag", "dense": "dense", "auto": "auto"}
-# the thresholds of "auto" (module docstring)
+# the thresholds of "auto" (module docstring). Its first-window choices, German (256 and 64 chains): dense at
+# condition number ~14, 4.5x NUTS's min ESS per gradient; posteriordb (4 chains): kidiq-kidscore_momhsiq 144 and
+# earnings-logearn_interaction_z 22, dense, 14x and 8x; sblrc-blr 1.4, diagonal, where dense gives 0.75x
+# (BENCHMARKS.md, "Dense mass matrices").
 AUTO_DRAWS_PER_ENTRY = 10
 AUTO_MIN_CONDITION = 5.0
 
@@ -273,12 +276,13 @@ class StepSizeAdaptation(KernelWrapper):
         return torch.zeros((), dtype=a.dtype) if bool((a <= 0).any()) else 1.0 / (1.0 / a).mean()
 
     def _check_auto_size(self, chains: int, d: int) -> None:
-        """Auto, at the first window's first draw: diagonal at once if the window cannot estimate a dense matrix."""
-        start, end = self._windows[0]
+        """Auto, at the first window's first draw: diagonal at once if the last window cannot estimate a dense
+        matrix."""
+        start, end = self._windows[-1]
         n, entries = chains * (end - start), d * (d + 1) // 2
         if n < AUTO_DRAWS_PER_ENTRY * entries:
             self._kind = "diag"
-            self.mass_choice = (f"diag (auto: the first window's {n} pooled draws are fewer than "
+            self.mass_choice = (f"diag (auto: the last window's {n} pooled draws are fewer than "
                                 f"{AUTO_DRAWS_PER_ENTRY} per entry of a dense matrix, {entries} entries)")
 
     def _finish_window(self) -> None:
