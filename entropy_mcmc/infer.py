@@ -133,7 +133,7 @@ class _NamedKernel(Kernel):
                 raise TypeError(f"{type(self).__name__} takes NumPyro's keywords: use adapt_mass_matrix/dense_mass "
                                 f"and target_accept_prob instead of {key}")
         wants_mass = bool(adapt_mass_matrix) and self._has_mass
-        # dense_mass None: the registry's choice (diagonal for HMC, dense for MALA)
+        # dense_mass None: the registry's choice (auto for HMC and NUTS, dense for MALA)
         mass = (None if dense_mass is None else "dense" if dense_mass else "diag") if wants_mass else False
         if not adapt_step_size and wants_mass:
             raise ValueError("adapting the mass matrix with a fixed step size is not supported (warmup adapts both "
@@ -151,7 +151,8 @@ class HMC(_NamedKernel):
 
     `model` (a Pyro model) or `potential_fn` (the potential energy -log p of one point, or vectorized over
     chains), exactly one. During warmup the step size adapts by dual averaging to
-    `target_accept_prob`, and the mass matrix (diagonal; dense with `dense_mass=True`) in Stan's windows.
+    `target_accept_prob`, and the mass matrix in Stan's windows (dense or diagonal as `adapt_mass="auto"` chooses;
+    `dense_mass=True` or False forces one).
     `step_size=None` and `dense_mass=None` take the registry's defaults; other `options` go to `build_kernel`
     (`jitter`: the step-size jitter after warmup, 0.5 by default for HMC; `per_chain`).
     """
@@ -170,8 +171,8 @@ class HMC(_NamedKernel):
 class NUTS(_NamedKernel):
     """The No-U-Turn sampler (multinomial, generalized U-turn criterion; `samplers.NUTS`), NumPyro's `NUTS`
     keywords: `max_tree_depth` (at most 2^D - 1 leapfrog steps per draw), `target_accept_prob` (0.8),
-    `adapt_mass_matrix`/`dense_mass` (a diagonal mass matrix from Stan's windows by default). The chains run
-    as one batch: a chain whose tree is finished waits for the deepest one of the draw."""
+    `adapt_mass_matrix`/`dense_mass` (by default dense or diagonal from Stan's windows, as `adapt_mass="auto"`
+    chooses). The chains run as one batch: a chain whose tree is finished waits for the deepest one of the draw."""
 
     _name = "nuts"
 

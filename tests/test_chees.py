@@ -146,7 +146,7 @@ def test_hmc_option_builds_chees_from_its_initial_length():
     assert isinstance(preset.kernel, ChEESAdaptation) and preset.target_accept == 0.651
     assert preset.base.trajectory_length == pytest.approx(0.1)  # one step of the initial 0.1, as BlackJAX
     plain = build_kernel("hmc", target, num_warmup=10)
-    assert type(plain.base).__name__ == "HMC" and plain.base.num_steps == 10
+    assert type(plain.base).__name__ == "HMC" and plain.base.num_steps == 4
     with pytest.raises(ValueError, match="none, chees"):
         build_kernel("hmc", target, adapt_path_length="adam")
     with pytest.raises(ValueError, match="num_steps"):
@@ -168,7 +168,8 @@ def test_cli_hmc_adapt_path_length_chees(tmp_path, capsys):
 
     out = tmp_path / "draws.nc"
     assert cli.main(["sample", "--target", "scg2", "--kernel", "hmc", "--adapt-path-length", "chees", "--chains", "8",
-                     "--warmup", "30", "--draws", "16", "--no-progress", "--no-summary", "--out", str(out)]) == 0
+                     "--warmup", "30", "--draws", "16", "--leapfrog-steps", "10", "--no-progress", "--no-summary",
+                     "--out", str(out)]) == 0
     assert "hmc on scg2" in capsys.readouterr().out
     stats = az.from_netcdf(out).sample_stats
     n = stats["n_steps"].values

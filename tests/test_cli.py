@@ -129,14 +129,14 @@ def test_bad_arguments_are_argparse_errors(argv, message, capsys):
 
 def test_kernel_defaults_follow_the_spec():
     german = get_target("german")
-    for name, accept, mass in (("rwm", 0.234, None), ("mala", 0.574, "dense"), ("hmc", 0.8, "diag")):
+    for name, accept, mass in (("rwm", 0.234, None), ("mala", 0.574, "dense"), ("hmc", 0.8, "auto")):
         kernel = build_kernel(name, german, num_warmup=10)
         adapt = kernel.kernel if isinstance(kernel, StepSizeJitter) else kernel
         assert isinstance(adapt, StepSizeAdaptation)
         assert adapt.target_accept == accept
         assert adapt.adapt_mass_matrix == mass
         assert isinstance(kernel, StepSizeJitter) == (name == "hmc")
-    assert build_kernel("hmc", german, num_warmup=0).base.num_steps == 10
+    assert build_kernel("hmc", german, num_warmup=0).base.num_steps == 4
     assert not isinstance(build_kernel("mala", german, num_warmup=0), StepSizeAdaptation)  # no warmup, nothing to adapt
     assert build_kernel("mala", german, num_warmup=10, adapt_mass="diag").adapt_mass_matrix == "diag"
 
@@ -199,8 +199,8 @@ def test_bench_tiny_writes_tables_and_plot(tmp_path, capsys, monkeypatch):
     assert (table["min_ess_bulk"] > 0).all()
     assert (table["peak_rss_mb"] > 50).all() and "peak RSS" in text  # the process, torch included
     ratios = pd.read_csv(out / "ratios.csv")
-    assert list(ratios["ours"]) == ["MALA", "HMC L=10"] and set(ratios["peer"]) == {"pyro NUTS"}
-    german_hmc = table[(table["target"] == "german") & (table["kernel"] == "HMC L=10")].iloc[0]
+    assert list(ratios["ours"]) == ["MALA", "HMC L=4"] and set(ratios["peer"]) == {"pyro NUTS"}
+    german_hmc = table[(table["target"] == "german") & (table["kernel"] == "HMC L=4")].iloc[0]
     pyro = table[table["system"] == "pyro"].iloc[0]
     assert ratios["ess_per_s_ratio"].iloc[1] == pytest.approx(german_hmc["ess_per_s"] / pyro["ess_per_s"])
     record = json.loads((out / "bench.json").read_text())

@@ -365,10 +365,14 @@ register_kernel("rwm", KernelSpec(_rwm, "random-walk Metropolis", target_accept=
 register_kernel("mala", KernelSpec(_mala, "Metropolis-adjusted Langevin, preconditioned by an adapted dense mass "
                                    "matrix", target_accept=0.574, adapts_mass="dense",
                                    capabilities=Capabilities(mass_matrix=True)))
-# NUTS with Stan's defaults: dual averaging toward 0.8, a diagonal mass matrix from the windows, no jitter
+# NUTS with Stan's warmup: dual averaging toward 0.8, the mass matrix from the windows, no jitter. The mass matrix
+# is "auto" (dense when the windows can estimate it and the posterior is correlated, else diagonal; adaptation.py):
+# min ESS per gradient, dense over diagonal, 4.5x on German (256 and 64 chains), 14x on kidiq-kidscore_momhsiq and
+# 8x on earnings-logearn_interaction_z (4 chains); on sblrc-blr auto keeps the diagonal one, where dense gives 0.75x
+# (BENCHMARKS.md, "Dense mass matrices").
 register_kernel("nuts", KernelSpec(_nuts, "the No-U-Turn sampler (multinomial, generalized U-turn criterion), "
-                                   "vectorized over chains, adapted diagonal mass matrix", target_accept=0.8,
-                                   adapts_mass="diag", capabilities=Capabilities(mass_matrix=True),
+                                   "vectorized over chains, adapted mass matrix (dense or diagonal: auto)",
+                                   target_accept=0.8, adapts_mass="auto", capabilities=Capabilities(mass_matrix=True),
                                    options=(KernelOption("max_tree_depth", _positive_int, 10,
                                                          "NUTS: at most 2^D - 1 leapfrog steps per transition "
                                                          "(default 10)"),)))
@@ -377,7 +381,7 @@ register_kernel("nuts", KernelSpec(_nuts, "the No-U-Turn sampler (multinomial, g
 PATH_LENGTH_ADAPTATIONS = ("none", "chees")
 
 
-def hmc(target, step_size=0.1, num_steps: int = 10, adapt_path_length: str = "none", max_num_steps: int = 1000,
+def hmc(target, step_size=0.1, num_steps: int = 4, adapt_path_length: str = "none", max_num_steps: int = 1000,
         **options) -> TransitionKernel:
     """HMC with `num_steps` leapfrog steps; with `adapt_path_length="chees"`, ChEES-HMC (`samplers.chees`): the
     number of steps drawn from a jittered trajectory length that starts at `num_steps` step sizes, is tuned by the
@@ -398,8 +402,8 @@ def hmc(target, step_size=0.1, num_steps: int = 10, adapt_path_length: str = "no
     return ChEESAdaptation(ChEESHMC(target, step_size, length, max_num_steps=max_num_steps, **options))
 
 
-HMC_OPTIONS = (KernelOption("num_steps", _positive_int, 10,
-                            "hmc: leapfrog steps per transition (default 10); with --adapt-path-length chees the "
+HMC_OPTIONS = (KernelOption("num_steps", _positive_int, 4,
+                            "hmc: leapfrog steps per transition (default 4); with --adapt-path-length chees the "
                             "initial trajectory length in step sizes (chees-hmc: default 1)", flag="--leapfrog-steps"),
                KernelOption("adapt_path_length", str, "none",
                             "hmc: 'chees' draws each transition's leapfrog steps from a jittered trajectory length "
@@ -409,16 +413,24 @@ HMC_OPTIONS = (KernelOption("num_steps", _positive_int, 10,
                KernelOption("max_num_steps", _positive_int, 1000,
                             "hmc with --adapt-path-length chees, chees-hmc: at most this many leapfrog steps per "
                             "transition (default 1000)", flag="--max-leapfrog-steps"))
+# HMC: 4 leapfrog steps, acceptance 0.8, step-size jitter 0.5, the mass matrix "auto". On German (256 chains) the
+# dense mass matrix auto picks gives min ESS per gradient 0.43 at 4 steps against 0.11 for a diagonal one (0.07 at
+# the former 10 steps); with it 2, 3, 5 and 10 steps give 0.19, 0.43, 0.31 and 0.06 (in the whitened coordinates
+# 4 steps of ~0.74 make a path of ~3 sds, 10 steps run into a full period), and acceptance 0.7 or 0.9 at 4 steps
+# 0.32 and 0.34 (BENCHMARKS.md, "Dense mass matrices").
 HMC_SPEC = register_kernel("hmc", KernelSpec(hmc, "HMC, fixed number of leapfrog steps (or ChEES-tuned jittered "
-                                             "lengths: --adapt-path-length chees), adapted diagonal mass matrix",
-                                             target_accept=0.8, adapts_mass="diag", step_size_jitter=0.5,
+                                             "lengths: --adapt-path-length chees), adapted mass matrix (dense or "
+                                             "diagonal: auto)",
+                                             target_accept=0.8, adapts_mass="auto", step_size_jitter=0.5,
                                              options=HMC_OPTIONS, capabilities=Capabilities(mass_matrix=True)))
 # ChEES-HMC as BlackJAX's chees_adaptation: hmc with --adapt-path-length chees, starting from one leapfrog step,
-# the step size aimed at 0.651 (here the mean acceptance over the chains), no step-size jitter on top of the
-# Halton jitter of the length; a diagonal mass matrix from Stan's windows
+# the step size aimed at 0.651 (read on the harmonic mean of the chains' acceptances), no step-size jitter on top
+# of the Halton jitter of the length. The mass matrix is hmc's "auto": dense over diagonal, min ESS per gradient
+# 2.4x on German (256 and 64 chains), 3.4x on earnings-logearn_interaction_z, 1.1x on sblrc-blr (16 chains). A
+# target of 0.8 instead of 0.651 gives the same ESS per gradient on German (0.26 and 0.27).
 register_kernel("chees-hmc", dataclasses.replace(
     HMC_SPEC, help="HMC with jittered trajectory lengths tuned by the ChEES criterion over the chains (Hoffman et "
-    "al. 2021), adapted diagonal mass matrix: hmc --adapt-path-length chees as BlackJAX sets it up",
+    "al. 2021), adapted mass matrix (dense or diagonal: auto): hmc --adapt-path-length chees as BlackJAX sets it up",
     target_accept=0.651, step_size_jitter=0.0,
     options=tuple(dataclasses.replace(o, default={"num_steps": 1, "adapt_path_length": "chees"}.get(o.name, o.default))
                   for o in HMC_OPTIONS)))
