@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from entropy_mcmc.samplers import HMC, MALA, RandomWalkMetropolis, StepSizeAdaptation, sample
+from entropy_mcmc.samplers import HMCKernel, MALAKernel, RandomWalkMetropolis, StepSizeAdaptation, sample
 from entropy_mcmc.samplers.adaptation import mass_matrix_windows
 from entropy_mcmc.targets import Gaussian, ill_conditioned_gaussian
 
@@ -24,10 +24,10 @@ def spread_gaussian():
 
 @pytest.mark.parametrize("make,target_accept,per_chain,make_target", [
     (lambda t: RandomWalkMetropolis(t, 1.0), 0.3, False, icg10),
-    (lambda t: MALA(t, 1.0), 0.574, False, icg10),
-    (lambda t: MALA(t, 0.01), 0.7, True, icg10),
-    (lambda t: HMC(t, 0.05, 5), 0.8, False, spread_gaussian),
-    (lambda t: HMC(t, 0.05, 5), 0.65, True, spread_gaussian),
+    (lambda t: MALAKernel(t, 1.0), 0.574, False, icg10),
+    (lambda t: MALAKernel(t, 0.01), 0.7, True, icg10),
+    (lambda t: HMCKernel(t, 0.05, 5), 0.8, False, spread_gaussian),
+    (lambda t: HMCKernel(t, 0.05, 5), 0.65, True, spread_gaussian),
 ])
 def test_adaptation_reaches_target_acceptance(make, target_accept, per_chain, make_target):
     t = make_target()
@@ -47,7 +47,7 @@ def test_adaptation_reaches_target_acceptance(make, target_accept, per_chain, ma
 
 def test_mass_matrix_adaptation_learns_variances():
     t = ill_conditioned_gaussian(6, 1e-2, 1e2)
-    k = StepSizeAdaptation(HMC(t, 0.01, 10), target_accept=0.8, adapt_mass_matrix=True)
+    k = StepSizeAdaptation(HMCKernel(t, 0.01, 10), target_accept=0.8, adapt_mass_matrix=True)
     sample(k, t.sample(64, torch.Generator().manual_seed(1)), 50, num_warmup=500, progress=False, seed=1)
     ratio = k.kernel.inv_mass / t.std.pow(2)
     assert torch.all((ratio > 0.7) & (ratio < 1.4)), ratio
@@ -78,7 +78,7 @@ class CountingGaussian(Gaussian):
 
 
 @pytest.mark.parametrize("make,per_step", [(lambda t: RandomWalkMetropolis(t, 0.5), 0),
-                                          (lambda t: MALA(t, 0.5), 1), (lambda t: HMC(t, 0.3, 7), 7)])
+                                          (lambda t: MALAKernel(t, 0.5), 1), (lambda t: HMCKernel(t, 0.3, 7), 7)])
 def test_gradient_counts_are_exact(make, per_step):
     t = CountingGaussian(torch.zeros(2), torch.eye(2))
     res = sample(make(t), torch.zeros(5, 2), 30, num_warmup=20, thin=2, progress=False)
@@ -88,8 +88,8 @@ def test_gradient_counts_are_exact(make, per_step):
         assert t.energy_calls == 81
 
 
-@pytest.mark.parametrize("make", [lambda t: RandomWalkMetropolis(t, 0.5), lambda t: MALA(t, 0.5),
-                                  lambda t: StepSizeAdaptation(HMC(t, 0.3, 3), adapt_mass_matrix=True)])
+@pytest.mark.parametrize("make", [lambda t: RandomWalkMetropolis(t, 0.5), lambda t: MALAKernel(t, 0.5),
+                                  lambda t: StepSizeAdaptation(HMCKernel(t, 0.3, 3), adapt_mass_matrix=True)])
 def test_same_seed_same_draws_bitwise(make):
     t = icg10()
     x = torch.zeros(16, 10)
@@ -103,25 +103,25 @@ def test_same_seed_same_draws_bitwise(make):
 def test_generator_and_seed_in_constructor():
     t = icg10()
     x = torch.zeros(4, 10)
-    a = sample(MALA(t, 0.3, seed=7), x, 20, progress=False)
-    b = sample(MALA(t, 0.3, seed=torch.Generator().manual_seed(7)), x, 20, progress=False)
+    a = sample(MALAKernel(t, 0.3, seed=7), x, 20, progress=False)
+    b = sample(MALAKernel(t, 0.3, seed=torch.Generator().manual_seed(7)), x, 20, progress=False)
     assert torch.equal(a.draws, b.draws)
 
 
 def test_float64_end_to_end_and_result_shapes():
     t = icg10()
-    res = sample(StepSizeAdaptation(MALA(t, 0.5)), torch.zeros(6, 10, dtype=torch.float64), 25, num_warmup=10,
+    res = sample(StepSizeAdaptation(MALAKernel(t, 0.5)), torch.zeros(6, 10, dtype=torch.float64), 25, num_warmup=10,
                  thin=3, progress=False, seed=0)
     assert res.draws.dtype == torch.float64 and res.draws.shape == (6, 25, 10)
     for name in ("acceptance_prob", "accepted", "diverging", "energy", "step_size"):
         assert res.stats[name].shape == (6, 25)
     assert res.num_steps == 75 and res.warmup_time > 0 and res.sampling_time > 0
-    assert res.kernel_name == "StepSizeAdaptation(MALA)"
+    assert res.kernel_name == "StepSizeAdaptation(MALAKernel)"
 
 
 def test_to_arviz_and_summary():
     t = icg10()
-    res = sample(HMC(t, 0.2, 5), t.sample(4, torch.Generator().manual_seed(0)), 50, progress=False, seed=0)
+    res = sample(HMCKernel(t, 0.2, 5), t.sample(4, torch.Generator().manual_seed(0)), 50, progress=False, seed=0)
     idata = res.to_arviz()
     assert idata.posterior["x"].shape == (4, 50, 10)
     for name in ("acceptance_rate", "step_size", "energy", "diverging", "lp"):
@@ -196,24 +196,24 @@ def test_streamed_run_holds_bounded_memory(tmp_path):
 def test_bad_inputs_raise_clear_errors():
     t = icg10()
     with pytest.raises(ValueError, match=r"expected shape \[chains, 10\]"):
-        MALA(t, 0.1).init(torch.zeros(4, 3))
+        MALAKernel(t, 0.1).init(torch.zeros(4, 3))
     with pytest.raises(TypeError, match="float32 or float64"):
-        MALA(t, 0.1).init(torch.zeros(4, 10, dtype=torch.int64))
+        MALAKernel(t, 0.1).init(torch.zeros(4, 10, dtype=torch.int64))
     with pytest.raises(ValueError, match="non-finite"):
-        MALA(t, 0.1).init(torch.full((4, 10), float("nan")))
+        MALAKernel(t, 0.1).init(torch.full((4, 10), float("nan")))
     with pytest.raises(ValueError, match="step_size"):
-        MALA(t, -1.0)
+        MALAKernel(t, -1.0)
     with pytest.raises(ValueError, match="per-chain step size"):
-        MALA(t, torch.ones(3)).step(MALA(t, 0.1).init(torch.zeros(4, 10)))
+        MALAKernel(t, torch.ones(3)).step(MALAKernel(t, 0.1).init(torch.zeros(4, 10)))
     with pytest.raises(ValueError, match="num_steps"):
-        HMC(t, 0.1, 0)
+        HMCKernel(t, 0.1, 0)
     with pytest.raises(ValueError, match="inv_mass"):
-        HMC(t, 0.1, 3, inv_mass=torch.ones(3))
+        HMCKernel(t, 0.1, 3, inv_mass=torch.ones(3))
     with pytest.raises(ValueError, match="target_accept"):
-        StepSizeAdaptation(MALA(t, 0.1), target_accept=1.5)
+        StepSizeAdaptation(MALAKernel(t, 0.1), target_accept=1.5)
     with pytest.raises(ValueError, match="statistic"):
-        StepSizeAdaptation(MALA(t, 0.1), statistic="median")
+        StepSizeAdaptation(MALAKernel(t, 0.1), statistic="median")
     with pytest.raises(ValueError, match="num_draws"):
-        sample(MALA(t, 0.1), torch.zeros(2, 10), -1)
+        sample(MALAKernel(t, 0.1), torch.zeros(2, 10), -1)
     with pytest.raises(TypeError, match="Target"):
-        MALA(lambda x: x, 0.1)
+        MALAKernel(lambda x: x, 0.1)

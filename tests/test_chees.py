@@ -146,7 +146,7 @@ def test_hmc_option_builds_chees_from_its_initial_length():
     assert isinstance(preset.kernel, ChEESAdaptation) and preset.target_accept == 0.651
     assert preset.base.trajectory_length == pytest.approx(0.1)  # one step of the initial 0.1, as BlackJAX
     plain = build_kernel("hmc", target, num_warmup=10)
-    assert type(plain.base).__name__ == "HMC" and plain.base.num_steps == 4
+    assert type(plain.base).__name__ == "HMCKernel" and plain.base.num_steps == 4
     with pytest.raises(ValueError, match="none, chees"):
         build_kernel("hmc", target, adapt_path_length="adam")
     with pytest.raises(ValueError, match="num_steps"):

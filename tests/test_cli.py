@@ -143,13 +143,13 @@ def test_kernel_defaults_follow_the_spec():
 
 def test_registered_kernel_is_selectable(monkeypatch):
     """A kernel registered with an option of its own is selectable by `sample --kernel` with its flag."""
-    from entropy_mcmc.samplers import MALA, KernelOption, KernelSpec, registry
+    from entropy_mcmc.samplers import MALAKernel, KernelOption, KernelSpec, registry
 
     seen = {}
 
     def build(target, step_size, my_option):
         seen["option"], seen["step_size"] = my_option, step_size
-        return MALA(target, step_size=step_size)
+        return MALAKernel(target, step_size=step_size)
 
     monkeypatch.setitem(registry._KERNELS, "mine", KernelSpec(build, "a test kernel", step_size=0.05,
                                                               target_accept=0.6,
@@ -160,10 +160,10 @@ def test_registered_kernel_is_selectable(monkeypatch):
 
 
 def test_step_size_jitter_records_the_step_size_each_draw_used():
-    from entropy_mcmc.samplers import HMC, sample
+    from entropy_mcmc.samplers import HMCKernel, sample
 
     t = get_target("scg2")
-    inner = HMC(t, 0.1, 3)
+    inner = HMCKernel(t, 0.1, 3)
     k = StepSizeJitter(StepSizeAdaptation(inner, 0.8), 0.5)
     res = sample(k, torch.zeros(16, 2), 50, num_warmup=20, progress=False, seed=0, warn=False)
     nominal = inner.step_size

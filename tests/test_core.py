@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from entropy_mcmc.samplers import (HMC, MALA, ChainState, RandomWalkMetropolis, StepInfo, StepSizeAdaptation,
+from entropy_mcmc.samplers import (HMCKernel, MALAKernel, ChainState, RandomWalkMetropolis, StepInfo, StepSizeAdaptation,
                                    StepSizeJitter, TransitionKernel, UnadjustedLangevin, sample, select_chains)
 from entropy_mcmc.samplers.metric import Metric
 from entropy_mcmc.samplers.metropolis import Proposal
@@ -71,7 +71,7 @@ def test_select_chains_rejects_mixed_state_types():
 
 
 # ------------------------------------------------------------------ the runner records what happened
-class DivergesOnChainZero(HMC):
+class DivergesOnChainZero(HMCKernel):
     """HMC whose chain 0 reports a divergence at every step (events the runner must count through thinning)."""
 
     def step(self, state):
@@ -88,7 +88,7 @@ def test_thinning_drops_draws_not_events():
     assert res.num_divergences == 50           # every one of the 50 steps of chain 0, not 5 recorded draws
     assert res.stats["diverging"][0].all() and not res.stats["diverging"][1:].any()
     assert res.num_grad_evals == 150           # 50 steps x 3 leapfrog gradients
-    unthinned = sample(HMC(t, 0.1, 3), torch.zeros(3, 2), num_draws=50, progress=False, seed=0, warn=False)
+    unthinned = sample(HMCKernel(t, 0.1, 3), torch.zeros(3, 2), num_draws=50, progress=False, seed=0, warn=False)
     # a recorded draw carries the mean acceptance of its 10 steps
     torch.testing.assert_close(res.stats["acceptance_prob"], unthinned.stats["acceptance_prob"].view(3, 5, 10).mean(2))
     torch.testing.assert_close(res.draws, unthinned.draws[:, 9::10])
@@ -96,7 +96,7 @@ def test_thinning_drops_draws_not_events():
 
 def test_collect_warmup_keeps_warmup_draws_and_stats():
     t = get_target("scg2")
-    k = StepSizeAdaptation(MALA(t, 0.1), 0.574)
+    k = StepSizeAdaptation(MALAKernel(t, 0.1), 0.574)
     res = sample(k, torch.zeros(4, 2), num_draws=6, num_warmup=8, progress=False, seed=0, collect_warmup=True,
                  warn=False)
     assert res.warmup_samples["x"].shape == (4, 8, 2) and res.warmup_stats["step_size"].shape == (4, 8)
@@ -107,9 +107,9 @@ def test_collect_warmup_keeps_warmup_draws_and_stats():
 def test_unconverged_runs_warn_with_the_numbers():
     t = get_target("icg50")
     with pytest.warns(ConvergenceWarning, match=r"max R-hat is \d"):
-        sample(MALA(t, 0.01), torch.randn(4, 50, generator=torch.Generator().manual_seed(0)) * 3, 50,
+        sample(MALAKernel(t, 0.01), torch.randn(4, 50, generator=torch.Generator().manual_seed(0)) * 3, 50,
                progress=False, seed=0)
-    res = sample(MALA(t, 0.01), torch.zeros(4, 50), 50, progress=False, seed=0, warn=False)
+    res = sample(MALAKernel(t, 0.01), torch.zeros(4, 50), 50, progress=False, seed=0, warn=False)
     messages = res.convergence_warnings()
     assert any("min bulk ESS" in m and "400 for 4 chains" in m for m in messages)
 
@@ -117,7 +117,7 @@ def test_unconverged_runs_warn_with_the_numbers():
 def test_converged_run_does_not_warn():
     t = Gaussian(MEAN, COV)
     init = t.sample(8, torch.Generator().manual_seed(3))
-    res = sample(StepSizeJitter(HMC(t, 0.4, 5), 0.5), init, 1500, progress=False, seed=0, warn=False)
+    res = sample(StepSizeJitter(HMCKernel(t, 0.4, 5), 0.5), init, 1500, progress=False, seed=0, warn=False)
     assert res.convergence_warnings() == []
 
 
@@ -125,7 +125,7 @@ def test_converged_run_does_not_warn():
 def test_adaptation_and_jitter_stack_in_either_order():
     t = Gaussian(MEAN, COV)
     init = t.sample(16, torch.Generator().manual_seed(0))
-    a, b = HMC(t, 0.05, 5), HMC(t, 0.05, 5)
+    a, b = HMCKernel(t, 0.05, 5), HMCKernel(t, 0.05, 5)
     outer_adapt = StepSizeAdaptation(StepSizeJitter(a, 0.5), 0.8)
     outer_jitter = StepSizeJitter(StepSizeAdaptation(b, 0.8), 0.5)
     ra = sample(outer_adapt, init, 200, num_warmup=300, progress=False, seed=4, warn=False)
@@ -145,9 +145,9 @@ def test_dual_averaging_restarts_at_each_warmup():
     """A second run of the same adapted kernel equals a fresh kernel started from where the first one ended."""
     t = Gaussian(MEAN, COV)
     init = t.sample(8, torch.Generator().manual_seed(1))
-    k = StepSizeAdaptation(HMC(t, 0.05, 5), 0.8, adapt_mass_matrix=True)
+    k = StepSizeAdaptation(HMCKernel(t, 0.05, 5), 0.8, adapt_mass_matrix=True)
     sample(k, init, 20, num_warmup=200, progress=False, seed=0, warn=False)
-    fresh = StepSizeAdaptation(HMC(t, k.base.step_size.clone(), 5, inv_mass=k.base.inv_mass.clone()), 0.8,
+    fresh = StepSizeAdaptation(HMCKernel(t, k.base.step_size.clone(), 5, inv_mass=k.base.inv_mass.clone()), 0.8,
                                adapt_mass_matrix=True)
     again = sample(k, init, 20, num_warmup=200, progress=False, seed=5, warn=False)
     ref = sample(fresh, init, 20, num_warmup=200, progress=False, seed=5, warn=False)
@@ -156,7 +156,7 @@ def test_dual_averaging_restarts_at_each_warmup():
 
 def test_repeated_runs_do_not_drift_the_jittered_step_size():
     t = get_target("scg2")
-    k = StepSizeJitter(HMC(t, 0.3, 3), 0.5)
+    k = StepSizeJitter(HMCKernel(t, 0.3, 3), 0.5)
     for seed in range(3):
         res = sample(k, torch.zeros(8, 2), 20, progress=False, seed=seed, warn=False)
         assert float(k.base.step_size) == 0.3
@@ -179,7 +179,7 @@ def test_dense_metric_matches_the_explicit_matrices():
 
 def test_dense_mala_proposal_density_is_the_gaussian_it_draws_from():
     t = Gaussian(MEAN, COV)
-    k = MALA(t, 0.7, inv_mass=COV)
+    k = MALAKernel(t, 0.7, inv_mass=COV)
     x = t.sample(5, torch.Generator().manual_seed(0)).double()
     state = k.init(x)
     y = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -190,7 +190,7 @@ def test_dense_mala_proposal_density_is_the_gaussian_it_draws_from():
     torch.testing.assert_close(k.proposal_entropy(state).float(), h.expand(5), rtol=1e-5, atol=1e-5)
 
 
-class DenseMALAIdentityCorrection(MALA):
+class DenseMALAIdentityCorrection(MALAKernel):
     """Deliberately broken: proposes with the dense preconditioner but corrects as if M = I."""
 
     def propose(self, state):
@@ -203,8 +203,8 @@ class DenseMALAIdentityCorrection(MALA):
         return Proposal(prop.state, wrong, 1)
 
 
-@pytest.mark.parametrize("make,broken", [(lambda t: MALA(t, 1.0, inv_mass=COV), False),
-                                         (lambda t: HMC(t, 0.7, 4, inv_mass=COV), False),
+@pytest.mark.parametrize("make,broken", [(lambda t: MALAKernel(t, 1.0, inv_mass=COV), False),
+                                         (lambda t: HMCKernel(t, 0.7, 4, inv_mass=COV), False),
                                          (lambda t: DenseMALAIdentityCorrection(t, 1.0, inv_mass=COV), True)])
 def test_dense_mass_kernels_have_the_right_moments(make, broken):
     t = Gaussian(MEAN, COV)
@@ -217,7 +217,7 @@ def test_dense_mass_kernels_have_the_right_moments(make, broken):
 
 def test_dense_mass_adaptation_learns_the_covariance():
     t = Gaussian(MEAN, 4.0 * COV)
-    k = StepSizeAdaptation(MALA(t, 0.1), 0.574, adapt_mass_matrix="dense")
+    k = StepSizeAdaptation(MALAKernel(t, 0.1), 0.574, adapt_mass_matrix="dense")
     sample(k, t.sample(64, torch.Generator().manual_seed(0)), 10, num_warmup=600, progress=False, seed=0, warn=False)
     assert k.base.inv_mass.shape == (3, 3)
     torch.testing.assert_close(k.base.inv_mass, 4.0 * COV, atol=0.5, rtol=0.15)
@@ -235,7 +235,7 @@ class Shifted(Target):
 
 def test_refresh_re_evaluates_the_cache_after_the_target_changed():
     t = Shifted()
-    k = MALA(t, 0.1)
+    k = MALAKernel(t, 0.1)
     state = k.init(torch.ones(3, 2))
     t.shift = 3.0
     fresh = StepSizeAdaptation(k).refresh(state)
@@ -253,12 +253,12 @@ def test_target_from_a_plain_function():
 
     t = Target.from_log_prob(log_prob, 3)
     init = Gaussian(MEAN, COV).sample(64, torch.Generator().manual_seed(0))
-    res = sample(HMC(t, 0.4, 5), init, 800, progress=False, seed=1, warn=False)
+    res = sample(HMCKernel(t, 0.4, 5), init, 800, progress=False, seed=1, warn=False)
     z_mean, z_var = moment_z_scores(res.draws, MEAN, COV.diagonal())
     assert z_mean.max() < 4 and z_var.max() < 4
     bad = Target.from_log_prob(lambda x: log_prob(x)[:, None], 3)
     with pytest.raises(ValueError, match=r"tensor \[chains\]"):
-        MALA(bad, 0.1).init(init)
+        MALAKernel(bad, 0.1).init(init)
 
 
 def test_initial_positions_are_a_target_method_and_reproducible():

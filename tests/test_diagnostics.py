@@ -10,7 +10,7 @@ import torch
 from entropy_mcmc.diagnostics import (acceptance_rate, autocorrelation, efficiency, energy_grid, ess,
                                       expected_squared_jump, mcse, plot_autocorr, plot_pair, plot_trace,
                                       proposal_entropy, rhat)
-from entropy_mcmc.samplers import HMC, MALA, RandomWalkMetropolis, SampleResult, StepSizeAdaptation, sample
+from entropy_mcmc.samplers import HMCKernel, MALAKernel, RandomWalkMetropolis, SampleResult, StepSizeAdaptation, sample
 from entropy_mcmc.targets import Funnel, Gaussian, get_target
 
 
@@ -120,7 +120,7 @@ def test_lean_summary_equals_az_summary():
     from entropy_mcmc.diagnostics import lean_summary
 
     t = get_target("icg50")
-    run = sample(HMC(t, 0.5, 3), t.sample(6, torch.Generator().manual_seed(0)), 150, progress=False, seed=0)
+    run = sample(HMCKernel(t, 0.5, 3), t.sample(6, torch.Generator().manual_seed(0)), 150, progress=False, seed=0)
     rng = np.random.default_rng(8)
     extra = az.from_dict(posterior={"w": rng.standard_normal((3, 80, 2, 3)), "s": ar1(0.6, 3, 80, 1)[..., 0]})
     for idata in (run.to_arviz(), extra):
@@ -197,7 +197,7 @@ def test_proposal_entropy_rwm_matches_closed_form_per_chain():
 def test_proposal_entropy_mala_is_minus_expected_log_q():
     """H = -E_q[log q(x'|x)], estimated with the kernel's own proposal and density (d = 2, many draws)."""
     target = get_target("scg2")
-    kernel = MALA(target, step_size=0.4, seed=2)
+    kernel = MALAKernel(target, step_size=0.4, seed=2)
     x = target.sample(20000, torch.Generator().manual_seed(3), dtype=torch.float64)
     state = kernel.init(x)
     x_new = kernel.propose(state).state.position
@@ -209,11 +209,11 @@ def test_proposal_entropy_mala_is_minus_expected_log_q():
 
 def test_proposal_entropy_through_adaptation_wrapper_and_errors():
     target = get_target("icg50")
-    wrapped = StepSizeAdaptation(MALA(target, step_size=0.2), per_chain=True)
+    wrapped = StepSizeAdaptation(MALAKernel(target, step_size=0.2), per_chain=True)
     state = wrapped.init(torch.zeros(4, 50))
     assert torch.allclose(proposal_entropy(wrapped, state), torch.full((4,), _gaussian_entropy(50, 0.2)))
-    hmc = StepSizeAdaptation(HMC(target, step_size=0.1, num_steps=3))
-    with pytest.raises(ValueError, match="HMC has no tractable proposal"):
+    hmc = StepSizeAdaptation(HMCKernel(target, step_size=0.1, num_steps=3))
+    with pytest.raises(ValueError, match="HMCKernel has no tractable proposal"):
         proposal_entropy(hmc, hmc.init(torch.zeros(4, 50)))
 
 
@@ -223,7 +223,7 @@ def test_proposal_entropy_through_adaptation_wrapper_and_errors():
 @pytest.fixture(scope="module")
 def funnel_run():
     target = get_target("funnel1-10")
-    kernel = StepSizeAdaptation(MALA(target, step_size=0.1), target_accept=0.6)
+    kernel = StepSizeAdaptation(MALAKernel(target, step_size=0.1), target_accept=0.6)
     return target, sample(kernel, 0.3 * torch.randn(4, 10, generator=torch.Generator().manual_seed(0)),
                           num_draws=200, num_warmup=100, progress=False, seed=0)
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from entropy_mcmc.samplers import HMC, MALA, ChainState, RandomWalkMetropolis, UnadjustedLangevin, sample
+from entropy_mcmc.samplers import HMCKernel, MALAKernel, ChainState, RandomWalkMetropolis, UnadjustedLangevin, sample
 from entropy_mcmc.samplers.metropolis import Proposal, gaussian_log_density
 from entropy_mcmc.targets import Gaussian
 
@@ -21,8 +21,8 @@ def target():
 def kernel_cases():
     return {
         "rwm": lambda t: RandomWalkMetropolis(t, 0.9),
-        "mala": lambda t: MALA(t, 0.8),
-        "hmc": lambda t: HMC(t, 0.35, num_steps=5),
+        "mala": lambda t: MALAKernel(t, 0.8),
+        "hmc": lambda t: HMCKernel(t, 0.35, num_steps=5),
     }
 
 
@@ -41,7 +41,7 @@ def test_moments_within_4_mcse(name):
     assert 0.2 < res.acceptance_rate < 0.99
 
 
-class MALADroppedReverse(MALA):
+class MALADroppedReverse(MALAKernel):
     """Deliberately broken: treats the Langevin proposal as symmetric (drops log q(x|x') - log q(x'|x))."""
 
     def propose(self, state):
@@ -49,7 +49,7 @@ class MALADroppedReverse(MALA):
         return Proposal(prop.state, torch.zeros_like(prop.log_correction), prop.num_grad_evals)
 
 
-class HMCNoKinetic(HMC):
+class HMCNoKinetic(HMCKernel):
     """Deliberately broken: accepts on the potential energy change only."""
 
     def propose(self, state):
@@ -115,7 +115,7 @@ def test_hmc_detailed_balance_exact():
     gen = torch.Generator().manual_seed(4)
     x = t.sample(16, gen, dtype=torch.float64)
     inv_mass = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
-    k = HMC(t, 0.45, num_steps=7, inv_mass=inv_mass)
+    k = HMCKernel(t, 0.45, num_steps=7, inv_mass=inv_mass)
     z = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     p0 = z / inv_mass.sqrt()
     sx = k.init(x)
@@ -174,8 +174,8 @@ class NanTarget(Gaussian):
         return self.energy_and_grad(x)[0]
 
 
-@pytest.mark.parametrize("make", [lambda t: RandomWalkMetropolis(t, 1.0), lambda t: MALA(t, 1.0),
-                                  lambda t: HMC(t, 0.5, 4)])
+@pytest.mark.parametrize("make", [lambda t: RandomWalkMetropolis(t, 1.0), lambda t: MALAKernel(t, 1.0),
+                                  lambda t: HMCKernel(t, 0.5, 4)])
 def test_nan_and_inf_energies_are_rejected_and_counted(make):
     t = NanTarget(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
     res = sample(make(t), torch.zeros(64, 2), 300, progress=False, seed=0)
@@ -194,7 +194,7 @@ def test_nan_gradient_in_proposal_is_a_divergence():
             return u, torch.where(x[:, :1] > 0.5, torch.full_like(g, float("nan")), g)
 
     t = NanGrad(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
-    k = MALA(t, 0.9)
+    k = MALAKernel(t, 0.9)
     res = sample(k, torch.zeros(32, 2), 200, progress=False, seed=0)
     assert torch.isfinite(res.final_state.grad).all()
     assert res.stats["diverging"].any()
@@ -203,7 +203,7 @@ def test_nan_gradient_in_proposal_is_a_divergence():
 def test_step_info_fields_and_grad_counts():
     t = target()
     x = t.sample(8, torch.Generator().manual_seed(0))
-    for k, grads in ((RandomWalkMetropolis(t, 0.5), 0), (MALA(t, 0.5), 1), (HMC(t, 0.2, 6), 6)):
+    for k, grads in ((RandomWalkMetropolis(t, 0.5), 0), (MALAKernel(t, 0.5), 1), (HMCKernel(t, 0.2, 6), 6)):
         state, info = k.step(k.init(x))
         assert info.acceptance_prob.shape == (8,) and info.accepted.dtype == torch.bool
         assert info.diverging.shape == (8,)
@@ -213,7 +213,7 @@ def test_step_info_fields_and_grad_counts():
 
 def test_mala_proposal_density_is_normalized_gaussian():
     t = target()
-    k = MALA(t, 0.3)
+    k = MALAKernel(t, 0.3)
     x = torch.zeros(1, 3, dtype=torch.float64)
     u, g = t.energy_and_grad(x)
     lq = k.proposal_log_density(x, g, x - 0.5 * 0.09 * g)

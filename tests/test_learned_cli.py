@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from entropy_mcmc import cli
-from entropy_mcmc.samplers import MALA, MixtureKernel, WarmupHandoff, build_kernel, find_kernel, run_chains
+from entropy_mcmc.samplers import MALAKernel, MixtureKernel, WarmupHandoff, build_kernel, find_kernel, run_chains
 from entropy_mcmc.samplers.learned import LearnedSampler, load_proposal
 from entropy_mcmc.targets import get_target
 
@@ -54,7 +54,7 @@ def test_sample_with_the_learned_kernel(trained, tmp_path, capsys):
     kernel = build_kernel("learned", get_target("german"), num_warmup=20, sampler=str(trained))
     assert isinstance(kernel, WarmupHandoff) and isinstance(kernel.kernel, MixtureKernel) and kernel.kernel.p == 0.05
     mala, learned = kernel.kernel.parts
-    assert mala is kernel.warmup_kernel and isinstance(mala.base, MALA) and mala.adapt_mass_matrix == "dense"
+    assert mala is kernel.warmup_kernel and isinstance(mala.base, MALAKernel) and mala.adapt_mass_matrix == "dense"
     assert isinstance(learned, LearnedSampler) and float(learned.step_size) == pytest.approx(0.1)
     assert find_kernel(kernel, LearnedSampler) is learned
     pure = build_kernel("learned", get_target("german"), num_warmup=0, sampler=str(trained), mixture_share=0)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from entropy_mcmc.samplers import MALA, sample
+from entropy_mcmc.samplers import MALAKernel, sample
 from entropy_mcmc.samplers.learned import (AdaptiveMALA, AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedProposal,
                                            LearnedProposalConfig, LearnedSampler, TargetFunctions)
 from entropy_mcmc.samplers.metropolis import Proposal
@@ -99,7 +99,7 @@ def test_zero_outputs_is_mala(variant, num_steps):
     t = target()
     cfg = LearnedProposalConfig(dim=4, width=8, num_steps=num_steps, eps=0.3, variant=variant)
     model = LearnedProposal(cfg).double()
-    kernel, mala = LearnedSampler(t, model), MALA(t, 0.3)
+    kernel, mala = LearnedSampler(t, model), MALAKernel(t, 0.3)
     x, z0 = points(8)
     g = t.energy_and_grad(x)[1]
     move = model.forward_move(x, g, z0, 0.3, kernel._fns.grad)
@@ -118,7 +118,7 @@ def test_proposal_entropy_of_zero_model_is_mala_entropy():
     kernel = LearnedSampler(t, LearnedProposal(LearnedProposalConfig(4, width=8, eps=0.3)).double())
     x, _ = points(3)
     h = kernel.proposal_entropy(kernel.init(x))
-    torch.testing.assert_close(h, MALA(t, 0.3).proposal_entropy(kernel.init(x)))
+    torch.testing.assert_close(h, MALAKernel(t, 0.3).proposal_entropy(kernel.init(x)))
 
 
 @pytest.mark.parametrize("variant,grads", [("full", 8), ("no_grad", 0), ("langevin", 1)])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from entropy_mcmc.diagnostics.autocorr_ess import autocorr_ess, thesis_ess
-from entropy_mcmc.samplers import MALA, sample
+from entropy_mcmc.samplers import MALAKernel, sample
 from entropy_mcmc.learning import SamplerTrainConfig, preset, train_sampler
 from entropy_mcmc.samplers.learned import (AdaptiveMALAConfig, AdaptiveMALAProposal, LearnedProposalConfig,
                                            LearnedSampler, TargetFunctions, load_proposal)
@@ -46,7 +46,7 @@ def test_trained_sampler_beats_mala_and_stays_exact(trained):
     kernel = trained.kernel(ICG, seed=1)
     init = ICG.sample(64, torch.Generator().manual_seed(2))
     res = sample(kernel, init, 400, progress=False, seed=1)
-    mres = sample(MALA(ICG, 0.1), init, 400, progress=False, seed=1)
+    mres = sample(MALAKernel(ICG, 0.1), init, 400, progress=False, seed=1)
     learned_jump = (res.draws[:, 1:] - res.draws[:, :-1]).pow(2).sum(-1).mean()
     mala_jump = (mres.draws[:, 1:] - mres.draws[:, :-1]).pow(2).sum(-1).mean()
     assert learned_jump > 5 * mala_jump

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from entropy_mcmc.samplers import (HMC, MALA, MixtureKernel, RandomWalkMetropolis, StepSizeAdaptation,
+from entropy_mcmc.samplers import (HMCKernel, MALAKernel, MixtureKernel, RandomWalkMetropolis, StepSizeAdaptation,
                                    WarmupHandoff, build_kernel, sample)
 from entropy_mcmc.samplers.base import kernel_name
 from entropy_mcmc.targets import Gaussian
@@ -34,8 +34,8 @@ class StateDependentMixture(MixtureKernel):
         return state.position[:, 0] > MEAN[0].to(state.position)
 
 
-@pytest.mark.parametrize("parts, p", [((lambda t: MALA(t, 0.8), lambda t: RandomWalkMetropolis(t, 0.9)), 0.3),
-                                      ((lambda t: HMC(t, 0.35, num_steps=5), lambda t: MALA(t, 0.8)), 0.5)])
+@pytest.mark.parametrize("parts, p", [((lambda t: MALAKernel(t, 0.8), lambda t: RandomWalkMetropolis(t, 0.9)), 0.3),
+                                      ((lambda t: HMCKernel(t, 0.35, num_steps=5), lambda t: MALAKernel(t, 0.8)), 0.5)])
 def test_mixture_moments_within_4_mcse(parts, p):
     t = target()
     kernel = MixtureKernel(parts[0](t), parts[1](t), p)
@@ -64,18 +64,18 @@ def test_mixture_is_reproducible_and_its_parts_draw_from_its_generator():
     init = t.sample(16, torch.Generator().manual_seed(0))
 
     def draws(seed):
-        return sample(MixtureKernel(MALA(t, 0.8), RandomWalkMetropolis(t, 0.9), 0.4), init, 50,
+        return sample(MixtureKernel(MALAKernel(t, 0.8), RandomWalkMetropolis(t, 0.9), 0.4), init, 50,
                       progress=False, seed=seed, warn=False).draws
 
     assert torch.equal(draws(3), draws(3)) and not torch.equal(draws(3), draws(4))
-    kernel = MixtureKernel(MALA(t, 0.8), StepSizeAdaptation(RandomWalkMetropolis(t, 0.9)), 0.4)
+    kernel = MixtureKernel(MALAKernel(t, 0.8), StepSizeAdaptation(RandomWalkMetropolis(t, 0.9)), 0.4)
     kernel.reseed(5)
     assert all(part.base.generator is kernel.generator for part in kernel.parts)
 
 
 def test_a_part_without_a_gradient_cache_is_refreshed_for_the_part_that_needs_one():
     t = target()
-    kernel = MixtureKernel(MALA(t, 0.8), RandomWalkMetropolis(t, 0.9), 0.5)
+    kernel = MixtureKernel(MALAKernel(t, 0.8), RandomWalkMetropolis(t, 0.9), 0.5)
     state = kernel.init(t.sample(64, torch.Generator().manual_seed(0)))
     assert state.grad is not None  # the richer part's state
     for i in range(5):  # RWM's moves drop the gradient; MALA's chains get it re-evaluated before they step
@@ -90,7 +90,7 @@ def test_a_part_without_a_gradient_cache_is_refreshed_for_the_part_that_needs_on
 
 def test_per_chain_step_sizes_are_cut_to_the_chains_of_each_part():
     t = target()
-    mala = MALA(t, torch.linspace(0.3, 0.9, 32, dtype=torch.float64))
+    mala = MALAKernel(t, torch.linspace(0.3, 0.9, 32, dtype=torch.float64))
     kernel = MixtureKernel(mala, RandomWalkMetropolis(t, 0.9), 0.5)
     res = sample(kernel, t.sample(32, torch.Generator().manual_seed(0)), 20, progress=False, seed=0, warn=False)
     used = res.stats["step_size"][res.stats["mixture_component"] == 0]
@@ -103,10 +103,10 @@ def test_mixture_argument_errors():
     t = target()
     for p in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="p must lie in"):
-            MixtureKernel(MALA(t), MALA(t), p)
+            MixtureKernel(MALAKernel(t), MALAKernel(t), p)
     with pytest.raises(TypeError, match="TransitionKernel"):
-        MixtureKernel(MALA(t), object(), 0.5)
-    per_chain = StepSizeAdaptation(MALA(t, 0.5), per_chain=True)
+        MixtureKernel(MALAKernel(t), object(), 0.5)
+    per_chain = StepSizeAdaptation(MALAKernel(t, 0.5), per_chain=True)
     kernel = MixtureKernel(per_chain, RandomWalkMetropolis(t, 0.9), 0.5)
     with pytest.raises(ValueError, match="per chain"):
         sample(kernel, t.sample(8, torch.Generator().manual_seed(0)), 5, num_warmup=5, progress=False)
@@ -114,10 +114,10 @@ def test_mixture_argument_errors():
 
 def test_handoff_warms_up_with_one_kernel_and_samples_with_the_other():
     t = target()
-    helper = StepSizeAdaptation(MALA(t, 0.1), target_accept=0.574, adapt_mass_matrix="dense")
+    helper = StepSizeAdaptation(MALAKernel(t, 0.1), target_accept=0.574, adapt_mass_matrix="dense")
     slow = RandomWalkMetropolis(t, 0.05)  # stands for a kernel that cannot adapt and moves little
     kernel = WarmupHandoff(MixtureKernel(helper, slow, 0.2), helper)
-    assert kernel_name(kernel) == ("WarmupHandoff(StepSizeAdaptation(MALA), MixtureKernel(StepSizeAdaptation(MALA), "
+    assert kernel_name(kernel) == ("WarmupHandoff(StepSizeAdaptation(MALAKernel), MixtureKernel(StepSizeAdaptation(MALAKernel), "
                                    "RandomWalkMetropolis))")
     init = torch.full((64, 3), 30.0, dtype=torch.float64)  # far outside the typical set
     res = sample(kernel, init, 300, num_warmup=300, progress=False, seed=0, collect_warmup=True, warn=False)
@@ -126,7 +126,7 @@ def test_handoff_warms_up_with_one_kernel_and_samples_with_the_other():
     assert float(slow.step_size) == 0.05  # the sampling kernel's step size is left alone
     assert ((res.draws[:, 0] - MEAN) / COV.diagonal().sqrt()).abs().max() < 5  # warmup reached the typical set
     # without warmup, the handoff goes straight to the sampling kernel
-    res0 = sample(WarmupHandoff(slow, StepSizeAdaptation(MALA(t, 0.1))), init, 3, progress=False, seed=0, warn=False)
+    res0 = sample(WarmupHandoff(slow, StepSizeAdaptation(MALAKernel(t, 0.1))), init, 3, progress=False, seed=0, warn=False)
     assert res0.kernel_name.startswith("WarmupHandoff") and "mixture_component" not in res0.stats
     assert (res0.draws - 30.0).abs().max() < 1.0  # only RWM steps of 0.05 from the start
 

@@ -10,7 +10,7 @@ from pyro.infer import MCMC, NUTS
 
 from entropy_mcmc.diagnostics import mcse
 from entropy_mcmc.pyro import PyroKernel, PyroTarget, hierarchical_normal_data, hierarchical_normal_model
-from entropy_mcmc.samplers import MALA, HMC, StepSizeAdaptation, sample
+from entropy_mcmc.samplers import MALAKernel, HMCKernel, StepSizeAdaptation, sample
 from entropy_mcmc.samplers.metropolis import Proposal
 
 pytestmark = pytest.mark.usefixtures("one_thread", "sequential_chains")
@@ -81,7 +81,7 @@ def test_learned_sampler_trained_during_pyros_warmup_matches_pyro_nuts(nuts_draw
     assert all(0.3 < r < 1.0 for r in rates.values()), rates
 
 
-class MALADroppedReverse(MALA):
+class MALADroppedReverse(MALAKernel):
     """Deliberately broken: treats the Langevin proposal as symmetric."""
 
     def propose(self, state):
@@ -105,10 +105,10 @@ def test_runner_on_the_vectorized_pyro_target_matches_pyro_nuts(name, nuts_draws
     # let chains started at a large tau (a stiff eta) shrink their step and leave
     init = target.initial_position(64, generator=torch.Generator().manual_seed(7))
     if name == "hmc":
-        kernel = StepSizeAdaptation(HMC(target, 0.3, num_steps=4), 0.8, per_chain=True, adapt_mass_matrix=True)
+        kernel = StepSizeAdaptation(HMCKernel(target, 0.3, num_steps=4), 0.8, per_chain=True, adapt_mass_matrix=True)
         draws = 250
     else:
-        kernel, draws = StepSizeAdaptation(MALA(target, 0.5), 0.574, per_chain=True), 600
+        kernel, draws = StepSizeAdaptation(MALAKernel(target, 0.5), 0.574, per_chain=True), 600
     res = sample(kernel, init, draws, num_warmup=300, progress=False, seed=8)
     ours = stack_sites({k: v.numpy() for k, v in target.constrain(res.draws).items()})
     z = z_scores(ours, nuts_draws)

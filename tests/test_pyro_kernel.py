@@ -10,7 +10,7 @@ from pyro.infer import MCMC
 
 from entropy_mcmc.pyro import PyroKernel, from_pyro, hierarchical_normal_data, hierarchical_normal_model
 from entropy_mcmc.pyro.inference_data import SAMPLE_STAT_NAMES
-from entropy_mcmc.samplers import HMC, RandomWalkMetropolis, sample
+from entropy_mcmc.samplers import HMCKernel, RandomWalkMetropolis, sample
 from entropy_mcmc.targets import Gaussian
 
 pytestmark = pytest.mark.usefixtures("one_thread", "sequential_chains")
@@ -89,7 +89,7 @@ def test_arviz_from_pyro_and_our_from_pyro_carry_the_runners_stat_names(mala_run
     assert idata.sample_stats["acceptance_rate"].shape == (2, 150)
     # the runner's own ArviZ output uses the same names
     g = Gaussian(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
-    res = sample(HMC(g, 0.5, num_steps=3), torch.zeros(4, 2, dtype=torch.float64), 20, progress=False, seed=1)
+    res = sample(HMCKernel(g, 0.5, num_steps=3), torch.zeros(4, 2, dtype=torch.float64), 20, progress=False, seed=1)
     assert set(res.to_arviz().sample_stats.data_vars) == ours
     assert az.summary(idata, var_names=["mu", "tau"]).shape[0] == 2
 

@@ -14,7 +14,7 @@ from entropy_mcmc.pyro import (PyroTarget, SiteLayout, blr_target, eight_schools
                                target_from_model)
 from entropy_mcmc.pyro.models import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y
 from entropy_mcmc.pyro.target import SequentialFallbackWarning
-from entropy_mcmc.samplers import HMC, StepSizeAdaptation, sample
+from entropy_mcmc.samplers import HMCKernel, StepSizeAdaptation, sample
 from entropy_mcmc.targets import LogisticRegression
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -172,7 +172,7 @@ def test_float32_model_accepts_float64_positions():
 def test_runner_samples_many_chains_of_a_pyro_model_and_names_sites_in_arviz():
     target = PyroTarget(hierarchical_normal_model, hierarchical_normal_data())
     init = target.initial_position(16, generator=torch.Generator().manual_seed(5))
-    kernel = StepSizeAdaptation(HMC(target, 0.3, num_steps=3), 0.8)
+    kernel = StepSizeAdaptation(HMCKernel(target, 0.3, num_steps=3), 0.8)
     res = sample(kernel, init, 100, num_warmup=100, progress=False, seed=6)
     assert res.draws.shape == (16, 100, 6)
     assert 0.5 < res.acceptance_rate < 0.99

@@ -9,7 +9,7 @@ from torch import nn
 
 from entropy_mcmc.diagnostics import mcse
 from entropy_mcmc.ebm_training import EnergyTarget, NegativePhase
-from entropy_mcmc.samplers import MALA, ReplicaExchange, build_kernel, sample
+from entropy_mcmc.samplers import MALAKernel, ReplicaExchange, build_kernel, sample
 from entropy_mcmc.targets import Gaussian
 from entropy_mcmc.targets.base import Target
 from entropy_mcmc.targets.gaussian import GaussianMixture
@@ -147,11 +147,11 @@ class BinaryTarget(Target):
     (lambda: build_kernel("mala", MIXTURE, replicas=1), "number of replicas >= 2, got 1"),
     (lambda: build_kernel("mala", MIXTURE, replicas=3, max_temperature=1.0), "max_temperature must be a finite"),
     (lambda: build_kernel("mala", MIXTURE, max_temperature=5.0), "give replicas too"),
-    (lambda: ReplicaExchange(MIXTURE, MALA, inverse_temperatures=[1.0, 0.2, 0.5]), "decrease strictly"),
-    (lambda: ReplicaExchange(MIXTURE, MALA, inverse_temperatures=[1.0, 0.5, 0.0]), "staying positive"),
-    (lambda: ReplicaExchange(MIXTURE, MALA, inverse_temperatures=[0.9, 0.5]), "start at 1"),
-    (lambda: ReplicaExchange(MIXTURE, MALA, inverse_temperatures=[1.0]), ">= 2 inverse temperatures"),
-    (lambda: ReplicaExchange(MIXTURE, lambda t: MALA(MIXTURE), num_replicas=2), "on the tempered target"),
+    (lambda: ReplicaExchange(MIXTURE, MALAKernel, inverse_temperatures=[1.0, 0.2, 0.5]), "decrease strictly"),
+    (lambda: ReplicaExchange(MIXTURE, MALAKernel, inverse_temperatures=[1.0, 0.5, 0.0]), "staying positive"),
+    (lambda: ReplicaExchange(MIXTURE, MALAKernel, inverse_temperatures=[0.9, 0.5]), "start at 1"),
+    (lambda: ReplicaExchange(MIXTURE, MALAKernel, inverse_temperatures=[1.0]), ">= 2 inverse temperatures"),
+    (lambda: ReplicaExchange(MIXTURE, lambda t: MALAKernel(MIXTURE), num_replicas=2), "on the tempered target"),
     (lambda: build_kernel("bernoulli-gibbs", MIXTURE, replicas=2), "moves binary states, but target"),
     (lambda: build_kernel("bernoulli-gibbs", BinaryTarget((3,)), replicas=2), "tempers real states; kernel"),
     (lambda: build_kernel("learned", MIXTURE, replicas=2), "it was trained for b = 1"),

@@ -17,7 +17,7 @@ import torch
 
 from ..samplers.adaptation import StepSizeAdaptation
 from ..samplers.learned.proposal import LearnedProposalConfig
-from ..samplers.mala import MALA
+from ..samplers.mala import MALAKernel
 from ..targets.base import Target
 from .training import SamplerTrainConfig, TrainResult, train_sampler
 
@@ -41,7 +41,7 @@ def warm_start(target: Target, num_chains: int, steps: int, seed: int, dtype: to
         init = target.initial_position(num_chains, generator=gen, dtype=dtype)
     else:
         init = (4.0 * torch.rand((num_chains,) + tuple(target.event_shape), generator=gen, dtype=dtype) - 2.0)
-    kernel = StepSizeAdaptation(MALA(target, 0.1, seed=seed), target_accept=0.574)
+    kernel = StepSizeAdaptation(MALAKernel(target, 0.1, seed=seed), target_accept=0.574)
     state = kernel.init(init)
     kernel.start_warmup(steps)
     for _ in range(steps):

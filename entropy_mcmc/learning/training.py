@@ -31,7 +31,7 @@ import torch
 from ..samplers.adaptation import StepSizeAdaptation
 from ..samplers.learned.kernel import LearnedSampler, TargetFunctions, propose_move, save_proposal
 from ..samplers.learned.proposal import LearnedProposal, LearnedProposalConfig, ProposalModel, base_entropy
-from ..samplers.mala import MALA
+from ..samplers.mala import MALAKernel
 from ..samplers.metropolis import metropolis_accept
 from ..targets.base import Target
 
@@ -180,7 +180,7 @@ def warm_buffer(target: Target, init: torch.Tensor, steps: int, seed: int = 0,
     kept = []
     state = None
     if steps > 0:
-        kernel = StepSizeAdaptation(MALA(target, 0.01, seed=seed), target_accept=0.6, per_chain=True)
+        kernel = StepSizeAdaptation(MALAKernel(target, 0.01, seed=seed), target_accept=0.6, per_chain=True)
         state = kernel.init(init)
         kernel.start_warmup(steps)
         for i in range(steps):

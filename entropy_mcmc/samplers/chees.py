@@ -36,7 +36,7 @@ import torch
 
 from ..targets.base import Target
 from .base import ChainState, KernelWrapper, Seed, StepInfo, TransitionKernel
-from .hmc import HMC
+from .hmc import HMCKernel
 from .metropolis import Proposal
 
 
@@ -50,7 +50,7 @@ def van_der_corput(i: int) -> float:
     return out
 
 
-class ChEESHMC(HMC):
+class ChEESHMC(HMCKernel):
     """HMC whose number of leapfrog steps is ceil(u_t T / s) with u_t from the Halton sequence (module docstring).
 
     Parameters

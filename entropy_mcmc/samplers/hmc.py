@@ -10,7 +10,7 @@ from .base import ChainState, Seed, StepInfo
 from .metropolis import PreconditionedKernel, Proposal, broadcast_step_size
 
 
-class HMC(PreconditionedKernel):
+class HMCKernel(PreconditionedKernel):
     """HMC with momentum p ~ N(0, M); `num_steps` gradient evaluations per step.
 
     `inv_mass` = M^-1: None (identity), the event shape (diagonal) or `[d, d]` (dense).

@@ -10,7 +10,7 @@ from .base import ChainState
 from .metropolis import PreconditionedKernel, Proposal, broadcast_step_size
 
 
-class MALA(PreconditionedKernel):
+class MALAKernel(PreconditionedKernel):
     """Langevin proposal N(x - s^2/2 M^-1 dU(x), s^2 M^-1) corrected by Metropolis-Hastings; one gradient
     evaluation per step. `inv_mass` = M^-1 preconditions it: None (identity), diagonal or dense `[d, d]`."""
 

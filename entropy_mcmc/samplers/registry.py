@@ -1,6 +1,6 @@
 """The kernel registry: one place for each kernel's defaults and for the order of the wrappers around it.
 
-    kernel = build_kernel("hmc", target, num_warmup=500)   # StepSizeJitter(StepSizeAdaptation(HMC))
+    kernel = build_kernel("hmc", target, num_warmup=500)   # StepSizeJitter(StepSizeAdaptation(HMCKernel))
 
 The CLI, the bench suite, `PyroKernel`, the NumPyro-style front door and the trainers all build
 kernels here. Other packages add kernels through the `entropy_mcmc.kernels` entry point group: the
@@ -335,9 +335,9 @@ def _rwm(target, **options) -> TransitionKernel:
 
 
 def _mala(target, **options) -> TransitionKernel:
-    from .mala import MALA
+    from .mala import MALAKernel
 
-    return MALA(target, **options)
+    return MALAKernel(target, **options)
 
 
 def _nuts(target, **options) -> TransitionKernel:
@@ -389,13 +389,13 @@ def hmc(target, step_size=0.1, num_steps: int = 4, adapt_path_length: str = "non
     import torch
 
     from .chees import ChEESAdaptation, ChEESHMC
-    from .hmc import HMC
+    from .hmc import HMCKernel
 
     if adapt_path_length not in PATH_LENGTH_ADAPTATIONS:
         raise ValueError(f"adapt_path_length must be one of {', '.join(PATH_LENGTH_ADAPTATIONS)}, "
                          f"got {adapt_path_length!r}")
     if adapt_path_length == "none":
-        return HMC(target, step_size, num_steps, **options)
+        return HMCKernel(target, step_size, num_steps, **options)
     if isinstance(num_steps, bool) or int(num_steps) != num_steps or num_steps < 1:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
     length = num_steps * float(torch.as_tensor(step_size, dtype=torch.float64).mean())

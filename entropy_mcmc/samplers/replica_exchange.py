@@ -131,7 +131,7 @@ class ReplicaExchange(TransitionKernel):
         The `Target` to sample (real states).
     make_kernel
         `TemperedTarget -> TransitionKernel`, the inner kernel built on the target it is given (TFP's
-        `make_kernel_fn`), e.g. `lambda t: MALA(t, 0.1)` or `lambda t: build_kernel("hmc", t)`.
+        `make_kernel_fn`), e.g. `lambda t: MALAKernel(t, 0.1)` or `lambda t: build_kernel("hmc", t)`.
     inverse_temperatures
         The ladder `[R]` (1 first, strictly decreasing, positive); or
     num_replicas, max_temperature
