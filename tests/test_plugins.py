@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from entropy_mcmc.diagnostics import mcse
+from entropy_mcmc.plugins import PluginGroup
 from entropy_mcmc.samplers import registry
 from entropy_mcmc import targets as target_registry
 
@@ -114,14 +115,10 @@ def installed(plugin_dir, monkeypatch):
     monkeypatch.syspath_prepend(str(plugin_dir))
     importlib.invalidate_caches()
     monkeypatch.setattr(registry, "_KERNELS", dict(registry._KERNELS))
-    monkeypatch.setattr(registry, "PLUGIN_ERRORS", {})
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    monkeypatch.setattr(registry, "_plugins_tried", set())
+    monkeypatch.setattr(registry, "PLUGINS", PluginGroup(registry.GROUP))
     monkeypatch.setattr(target_registry, "_REGISTRY", dict(target_registry._REGISTRY))
     monkeypatch.setattr(target_registry, "_SOURCES", dict(target_registry._SOURCES))
-    monkeypatch.setattr(target_registry, "PLUGIN_ERRORS", {})
-    monkeypatch.setattr(target_registry, "_plugins_loaded", False)
-    monkeypatch.setattr(target_registry, "_plugins_tried", set())
+    monkeypatch.setattr(target_registry, "PLUGINS", PluginGroup(target_registry.GROUP))
     yield
     for name in ("toyplug", "brokenplug"):
         sys.modules.pop(name, None)
@@ -182,15 +179,15 @@ def test_entry_points_load_by_the_name_asked_for(installed):
     assert "toyplug" not in sys.modules and "brokenplug" not in sys.modules
     assert get_kernel_spec("toy").step_size == 0.37 and check_target_name("toytarget") == "toytarget"
     assert "toyplug" in sys.modules and "brokenplug" not in sys.modules
-    assert "broken" not in registry.PLUGIN_ERRORS and "brokentarget" not in target_registry.PLUGIN_ERRORS
+    assert "broken" not in registry.PLUGINS.errors and "brokentarget" not in target_registry.PLUGINS.errors
     with pytest.warns(PluginWarning, match="'broken'"):
         specs = kernel_specs()
-    assert "toy" in specs and "broken" not in specs and "broken" in registry.PLUGIN_ERRORS
+    assert "toy" in specs and "broken" not in specs and "broken" in registry.PLUGINS.errors
     assert specs["toy"] is get_kernel_spec("toy")  # loaded once: no "name taken" against itself
     with pytest.warns(PluginWarning, match="'brokentarget'"):
         sources = target_sources()
     assert sources["toytarget"][0] == "toyplug 0.1" and "brokentarget" not in sources
-    assert "toy" not in registry.PLUGIN_ERRORS and "toytarget" not in target_registry.PLUGIN_ERRORS
+    assert "toy" not in registry.PLUGINS.errors and "toytarget" not in target_registry.PLUGINS.errors
     assert "broken" not in kernel_names() and "brokentarget" not in target_names()
 
 
@@ -203,11 +200,9 @@ def test_a_plugin_may_not_take_a_built_in_name(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text("[entropy_mcmc.kernels]\nhmc = entropy_mcmc.samplers.registry:hmc\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_KERNELS", dict(registry._KERNELS))
-    monkeypatch.setattr(registry, "PLUGIN_ERRORS", {})
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    monkeypatch.setattr(registry, "_plugins_tried", set())
+    monkeypatch.setattr(registry, "PLUGINS", PluginGroup(registry.GROUP))
     builtin = registry.get_kernel_spec("hmc")
-    assert builtin.source == "built-in" and "hmc" not in registry.PLUGIN_ERRORS
+    assert builtin.source == "built-in" and "hmc" not in registry.PLUGINS.errors
     assert registry.kernel_names().count("hmc") == 1
     assert registry.kernel_specs()["hmc"] is builtin
-    assert "taken by built-in; plugin from clash 0.1 ignored" in registry.PLUGIN_ERRORS["hmc"]
+    assert "taken by built-in; plugin from clash 0.1 ignored" in registry.PLUGINS.errors["hmc"]

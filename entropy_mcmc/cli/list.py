@@ -12,8 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..samplers.registry import PLUGIN_ERRORS as KERNEL_ERRORS, kernel_specs
-    from ..targets import PLUGIN_ERRORS as TARGET_ERRORS, target_sources
+    from ..samplers.registry import PLUGINS as KERNEL_PLUGINS, kernel_specs
+    from ..targets import PLUGINS as TARGET_PLUGINS, target_sources
 
     print("kernels:")
     for name, spec in kernel_specs().items():
@@ -24,7 +24,7 @@ def run(args) -> int:
     for name, (source, doc) in target_sources().items():
         print(f"  {name:<14} [{source}]" + (f" {doc}" if doc else ""))
     print("  (also the patterns icg<d> and funnel<sigma>-<d>)")
-    for kind, errors in (("kernel", KERNEL_ERRORS), ("target", TARGET_ERRORS)):
-        for name, message in sorted(errors.items()):
+    for kind, plugins in (("kernel", KERNEL_PLUGINS), ("target", TARGET_PLUGINS)):
+        for name, message in sorted(plugins.errors.items()):
             print(f"broken {kind} plugin {name}: {message}")
     return 0

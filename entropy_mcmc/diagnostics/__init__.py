@@ -3,6 +3,7 @@ entropy, acceptance rate; trace, autocorrelation and pair plots.
 
 The plots and proposal statistics are imported on first use, so that `diagnostics` loads without torch.
 """
+from ..lazy import lazy_exports as _lazy_exports
 from .ess import efficiency, ess, expected_squared_jump, mcse, rhat
 from .summary import lean_summary
 
@@ -10,16 +11,4 @@ _LAZY = {"proposal_entropy": "proposal", "acceptance_rate": "proposal", "autocor
          "energy_grid": "plots", "plot_trace": "plots", "plot_autocorr": "plots", "plot_pair": "plots"}
 __all__ = ["ess", "rhat", "mcse", "efficiency", "expected_squared_jump", "lean_summary", *_LAZY]
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())

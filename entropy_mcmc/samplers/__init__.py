@@ -3,7 +3,7 @@
 The names below are imported from their modules on first use (PEP 562), so that `samplers.registry` (the kernel
 names and specs, e.g. for `entropy-mcmc sample --help`) loads without torch.
 """
-import importlib
+from ..lazy import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     "adaptation": ("DualAveraging", "StepSizeAdaptation"),
@@ -36,14 +36,4 @@ __all__ = ["TransitionKernel", "KernelWrapper", "ChainState", "StepInfo", "Metro
            "SampleResult", "ConvergenceWarning", "LearnedSampler", "LearnedProposal", "LearnedProposalConfig",
            "AdaptiveMALA"]
 
-
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
-from ..plugins import first_line, iter_plugins, plugin_names
+from ..plugins import PluginGroup, first_line
 
 if TYPE_CHECKING:
     from .base import TransitionKernel
@@ -152,9 +152,7 @@ class KernelSpec:
 
 
 _KERNELS: Dict[str, KernelSpec] = {}
-PLUGIN_ERRORS: Dict[str, str] = {}
-_plugins_loaded = False  # every entry point loaded
-_plugins_tried: Set[str] = set()  # entry points loaded (or failed) by name
+PLUGINS = PluginGroup(GROUP)
 
 
 def register_kernel(name: str, spec: Union[KernelSpec, Callable[..., TransitionKernel]]) -> KernelSpec:
@@ -170,23 +168,16 @@ def register_kernel(name: str, spec: Union[KernelSpec, Callable[..., TransitionK
 
 
 def _load_plugins(only: Optional[str] = None) -> None:
-    """Load the entry point named `only`, or every one when None; each at most once."""
-    global _plugins_loaded
-    if _plugins_loaded or only in _plugins_tried:
-        return
-    skip = set(_plugins_tried)
-    if only is None:
-        _plugins_loaded = True
-    else:
-        _plugins_tried.add(only)
-    for name, obj, source in iter_plugins(GROUP, PLUGIN_ERRORS, name=only, skip=skip):
+    """Register the entry point named `only`, or every one when None; each at most once."""
+    for name, obj, source in PLUGINS.load(only):
         if name in _KERNELS and _KERNELS[name] is obj:
             continue  # a module of this package registered it at import
         if name in _KERNELS:
-            PLUGIN_ERRORS[name] = f"kernel name {name!r} is taken by {_KERNELS[name].source}; plugin from {source} ignored"
+            PLUGINS.errors[name] = (f"kernel name {name!r} is taken by {_KERNELS[name].source}; "
+                                    f"plugin from {source} ignored")
             continue
         if not isinstance(obj, KernelSpec) and not callable(obj):
-            PLUGIN_ERRORS[name] = f"entry point is a {type(obj).__name__}, not a KernelSpec or a callable"
+            PLUGINS.errors[name] = f"entry point is a {type(obj).__name__}, not a KernelSpec or a callable"
             continue
         spec = obj if isinstance(obj, KernelSpec) else KernelSpec(build=obj, help=first_line(obj))
         if spec.source == "built-in":
@@ -197,9 +188,9 @@ def _load_plugins(only: Optional[str] = None) -> None:
 def kernel_names() -> List[str]:
     """Every kernel `build_kernel` knows, built-in and plugged in; a plugin's name comes from its metadata (nothing
     is imported), and one that failed to load is left out."""
-    if _plugins_loaded:
+    if PLUGINS.all_loaded:
         return sorted(_KERNELS)
-    return sorted(set(_KERNELS) | {n for n in plugin_names(GROUP) if n not in PLUGIN_ERRORS})
+    return sorted(set(_KERNELS) | set(PLUGINS.names()))
 
 
 def kernel_specs(load_plugins: bool = True) -> Dict[str, KernelSpec]:
@@ -215,7 +206,8 @@ def get_kernel_spec(name: str) -> KernelSpec:
     if name not in _KERNELS:
         _load_plugins(name)
     if name not in _KERNELS:
-        broken = f" (plugin {name!r} failed to load: {PLUGIN_ERRORS[name]})" if name in PLUGIN_ERRORS else ""
+        error = PLUGINS.errors.get(name)
+        broken = f" (plugin {name!r} failed to load: {error})" if error else ""
         raise ValueError(f"unknown kernel {name!r}{broken}; known kernels: {', '.join(kernel_names())}")
     return _KERNELS[name]
 
@@ -458,4 +450,4 @@ register_kernel("learned", KernelSpec(
 
 
 __all__ = ["Capabilities", "STATE_SPACES", "KernelSpec", "KernelOption", "register_kernel", "build_kernel",
-           "get_kernel_spec", "kernel_names", "kernel_specs", "PLUGIN_ERRORS", "DEFAULT_MIXTURE_SHARE"]
+           "get_kernel_spec", "kernel_names", "kernel_specs", "PLUGINS", "DEFAULT_MIXTURE_SHARE"]

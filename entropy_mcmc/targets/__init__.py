@@ -7,9 +7,9 @@ name is asked for; `target_names` reads the names from the installed metadata, `
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Optional, Set
+from typing import Callable, Dict, Optional
 
-from ..plugins import first_line, iter_plugins, plugin_names
+from ..plugins import PluginGroup, first_line
 from .base import LogDensity, Target
 from .funnel import Funnel
 from .gaussian import Gaussian, GaussianMixture, ill_conditioned_gaussian, strongly_correlated_gaussian
@@ -34,10 +34,8 @@ _REGISTRY: Dict[str, Callable[[], Target]] = {
 
 
 _SOURCES: Dict[str, str] = {name: "built-in" for name in _REGISTRY}
-PLUGIN_ERRORS: Dict[str, str] = {}
 GROUP = "entropy_mcmc.targets"
-_plugins_loaded = False  # every entry point loaded
-_plugins_tried: Set[str] = set()  # entry points loaded (or failed) by name
+PLUGINS = PluginGroup(GROUP)
 
 
 def register_target(name: str, factory: Callable[[], Target], source: str = "user") -> None:
@@ -51,20 +49,12 @@ def register_target(name: str, factory: Callable[[], Target], source: str = "use
 
 
 def _load_plugins(only: Optional[str] = None) -> None:
-    """Load the entry point named `only`, or every one when None; each at most once."""
-    global _plugins_loaded
-    if _plugins_loaded or only in _plugins_tried:
-        return
-    skip = set(_plugins_tried)
-    if only is None:
-        _plugins_loaded = True
-    else:
-        _plugins_tried.add(only)
-    for name, obj, source in iter_plugins(GROUP, PLUGIN_ERRORS, name=only, skip=skip):
+    """Register the entry point named `only`, or every one when None; each at most once."""
+    for name, obj, source in PLUGINS.load(only):
         if name in _REGISTRY:
-            PLUGIN_ERRORS[name] = f"target name {name!r} is taken by {_SOURCES[name]}; plugin from {source} ignored"
+            PLUGINS.errors[name] = f"target name {name!r} is taken by {_SOURCES[name]}; plugin from {source} ignored"
         elif not callable(obj):
-            PLUGIN_ERRORS[name] = f"entry point is a {type(obj).__name__}, not a callable returning a Target"
+            PLUGINS.errors[name] = f"entry point is a {type(obj).__name__}, not a callable returning a Target"
         else:
             register_target(name, obj, source)
 
@@ -83,9 +73,9 @@ _ICG = re.compile(r"icg(\d+)")
 def target_names():
     """Names `get_target` accepts (plus the patterns `icg<d>` and `funnel<sigma>-<d>`); a plugin's name comes from
     its metadata (nothing is imported), and one that failed to load is left out."""
-    if _plugins_loaded:
+    if PLUGINS.all_loaded:
         return sorted(_REGISTRY)
-    return sorted(set(_REGISTRY) | {n for n in plugin_names(GROUP) if n not in PLUGIN_ERRORS})
+    return sorted(set(_REGISTRY) | set(PLUGINS.names()))
 
 
 def check_target_name(name: str) -> str:
@@ -95,8 +85,8 @@ def check_target_name(name: str) -> str:
     _load_plugins(name)
     if name in _REGISTRY:
         return name
-    if name in PLUGIN_ERRORS:
-        raise ValueError(f"target plugin {name!r} failed to load: {PLUGIN_ERRORS[name]}")
+    if name in PLUGINS.errors:
+        raise ValueError(f"target plugin {name!r} failed to load: {PLUGINS.errors[name]}")
     raise ValueError(f"unknown target {name!r}; known targets: {', '.join(target_names())}, "
                      "or the patterns icg<d> and funnel<sigma>-<d>")
 
@@ -115,6 +105,6 @@ def get_target(name: str) -> Target:
     return ill_conditioned_gaussian(int(_ICG.fullmatch(name).group(1)))
 
 
-__all__ = ["Target", "LogDensity", "register_target", "target_sources", "PLUGIN_ERRORS", "Gaussian", "GaussianMixture", "Funnel", "LogisticRegression", "load_dataset",
+__all__ = ["Target", "LogDensity", "register_target", "target_sources", "PLUGINS", "Gaussian", "GaussianMixture", "Funnel", "LogisticRegression", "load_dataset",
            "ill_conditioned_gaussian", "strongly_correlated_gaussian", "get_target", "target_names",
            "check_target_name"]
