@@ -1,24 +1,31 @@
-"""Time to result, whole processes side by side: `entropy-mcmc sample` HMC vs BlackJAX HMC (and Pyro NUTS).
+"""Time to result, whole processes side by side: `entropy-mcmc sample` (HMC, ChEES-HMC) against BlackJAX (HMC,
+ChEES-HMC), and Pyro NUTS on request.
 
-    .venv/bin/python benchmarks/time_to_result.py --repeats 3 [--pyro] [--out results/ttr]
+    .venv/bin/python benchmarks/time_to_result.py --repeats 3 [--systems ours-hmc,bj-chees] [--pyro] [--out results/ttr]
 
 Each system runs as its own process (interpreter start, imports, compilation where
 there is one, warmup, sampling, ArviZ summary and NetCDF output), alternating
-systems within every repeat so that machine load hits them alike. The wall time is
-measured around the child process (what `/usr/bin/time` reports as elapsed), the
-min bulk ESS is parsed from the child's output, and min-ESS per wall second is
-compared as ratios ours / peer, per repeat and as the median over repeats.
+systems within every repeat (A/B/A/B, the order reversed every other repeat) so that
+machine load hits them alike. The wall time is measured around the child process
+(what `/usr/bin/time` reports as elapsed), the min bulk ESS is parsed from the
+child's output. Printed: min and median over repeats of each system's min-ESS per wall
+second, and each ratio ours / peer, per repeat, min and median. A peer that is not
+installed (the `peers` extra: jax, blackjax) is a skipped row with a note.
 
-`--target australian|heart` runs another BLR dataset. Gradient evaluations of the sampling phase (all chains)
-come from the peer's output or our NetCDF's `n_steps`, for min ESS per gradient.
+Ours run with their defaults (`--kernel hmc`: dense-or-diagonal mass matrix by `auto`, 4 leapfrog steps;
+`--kernel chees-hmc`) unless `--leapfrog-steps` is given; BlackJAX HMC runs the idiom of its docs (per-chain
+`window_adaptation`, then `lax.scan` over `hmc.step`) with `--blackjax-leapfrog-steps` (10), BlackJAX ChEES
+`chees_adaptation` then `dynamic_hmc`. `--target australian|heart` runs another BLR dataset. Gradient
+evaluations of the sampling phase (all chains) come from the peer's output or our NetCDF's `n_steps`, for min ESS
+per gradient.
 
-Defaults are the performance goal of issue 2: German BLR, 256 chains, 500 warmup,
-1000 draws, 10 leapfrog steps, seed 0; Pyro NUTS with 1 chain, 1000 warmup + 2000 draws.
+Defaults: German BLR, 256 chains, 500 warmup, 1000 draws, seed 0; Pyro NUTS with 1 chain, 1000 warmup + 2000 draws.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import re
@@ -81,7 +88,10 @@ def main():
     ap.add_argument("--chains", type=int, default=256)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--leapfrog-steps", type=int, default=10)
+    ap.add_argument("--systems", default="ours-hmc,ours-chees,bj-hmc,bj-chees",
+                    help="comma-separated, from ours-hmc, ours-chees, bj-hmc, bj-chees")
+    ap.add_argument("--leapfrog-steps", type=int, default=None, help="ours-hmc's leapfrog steps (default: its own)")
+    ap.add_argument("--blackjax-leapfrog-steps", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pyro", action="store_true", help="also run Pyro NUTS (1 chain, 1000 + 2000; ~1-2 min)")
     ap.add_argument("--pyro-warmup", type=int, default=1000)
@@ -95,16 +105,21 @@ def main():
     ap.add_argument("--out", default="results/ttr")
     args = ap.parse_args()
 
-    out = ROOT / args.out
+    out = Path(args.out).resolve()  # relative to the caller's folder; the children run in the repository
     out.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
     common = ["--chains", str(args.chains), "--warmup", str(args.warmup), "--draws", str(args.draws),
               "--seed", str(args.seed)]
-    ours_base = [str(bindir / "entropy-mcmc"), "sample", "--target", args.target, "--kernel", "hmc", *common,
-                 "--leapfrog-steps", str(args.leapfrog_steps), *args.ours_extra.split()]
+    steps = [] if args.leapfrog_steps is None else ["--leapfrog-steps", str(args.leapfrog_steps)]
+    ours_base = [str(bindir / "entropy-mcmc"), "sample", "--target", args.target, "--kernel", "hmc", *common, *steps,
+                 *args.ours_extra.split()]
     ours = ours_base + ["--out", str(out / "draws.nc")]
+    chees = [str(bindir / "entropy-mcmc"), "sample", "--target", args.target, "--kernel", "chees-hmc", *common,
+             *args.ours_extra.split(), "--out", str(out / "draws_chees.nc")]
     bj = [sys.executable, "benchmarks/peer_blackjax_process.py", "--dataset", args.target, *common, "--leapfrog-steps",
-          str(args.leapfrog_steps), "--out", str(out / "blackjax.nc")]
+          str(args.blackjax_leapfrog_steps), "--out", str(out / "blackjax.nc")]
+    bj_chees = [sys.executable, "benchmarks/peer_blackjax_process.py", "--dataset", args.target, "--algorithm",
+                "chees", *common, "--out", str(out / "blackjax_chees.nc")]
     pyro = [sys.executable, "benchmarks/peer_pyro_process.py", "--warmup", str(args.pyro_warmup), "--draws",
             str(args.pyro_draws), "--seed", str(args.seed), "--out", str(out / "pyro.nc")]
 
@@ -116,9 +131,21 @@ def main():
     for v in args.blackjax_variant:
         name, _, extra = v.partition("=")
         variants.append((f"blackjax HMC {name}", bj[:-2] + extra.split() + ["--out", str(out / f"bj_{name}.nc")]))
+    systems = {"ours-hmc": ("entropy-mcmc HMC", ours), "ours-chees": ("entropy-mcmc ChEES", chees),
+               "bj-hmc": ("blackjax HMC", bj), "bj-chees": ("blackjax ChEES", bj_chees)}
+    chosen = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in systems]
+    if unknown:
+        ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(systems)}")
+    blackjax = importlib.util.find_spec("blackjax") is not None and importlib.util.find_spec("jax") is not None
+    if not blackjax and any(s.startswith("bj-") for s in chosen):
+        print("note: BlackJAX rows skipped: jax/blackjax not installed (pip install -e '.[peers]')")
+        chosen = [s for s in chosen if not s.startswith("bj-")]
+        variants = [v for v in variants if not v[0].startswith("blackjax")]
     runs = []
     for rep in range(args.repeats):
-        order = [("entropy-mcmc HMC", ours), *variants, ("blackjax HMC", bj)]
+        order = [systems[s] for s in chosen if s.startswith("ours")] + variants
+        order += [systems[s] for s in chosen if s.startswith("bj")]
         if rep % 2:
             order.reverse()
         if args.pyro and rep == 0:
@@ -132,33 +159,29 @@ def main():
                   f"ESS/grad {r['ess_per_gradient'] or float('nan'):.4f}, load {r['load_before']:.2f}",
                   flush=True)
 
-    def med(name, key):
-        vals = [r[key] for r in runs if r["system"] == name]
-        return statistics.median(vals) if vals else float("nan")
+    def values(name, key):
+        return [r[key] for r in runs if r["system"] == name]
 
-    summary = {name: {k: med(name, k) for k in ("wall_s", "min_ess_bulk", "ess_per_wall_s")}
-               for name in dict.fromkeys(r["system"] for r in runs)}
-    ratios = {}
-    per_rep = {}
-    for mine in summary:
-        if not mine.startswith("entropy-mcmc"):
-            continue
-        for peer in summary:
-            if peer.startswith("entropy-mcmc"):
-                continue
+    names = list(dict.fromkeys(r["system"] for r in runs))
+    summary = {name: {k: statistics.median(values(name, k)) for k in ("wall_s", "min_ess_bulk", "ess_per_wall_s")}
+               for name in names}
+    for name in names:
+        summary[name]["min_ess_per_wall_s"] = min(values(name, "ess_per_wall_s"))
+    ratios, per_rep = {}, {}
+    for mine in (n for n in names if n.startswith("entropy-mcmc")):
+        for peer in (n for n in names if not n.startswith("entropy-mcmc")):
             key = f"{mine} / {peer}"
-            ratios[key] = summary[mine]["ess_per_wall_s"] / summary[peer]["ess_per_wall_s"]
-            per_rep[key] = [
-                next(r for r in runs if r["system"] == mine and r["repeat"] == rep)["ess_per_wall_s"]
-                / r2["ess_per_wall_s"] for rep in range(args.repeats)
-                for r2 in runs if r2["system"] == peer and r2["repeat"] == rep]
-    print("\nmedians over repeats:")
+            per_rep[key] = [a["ess_per_wall_s"] / b["ess_per_wall_s"] for a in runs if a["system"] == mine
+                            for b in runs if b["system"] == peer and b["repeat"] == a["repeat"]]
+            if per_rep[key]:
+                ratios[key] = {"min": min(per_rep[key]), "median": statistics.median(per_rep[key])}
+    print("\nmin-ESS per wall second over repeats (min / median):")
     for name, s in summary.items():
-        print(f"  {name:<28} wall {s['wall_s']:6.2f} s, min ESS {s['min_ess_bulk']:8.0f}, "
-              f"min ESS per wall second {s['ess_per_wall_s']:9.1f}")
+        print(f"  {name:<28} {s['min_ess_per_wall_s']:9.1f} / {s['ess_per_wall_s']:9.1f}   "
+              f"(median wall {s['wall_s']:6.2f} s, min ESS {s['min_ess_bulk']:8.0f})")
     for key, ratio in ratios.items():
         reps = ", ".join(f"{x:.2f}" for x in per_rep[key])
-        print(f"  {key}: {ratio:.2f} (per repeat: {reps})")
+        print(f"  {key}: min {ratio['min']:.2f}, median {ratio['median']:.2f} (per repeat: {reps})")
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")

@@ -86,3 +86,19 @@ def test_quick_experiment_runs_end_to_end_and_writes_its_result(tmp_path, monkey
     assert {row["model"] for row in table["rows"]} == {"scikit-learn BernoulliRBM", "entropy_mcmc BernoulliRBM"}
     assert main(["bench", "--report", "--results", str(tmp_path), "--out", "report.md"]) == 0
     assert "entropy-mcmc bench --experiment rbm_digits --quick --out out" in (tmp_path / "report.md").read_text()
+
+
+def test_chain_scaling_counts_the_sampling_gradients_and_their_floor(tmp_path, monkeypatch):
+    """The chain-scaling experiment end to end, small: ms per gradient is the sampling time over the gradients of
+    the sampling phase (draws x HMC's 4 leapfrog steps, not warmup's), its ratio is to the floor measured beside it,
+    and a missing or declined peer is a skipped column, not a failure."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--experiment", "chain_scaling", "--out", "cs", "--chains", "8", "16", "--warmup", "10",
+                 "--draws", "7", "--no-blackjax"]) == 0
+    (table,) = json.loads((tmp_path / "cs" / "result.json").read_text())["tables"]
+    assert [row["chains"] for row in table["rows"]] == [8, 16]
+    for row in table["rows"]:
+        assert row["gradients"] == 7 * 4
+        assert row["ms_per_gradient"] == pytest.approx(1e3 * row["sampling_s"] / 28)
+        assert row["ratio_to_floor"] == pytest.approx(row["ms_per_gradient"] / row["floor_ms"])
+        assert row["floor_ms"] > 0 and row["peak_rss_mb"] > 50 and "blackjax_wall_s" not in row

@@ -83,9 +83,13 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
     Experiment("pyro_adapter", "Pyro adapter overhead on German BLR: our kernels through pyro.infer.MCMC and through "
                "our runner, against Pyro's NUTS", "not measured yet", ("benchmarks/pyro_adapter.py",),
                ("pyro_adapter.json",), out_file="pyro_adapter.json"),
-    Experiment("time_to_result", "time to result on German BLR: entropy-mcmc sample against BlackJAX HMC as whole "
-               "processes (--pyro adds Pyro's NUTS)", "6 min (--pyro, 2 variants)", ("benchmarks/time_to_result.py",),
+    Experiment("time_to_result", "time to result on German BLR: entropy-mcmc sample's HMC and ChEES-HMC against "
+               "BlackJAX's HMC and ChEES-HMC as whole processes, interleaved, min and median ESS/s and their ratios "
+               "(--pyro adds Pyro's NUTS)", "8 min (3 repeats)", ("benchmarks/time_to_result.py",),
                ("ttr.json:medians", "ttr.json:ratios"), quick=None),
+    Experiment("chain_scaling", "64 to 16384 chains of HMC on German BLR, whole processes beside BlackJAX's HMC: "
+               "wall time, time per gradient against the matrix-product floor, peak memory", "12 min",
+               ("benchmarks/chain_scaling.py",), ("chain_scaling.json:rows",), quick=None),
     Experiment("mass_matrix", "mass matrix (diag, dense, auto), HMC's leapfrog steps and the step-size targets of "
                "HMC and ChEES-HMC on German BLR: entropy-mcmc sample processes, min ESS per gradient and per second "
                "(--config NAME=ARGS for others)", "20 min (11 configurations x 2 repeats, load ~6)",
