@@ -100,6 +100,11 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
     Experiment("replica_exchange", "mode weights of MALA alone against replica exchange around MALA, at an equal "
                "gradient budget", "4 min", ("benchmarks/replica_exchange.py",), ("replica_exchange.json",),
                quick=None, seed=None, out_file="replica_exchange.json"),
+    Experiment("mdsm_replica_exchange", "whether replica exchange on an MDSM model's energy puts its modes in the "
+               "right proportions: the unseen suite's MDSM models, annealed Langevin against it followed by replica "
+               "exchange around MALA (needs --suite DIR, a full unseen run)", "4 min (4 densities)",
+               ("benchmarks/mdsm_replica_exchange.py",), ("mdsm_replica_exchange.json",), quick=None, seed=None,
+               out_file="mdsm_replica_exchange.json"),
     Experiment("caprbm_bars", "thesis Fig. 2.1a: the CAP-RBM with and without the amplitude coupling J on the bars",
                "6-12 min (--quick seconds)", ("benchmarks/caprbm_bars.py",), ("metrics.csv",)),
     Experiment("caprbm_mnist", "thesis Fig. 2.1b,c at CPU scale: the CAP-RBM on MNIST in the complex wavelet domain "
