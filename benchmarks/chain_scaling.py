@@ -9,8 +9,8 @@ file. Columns: wall time of the process; sampling time; milliseconds per gradien
 time over the gradient evaluations of one chain: every gradient is one batched call over all chains); the
 matrix-product floor of one gradient at that chain count (the two products A W^T and A^T S no BLR gradient avoids,
 best of 7 rounds, measured in this process on one torch thread, as `sample` runs by default; XLA runs BlackJAX
-on every core); their ratio; and the peak resident memory of the process (`wait4`'s ru_maxrss). Ours print their sampling time and the NetCDF holds
-the gradient count; BlackJAX's process prints both.
+on every core); their ratio; and the peak resident memory of the process (`wait4`'s ru_maxrss). Ours print their
+sampling time and the NetCDF holds the gradient count; BlackJAX's process prints both.
 """
 from __future__ import annotations
 

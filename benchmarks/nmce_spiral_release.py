@@ -79,7 +79,8 @@ def main(argv=None) -> int:
                 zt, lt = net(test.x)
             km = KMeans(2, n_init=4, random_state=0).fit_predict(zt.numpy())
             print(f"step {i} loss {float(parts.loss.detach()):.3f} rate {parts.rate:.3f} "
-                  f"cluster_rate {parts.cluster_rate:.3f} sim {parts.similarity:.4f} acc {clustering_scores(test.y, lt.argmax(1))['acc']:.3f} "
+                  f"cluster_rate {parts.cluster_rate:.3f} sim {parts.similarity:.4f} "
+                  f"acc {clustering_scores(test.y, lt.argmax(1))['acc']:.3f} "
                   f"probe_h {probe(h, test.y):.3f} probe_z {probe(zt, test.y):.3f} "
                   f"kmeans_z {clustering_scores(test.y, torch.from_numpy(km))['acc']:.3f} "
                   f"seconds {time.perf_counter() - t0:.0f}", flush=True)

@@ -7,8 +7,8 @@ Imports (JAX, BlackJAX, NumPy, ArviZ; never torch), JIT compilation, BlackJAX's
 Stan-style window adaptation per chain (vmap) for `--warmup` steps, `--draws`
 vectorized HMC steps, then the same post-processing `entropy-mcmc sample` does:
 the ArviZ summary (printed unless `--no-summary`) and, with `--out`, the NetCDF file.
-`--algorithm nuts` runs NUTS instead, `--algorithm chees` ChEES-HMC (`chees_adaptation`, `dynamic_hmc`). The last line reports min bulk ESS and the
-time since the interpreter started this script.
+`--algorithm nuts` runs NUTS instead, `--algorithm chees` ChEES-HMC (`chees_adaptation`, `dynamic_hmc`). The last
+line reports min bulk ESS and the time since the interpreter started this script.
 """
 from __future__ import annotations
 

@@ -191,7 +191,8 @@ def main() -> None:
             # like PyroKernel, start from the training's bootstrap chains (already in the typical set)
             buffer = trained.extra["buffer"]
             start = buffer[torch.arange(args.chains) % buffer.shape[0]].to(init)
-            r, _ = run_runner(path, "learned", lambda t: build_kernel("learned", t, num_warmup=0, sampler=trained.model), target, start,
+            r, _ = run_runner(path, "learned",
+                              lambda t: build_kernel("learned", t, num_warmup=0, sampler=trained.model), target, start,
                               args.warmup, args.draws, ref, args.seed, extra_warmup=train_s,
                            note="trained on this target" if path == "runner/native" else
                            "the adapter's trained sampler")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from entropy_mcmc.samplers import (HMCKernel, MALAKernel, ChainState, RandomWalkMetropolis, StepInfo, StepSizeAdaptation,
-                                   StepSizeJitter, TransitionKernel, UnadjustedLangevin, sample, select_chains)
+from entropy_mcmc.samplers import (ChainState, HMCKernel, MALAKernel, RandomWalkMetropolis, StepInfo,
+                                   StepSizeAdaptation, StepSizeJitter, TransitionKernel, UnadjustedLangevin, sample,
+                                   select_chains)
 from entropy_mcmc.samplers.metric import Metric
 from entropy_mcmc.samplers.metropolis import Proposal
 from entropy_mcmc.samplers.runner import ConvergenceWarning

@@ -50,7 +50,8 @@ def test_toys_and_cost_at_tiny_settings(tmp_path):
             assert r["samples"] == 100 and r["updates"] >= 1
     ours = {r["method"]: r for r in rows if r["method"].startswith("entropy-mcmc")}
     assert math.isclose(ours["entropy-mcmc PCD, ula"]["step_size"], 0.1, rel_tol=1e-6)  # float32
-    assert not any(math.isclose(ours[f"entropy-mcmc PCD, {k}"]["step_size"], 0.1, rel_tol=1e-3) for k in ("mala", "hmc"))
+    assert not any(math.isclose(ours[f"entropy-mcmc PCD, {k}"]["step_size"], 0.1, rel_tol=1e-3)
+                   for k in ("mala", "hmc"))
     cost = json.loads((tmp_path / "cost.json").read_text())
     assert len(cost) == 2 and all(r[f"ml_{k}_k2_s"] > 0 and r["mdsm_s"] > 0 for r in cost for k in ("ula", "mala",
                                                                                                     "learned"))

@@ -117,8 +117,8 @@ def test_handoff_warms_up_with_one_kernel_and_samples_with_the_other():
     helper = StepSizeAdaptation(MALAKernel(t, 0.1), target_accept=0.574, adapt_mass_matrix="dense")
     slow = RandomWalkMetropolis(t, 0.05)  # stands for a kernel that cannot adapt and moves little
     kernel = WarmupHandoff(MixtureKernel(helper, slow, 0.2), helper)
-    assert kernel_name(kernel) == ("WarmupHandoff(StepSizeAdaptation(MALAKernel), MixtureKernel(StepSizeAdaptation(MALAKernel), "
-                                   "RandomWalkMetropolis))")
+    assert kernel_name(kernel) == ("WarmupHandoff(StepSizeAdaptation(MALAKernel), "
+                                   "MixtureKernel(StepSizeAdaptation(MALAKernel), RandomWalkMetropolis))")
     init = torch.full((64, 3), 30.0, dtype=torch.float64)  # far outside the typical set
     res = sample(kernel, init, 300, num_warmup=300, progress=False, seed=0, collect_warmup=True, warn=False)
     assert "mixture_component" not in res.warmup_stats and "mixture_component" in res.stats
@@ -126,7 +126,8 @@ def test_handoff_warms_up_with_one_kernel_and_samples_with_the_other():
     assert float(slow.step_size) == 0.05  # the sampling kernel's step size is left alone
     assert ((res.draws[:, 0] - MEAN) / COV.diagonal().sqrt()).abs().max() < 5  # warmup reached the typical set
     # without warmup, the handoff goes straight to the sampling kernel
-    res0 = sample(WarmupHandoff(slow, StepSizeAdaptation(MALAKernel(t, 0.1))), init, 3, progress=False, seed=0, warn=False)
+    res0 = sample(WarmupHandoff(slow, StepSizeAdaptation(MALAKernel(t, 0.1))), init, 3, progress=False, seed=0,
+                  warn=False)
     assert res0.kernel_name.startswith("WarmupHandoff") and "mixture_component" not in res0.stats
     assert (res0.draws - 30.0).abs().max() < 1.0  # only RWM steps of 0.05 from the start
 

@@ -185,7 +185,8 @@ def test_tree_depth_is_capped_and_reported():
 def test_compaction_changes_the_cost_not_the_draws():
     target = Gaussian(torch.tensor([1.0, -2.0]), torch.tensor([[1.0, 0.9], [0.9, 1.0]]))
     init = target.sample(32, torch.Generator().manual_seed(0), torch.float64)
-    runs = [sample(NUTSKernel(target, 0.3, compact=c), init, 20, progress=False, seed=4, warn=False) for c in (True, False)]
+    runs = [sample(NUTSKernel(target, 0.3, compact=c), init, 20, progress=False, seed=4, warn=False)
+            for c in (True, False)]
     assert torch.equal(runs[0].draws, runs[1].draws)
     assert torch.equal(runs[0].stats["tree_depth"], runs[1].stats["tree_depth"])
 

@@ -28,7 +28,8 @@ HOLDOUT = common.checked(float, lambda v: 0.0 <= v < 0.5, "expected a number in 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="built-in data name, MNIST IDX folder, or a .npy array [n, *event]")
+    parser.add_argument("--data", required=True,
+                        help="built-in data name, MNIST IDX folder, or a .npy array [n, *event]")
     parser.add_argument("--out", required=True, metavar="PATH", help="checkpoint to write (.pt)")
     parser.add_argument("--loss", choices=("mdsm", "dsm", "esm", "ssm", "ml"), default="mdsm",
                         help="mdsm: eq. 3.7 (default); dsm: one level sigma0 (eq. 3.3); esm: exact score matching "
@@ -151,7 +152,8 @@ def run(args) -> int:
               f"({sum(p.numel() for p in trainer.model.parameters())} weights), ml loss, kernel {c.kernel} "
               f"({trainer.negative.name}), {c.k_steps} steps per update, buffer "
               f"{c.buffer_size if c.persistent else 0}, batch {c.batch_size}, lr {c.lr:g}, {c.steps} steps from step "
-              f"{trainer.step}, {trainer.world_size} process(es), {args.device} {c.dtype}, seed {trainer.seed}", flush=True)
+              f"{trainer.step}, {trainer.world_size} process(es), {args.device} {c.dtype}, seed {trainer.seed}",
+              flush=True)
     elif trainer.rank == 0:
         print(f"entropy-mcmc train-ebm: {info['name']} {list(data.shape)}, {trainer.model.config['kind']} network "
               f"({sum(p.numel() for p in trainer.model.parameters())} weights), {c.loss} loss, sigma in "

@@ -26,8 +26,8 @@ def proposal_entropy(kernel, state) -> torch.Tensor:
     if not callable(fn):
         name = type(getattr(kernel, "base", kernel)).__name__
         raise ValueError(f"{name} has no tractable proposal density, so no proposal entropy; "
-                         "it is defined for kernels with a Gaussian or flow proposal (RandomWalkMetropolis, MALAKernel, "
-                         "LearnedSampler)")
+                         "it is defined for kernels with a Gaussian or flow proposal (RandomWalkMetropolis, "
+                         "MALAKernel, LearnedSampler)")
     position = getattr(state, "position", state)
     if not isinstance(position, torch.Tensor) or position.dim() < 1:
         raise ValueError(f"expected a kernel state or positions [chains, *event], got {type(state).__name__}")

@@ -51,7 +51,8 @@ def as_target(target) -> Target:
     raise TypeError(f"expected an entropy_mcmc Target or an energy nn.Module, got {type(target).__name__}")
 
 
-def check_mask(mask: torch.Tensor, reference: torch.Tensor, event_shape: torch.Size) -> Tuple[torch.Tensor, torch.Tensor]:
+def check_mask(mask: torch.Tensor, reference: torch.Tensor,
+               event_shape: torch.Size) -> Tuple[torch.Tensor, torch.Tensor]:
     """A boolean mask of known entries and their reference values, each of the event shape or `[chains, *event]`."""
     if not isinstance(mask, torch.Tensor) or not isinstance(reference, torch.Tensor):
         raise TypeError("inpainting needs a mask and reference values as tensors")

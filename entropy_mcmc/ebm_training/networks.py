@@ -213,5 +213,5 @@ def preset_for_shape(event_shape: Sequence[int], scale: str = "cpu") -> Tuple[st
                      "square [channels, side, side] images")
 
 
-__all__ = ["MLPEnergy", "ResNetEnergy", "GaussianEnergy", "QuadraticEnergy", "QuadraticHead", "build_network", "network_preset",
-           "preset_for_shape", "PRESETS"]
+__all__ = ["MLPEnergy", "ResNetEnergy", "GaussianEnergy", "QuadraticEnergy", "QuadraticHead", "build_network",
+           "network_preset", "preset_for_shape", "PRESETS"]

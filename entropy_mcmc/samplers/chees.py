@@ -23,8 +23,8 @@ The step size (dual averaging) and the diagonal mass matrix (Stan's windows) are
 `StepSizeAdaptation` around this, as for the other kernels; its dual averaging reads the harmonic mean
 of the chains' acceptance probabilities (as TFP reduces them for ChEES), so the one step size shared by
 the ensemble is small enough for a chain started far in the tails to move. Each new mass matrix
-restarts Adam and the running average from the current T: the criterion's scale changes with it. The registry builds it as
-`build_kernel("hmc", target, adapt_path_length="chees")` (`--kernel hmc --adapt-path-length chees`);
+restarts Adam and the running average from the current T: the criterion's scale changes with it. The registry builds
+it as `build_kernel("hmc", target, adapt_path_length="chees")` (`--kernel hmc --adapt-path-length chees`);
 `chees-hmc` is the same with BlackJAX's settings.
 """
 from __future__ import annotations

@@ -226,5 +226,5 @@ def sum_event(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).sum(1)
 
 
-__all__ = ["MetropolisHastingsKernel", "PreconditionedKernel", "Proposal", "select_chains", "metropolis_accept", "broadcast_step_size",
-           "gaussian_log_density", "sum_event"]
+__all__ = ["MetropolisHastingsKernel", "PreconditionedKernel", "Proposal", "select_chains", "metropolis_accept",
+           "broadcast_step_size", "gaussian_log_density", "sum_event"]

@@ -216,8 +216,9 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, t
                  step_size: Optional[float] = None, adapt_mass: Union[None, bool, str] = None,
                  jitter: Optional[float] = None, per_chain: bool = False, replicas: Optional[int] = None,
                  max_temperature: Optional[float] = None, **kernel_options) -> TransitionKernel:
-    """The kernel `name` (a registry name, or a `KernelSpec` not in the registry) on `target`, wrapped as its spec says: `StepSizeAdaptation` when it adapts and there
-    is a warmup, then `StepSizeJitter` when the jitter is positive. None means the spec's default.
+    """The kernel `name` (a registry name, or a `KernelSpec` not in the registry) on `target`, wrapped as its spec
+    says: `StepSizeAdaptation` when it adapts and there is a warmup, then `StepSizeJitter` when the jitter is
+    positive. None means the spec's default.
 
     A spec with a `warmup_kernel` (`learned`) comes back as `WarmupHandoff(MixtureKernel(warmup kernel, kernel,
     mixture_share), warmup kernel)`: `target_accept`, `adapt_mass` and `per_chain` then go to the warmup kernel,
@@ -261,8 +262,8 @@ def build_kernel(name: Union[str, KernelSpec], target, *, num_warmup: int = 0, t
         options["step_size"] = s
     kernel = spec.build(target, **options)
     if not isinstance(kernel, TransitionKernel):
-        raise TypeError(f"the builder of kernel {getattr(spec.build, '__name__', name)!r} returned a {type(kernel).__name__}, "
-                        "not an entropy_mcmc TransitionKernel")
+        raise TypeError(f"the builder of kernel {getattr(spec.build, '__name__', name)!r} returned a "
+                        f"{type(kernel).__name__}, not an entropy_mcmc TransitionKernel")
     base = kernel.base
     mass = spec.adapts_mass if adapt_mass is None else adapt_mass
     if mass is True:
@@ -437,9 +438,10 @@ register_kernel("ula", KernelSpec(_ula, "unadjusted Langevin (no accept step: bi
 DEFAULT_MIXTURE_SHARE = 0.05
 register_kernel("learned", KernelSpec(
     _learned, "the entropy-maximizing learned sampler (thesis ch. 4) of sampler=PATH (trained by "
-    "`entropy-mcmc train-sampler`; PyroKernel trains one on its model); warmup moves the chains into the typical set with adapted MALA (dense mass matrix) "
-    "and hands them over; its eps is part of what was trained, so nothing adapts it; after warmup a share "
-    "(0.05) of the steps are MALA (--mixture-share)", step_size=None, adapts_step_size=False, warmup_kernel="mala",
+    "`entropy-mcmc train-sampler`; PyroKernel trains one on its model); warmup moves the chains into the typical "
+    "set with adapted MALA (dense mass matrix) and hands them over; its eps is part of what was trained, so "
+    "nothing adapts it; after warmup a share (0.05) of the steps are MALA (--mixture-share)", step_size=None,
+    adapts_step_size=False, warmup_kernel="mala",
     capabilities=Capabilities(step_size=False, trainable=True),
     options=(KernelOption("sampler", str, None, "learned: a sampler file written by `entropy-mcmc train-sampler` "
                                                "(required)", required=True),

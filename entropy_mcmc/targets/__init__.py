@@ -105,6 +105,7 @@ def get_target(name: str) -> Target:
     return ill_conditioned_gaussian(int(_ICG.fullmatch(name).group(1)))
 
 
-__all__ = ["Target", "LogDensity", "register_target", "target_sources", "PLUGINS", "Gaussian", "GaussianMixture", "Funnel", "LogisticRegression", "load_dataset",
+__all__ = ["Target", "LogDensity", "register_target", "target_sources", "PLUGINS", "Gaussian", "GaussianMixture",
+           "Funnel", "LogisticRegression", "load_dataset",
            "ill_conditioned_gaussian", "strongly_correlated_gaussian", "get_target", "target_names",
            "check_target_name"]

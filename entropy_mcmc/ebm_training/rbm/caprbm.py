@@ -148,7 +148,8 @@ class CAPRBM(nn.Module):
         return log_i0(u.abs()) + mu - bias
 
     def hidden_input(self, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The complex and amplitude input sums to the hidden units: ``u = W^H v`` and ``mu = J^T |v|``, each `[batch, hidden]`."""
+        """The complex and amplitude input sums to the hidden units: ``u = W^H v`` and ``mu = J^T |v|``, each
+        `[batch, hidden]`."""
         return v @ self.W.conj(), v.abs() @ self.J
 
     def visible_input(self, h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

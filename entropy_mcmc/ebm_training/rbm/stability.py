@@ -86,8 +86,8 @@ def complex_to_rgb(z: np.ndarray) -> np.ndarray:
 
 def plot_stability_grid(blocks, path, image_shape=(24, 24), first_label: str = "data"):
     """Fig. 2.1a: for each (title, images `[n, V]`, snapshots `[len(steps), n, V]`, steps) block, a first row
-    of data (labelled `first_label`) and one row of visible rates per number of Gibbs steps. Complex images are coloured (hue =
-    phase, brightness = modulus), real ones grey. Saves a PNG at `path`."""
+    of data (labelled `first_label`) and one row of visible rates per number of Gibbs steps. Complex images are
+    coloured (hue = phase, brightness = modulus), real ones grey. Saves a PNG at `path`."""
     from matplotlib.figure import Figure  # outside pyplot: the caller's backend and figures are left alone
 
     rows = sum(1 + len(b[3]) for b in blocks)

@@ -286,4 +286,5 @@ def load_proposal(path: Union[str, Path], map_location="cpu") -> Tuple[ProposalM
     return model, payload.get("meta", {})
 
 
-__all__ = ["LearnedSampler", "AdaptiveMALA", "TargetFunctions", "propose_move", "MoveResult", "save_proposal", "load_proposal"]
+__all__ = ["LearnedSampler", "AdaptiveMALA", "TargetFunctions", "propose_move", "MoveResult", "save_proposal",
+           "load_proposal"]
