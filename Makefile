@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test bench docs docs-fast venv clean
+.PHONY: demo test test-slow bench docs docs-fast venv clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,6 +17,11 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# The long statistical runs (marked slow: compiled against eager draws, NUTS on posteriordb's reference draws when
+# the database is beside the checkout); CI runs them after `make test`.
+test-slow: venv
+	$(PY) -m pytest -q -m slow
 
 bench: venv
 	$(VENV)/bin/entropy-mcmc bench
