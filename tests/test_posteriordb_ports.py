@@ -456,9 +456,9 @@ def test_nuts_matches_the_reference_draws(name):
 # 15 s to 2.5 min each on one core (earn_height 4 min: an unscaled regression, earnings in dollars, where 300 warmup
 # steps leave two coefficients' sds 13% low; 1000 + 1000 pass). Not here: arma-arma11, where a chain started at
 # |theta| > 1 (the explosive region, potential ~1e109) drags the step size shared by the chains to 1e-4 and every
-# tree to 1023 steps, and the ODE ports: lotka_volterra takes ~18 min (~30 ms per gradient for all chains, ~47 per iteration), and
-# one_comp_mm_elim_abs (3.5 min) misses the reference's sds of K_m and V_m, whose heavy tails 300 draws per chain
-# undersample (their quantiles to 75% agree)
+# tree to 1023 steps, and the ODE ports: lotka_volterra takes ~18 min (~30 ms per gradient for all chains, ~47 per
+# iteration), and one_comp_mm_elim_abs (3.5 min) misses the reference's sds of K_m and V_m, whose heavy tails 300
+# draws per chain undersample (their quantiles to 75% agree)
 @needs_db
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["kidiq-kidscore_momhsiq", "earnings-earn_height",
