@@ -30,6 +30,14 @@ def best_ms(fn, clock, n=10, rounds=7):
     return best * 1e3
 
 
+def two_products(target, chains: int):
+    """A call of the two matrix products one BLR gradient cannot avoid (z = A W^T, then A^T z) at `chains`."""
+    w = 0.1 * torch.randn(chains, target.dim, generator=torch.Generator().manual_seed(0))
+    a, at = target._c.get("a", w), target._c.get("at", w)
+    z = torch.empty(a.shape[0], chains)
+    return lambda: torch.mm(at, torch.mm(a, w.T, out=z))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="german")
@@ -42,9 +50,7 @@ def main():
     print(f"{args.target}, float32, 1 thread, load average {os.getloadavg()[0]:.2f}")
     for chains in args.chains:
         w = 0.1 * torch.randn(chains, target.dim, generator=torch.Generator().manual_seed(0))
-        a, at = target._c.get("a", w), target._c.get("at", w)
-        z = torch.empty(a.shape[0], chains)
-        calls = {"two matrix products": lambda: torch.mm(at, torch.mm(a, w.T, out=z)),
+        calls = {"two matrix products": two_products(target, chains),
                  "grad (sliced, shipped)": lambda: target.grad(w),
                  "grad unsliced": lambda: unsliced.grad(w),
                  "energy_and_grad (shipped)": lambda: target.energy_and_grad(w)}

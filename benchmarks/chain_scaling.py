@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import re
@@ -24,6 +23,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from entropy_mcmc.benchmarks.peers import blackjax_available
+from entropy_mcmc.benchmarks.suite import _machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,13 +44,9 @@ def run(cmd):
 
 
 def floor_ms(target, chains):
-    import torch
-    from blr_gradient_floor import best_ms
+    from blr_gradient_floor import best_ms, two_products
 
-    w = 0.1 * torch.randn(chains, target.dim, generator=torch.Generator().manual_seed(0))
-    a, at = target._c.get("a", w), target._c.get("at", w)
-    z = torch.empty(a.shape[0], chains)
-    return best_ms(lambda: torch.mm(at, torch.mm(a, w.T, out=z)), time.perf_counter, n=3)
+    return best_ms(two_products(target, chains), time.perf_counter, n=3)
 
 
 def main():
@@ -64,7 +62,7 @@ def main():
     args = ap.parse_args()
     out = Path(args.out).resolve()  # relative to the caller's folder; the children run in the repository
     out.mkdir(parents=True, exist_ok=True)
-    blackjax = not args.no_blackjax and all(importlib.util.find_spec(m) for m in ("jax", "blackjax"))
+    blackjax = not args.no_blackjax and blackjax_available()
     if not args.no_blackjax and not blackjax:
         print("note: BlackJAX columns skipped: jax/blackjax not installed (pip install -e '.[peers]')")
 
@@ -107,10 +105,8 @@ def main():
             line += f" {bwall:.1f} | {row['blackjax_ms_per_gradient']:.2f} | {brss:.0f} |"
         rows.append(row)
         print(line, flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "?")
-    record = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "cpu_model": cpu,
-              "cpus": os.cpu_count(), "load_after": os.getloadavg()[0], "argv": sys.argv, "rows": rows}
+    record = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": _machine(),
+              "argv": sys.argv, "rows": rows}
     (out / "chain_scaling.json").write_text(json.dumps(record, indent=1))
     print(f"wrote {out / 'chain_scaling.json'}")
 

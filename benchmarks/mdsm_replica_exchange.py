@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropy_mcmc.benchmarks.unseen import make_density, score, two_sample_baseline
+from entropy_mcmc.benchmarks.unseen import make_density, score
+from entropy_mcmc.benchmarks.unseen_suite import SETTINGS, reference_and_baseline
 from entropy_mcmc.ebm_training.denoising import denoise_jump
 from entropy_mcmc.ebm_training.energy_target import EnergyTarget
 from entropy_mcmc.ebm_training.trainer import load_model
@@ -43,8 +44,7 @@ def main():
         d = make_density(kind, int(seed))
         saved = np.load(folder / "mdsm.npz")
         n = saved["samples"].shape[0]
-        reference = d.sample(n, np.random.default_rng([d.seed, 1]))  # the suite's reference and baseline
-        baseline = two_sample_baseline(d, n, [[d.seed, 2, j] for j in range(10)])
+        reference, baseline = reference_and_baseline(d, n, SETTINGS["full"]["baseline_seeds"])
         model, state = load_model(str(folder / "mdsm.pt"), "cpu")
         target = EnergyTarget(model.double())
         shift, scale = (state["normalization"][k].double() for k in ("shift", "scale"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import re
@@ -137,8 +136,9 @@ def main():
     unknown = [s for s in chosen if s not in systems]
     if unknown:
         ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(systems)}")
-    blackjax = importlib.util.find_spec("blackjax") is not None and importlib.util.find_spec("jax") is not None
-    if not blackjax and any(s.startswith("bj-") for s in chosen):
+    from entropy_mcmc.benchmarks.peers import blackjax_available
+
+    if not blackjax_available() and any(s.startswith("bj-") for s in chosen):
         print("note: BlackJAX rows skipped: jax/blackjax not installed (pip install -e '.[peers]')")
         chosen = [s for s in chosen if not s.startswith("bj-")]
         variants = [v for v in variants if not v[0].startswith("blackjax")]

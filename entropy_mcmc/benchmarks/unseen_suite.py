@@ -25,7 +25,7 @@ import numpy as np
 
 from .unseen import GOALS, KINDS, Density, make_density, score, two_sample_baseline
 
-__all__ = ["run_suite", "SETTINGS", "configurations"]
+__all__ = ["run_suite", "SETTINGS", "configurations", "reference_and_baseline"]
 
 # training points, samples scored, seeds of the two-sample baseline, extra train-ebm and sample-ebm flags
 SETTINGS = {
@@ -46,6 +46,14 @@ def configurations(losses: Sequence[str], kernels: Sequence[str]) -> List[Dict[s
         for kernel in (kernels if loss == "ml" else [None]):
             out.append({"label": loss if kernel is None else f"ml-{kernel}", "loss": loss, "kernel": kernel})
     return out
+
+
+def reference_and_baseline(density: Density, samples: int, baseline_seeds: int):
+    """The exact draws a run's samples are scored against, and the two-sample MMD baseline, as the suite draws them
+    from the density's seed."""
+    reference = density.sample(samples, np.random.default_rng([density.seed, 1]))
+    baseline = two_sample_baseline(density, samples, [[density.seed, 2, j] for j in range(baseline_seeds)])
+    return reference, baseline
 
 
 def _cli(args: List[str], log) -> float:
@@ -160,8 +168,7 @@ def run_suite(kinds: Sequence[str] = KINDS, losses: Sequence[str] = ("mdsm", "ml
         folder.mkdir(exist_ok=True)
         data = folder / "data.npy"
         np.save(data, d.sample(s["points"], np.random.default_rng([d.seed, 0])))
-        reference = d.sample(s["samples"], np.random.default_rng([d.seed, 1]))
-        baseline = two_sample_baseline(d, s["samples"], [[d.seed, 2, j] for j in range(s["baseline_seeds"])])
+        reference, baseline = reference_and_baseline(d, s["samples"], s["baseline_seeds"])
         exact = d.sample(s["samples"], np.random.default_rng([d.seed, 3]))
         add(_row(d, "exact", score(d, exact, reference, baseline)))
         for c in configs:
