@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from entropy_mcmc.benchmarks.peers import blackjax_available
+from entropy_mcmc.cli.common import nonneg_int, positive_int
 from entropy_mcmc.benchmarks.suite import _machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,11 +53,11 @@ def floor_ms(target, chains):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="german")
-    ap.add_argument("--chains", type=int, nargs="+", default=[64, 256, 1024, 4096, 16384])
-    ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--draws", type=int, default=300)
+    ap.add_argument("--chains", type=positive_int, nargs="+", default=[64, 256, 1024, 4096, 16384])
+    ap.add_argument("--warmup", type=nonneg_int, default=200)
+    ap.add_argument("--draws", type=positive_int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--blackjax-leapfrog-steps", type=int, default=10)
+    ap.add_argument("--blackjax-leapfrog-steps", type=positive_int, default=10)
     ap.add_argument("--no-blackjax", action="store_true")
     ap.add_argument("--out", default="results/chain_scaling")
     args = ap.parse_args()

@@ -24,6 +24,7 @@ from entropy_mcmc.benchmarks.unseen import make_density, score
 from entropy_mcmc.benchmarks.unseen_suite import SETTINGS, reference_and_baseline
 from entropy_mcmc.ebm_training.denoising import denoise_jump
 from entropy_mcmc.ebm_training.energy_target import EnergyTarget
+from entropy_mcmc.cli.common import positive_int, replicas
 from entropy_mcmc.ebm_training.trainer import load_model
 from entropy_mcmc.samplers import build_kernel, sample
 
@@ -31,15 +32,19 @@ from entropy_mcmc.samplers import build_kernel, sample
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", required=True, help="output folder of the unseen suite (full settings)")
-    ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--replicas", type=int, default=8)
+    ap.add_argument("--steps", type=positive_int, default=400)
+    ap.add_argument("--replicas", type=replicas, default=8)
     ap.add_argument("--kernel", default="mala")
     ap.add_argument("--sigma0", type=float, default=0.1, help="the jump's noise level (sample-ebm's default)")
     ap.add_argument("--out", default="results/mdsm_replica_exchange.json")
     args = ap.parse_args()
+    suite = Path(args.suite)
+    folders = sorted(p for p in suite.iterdir() if (p / "mdsm.pt").is_file()) if suite.is_dir() else []
+    if not folders:
+        ap.error(f"--suite {args.suite}: no density folder with an mdsm.pt (run the unseen suite with mdsm first)")
     torch.set_num_threads(1)
     rows = []
-    for folder in sorted(p for p in Path(args.suite).iterdir() if (p / "mdsm.pt").is_file()):
+    for folder in folders:
         kind, seed = folder.name.rsplit("-", 1)
         d = make_density(kind, int(seed))
         saved = np.load(folder / "mdsm.npz")

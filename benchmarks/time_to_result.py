@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from entropy_mcmc.cli.common import nonneg_int, positive_int
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -82,15 +84,16 @@ def run(name, cmd, env=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=positive_int, default=3)
     ap.add_argument("--target", default="german", help="BLR dataset: german, australian or heart")
-    ap.add_argument("--chains", type=int, default=256)
-    ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--chains", type=positive_int, default=256)
+    ap.add_argument("--warmup", type=nonneg_int, default=500)
+    ap.add_argument("--draws", type=positive_int, default=1000)
     ap.add_argument("--systems", default="ours-hmc,ours-chees,bj-hmc,bj-chees",
                     help="comma-separated, from ours-hmc, ours-chees, bj-hmc, bj-chees")
-    ap.add_argument("--leapfrog-steps", type=int, default=None, help="ours-hmc's leapfrog steps (default: its own)")
-    ap.add_argument("--blackjax-leapfrog-steps", type=int, default=10)
+    ap.add_argument("--leapfrog-steps", type=positive_int, default=None,
+                    help="ours-hmc's leapfrog steps (default: its own)")
+    ap.add_argument("--blackjax-leapfrog-steps", type=positive_int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pyro", action="store_true", help="also run Pyro NUTS (1 chain, 1000 + 2000; ~1-2 min)")
     ap.add_argument("--pyro-warmup", type=int, default=1000)
