@@ -43,3 +43,25 @@ def test_bad_suite_arguments_are_one_line_usage_errors(argv, message, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@needs_db
+def test_a_run_stopped_midway_keeps_the_posteriors_it_finished(tmp_path, monkeypatch):
+    pytest.importorskip("posteriordb")
+    from entropy_mcmc.benchmarks.posteriordb import suite
+
+    def fake_run(posterior, kernel, *args):
+        if posterior.name == "arma-arma11":
+            raise KeyboardInterrupt  # the user stops the run during the second posterior
+        scores = dict.fromkeys(set(suite.COLUMNS) - {"posterior", "chains"}, 0.0)
+        return {**scores, "sampler": kernel, "chains_eval": "plate", "passed": True}
+
+    monkeypatch.setattr(suite, "_run_ours", fake_run)
+    out = tmp_path / "bench"
+    with pytest.raises(KeyboardInterrupt):
+        suite.run_suite(DB, ["kidiq-kidscore_momhsiq", "arma-arma11"], kernels=["nuts"], pyro_nuts=False,
+                        mode="tiny", out_dir=str(out))
+    record = json.loads((out / "posteriordb.json").read_text())
+    assert [(r["posterior"], r["sampler"]) for r in record["rows"]] == [("kidiq-kidscore_momhsiq", "nuts")]
+    assert record["posteriors"] == ["kidiq-kidscore_momhsiq", "arma-arma11"]
+    assert "kidiq-kidscore_momhsiq" in (out / "posteriordb.csv").read_text()

@@ -103,7 +103,7 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
               out_dir: Optional[str] = None, chains: Optional[int] = None,
               mass: Optional[str] = None) -> List[Dict[str, object]]:
     """Run and score every (posterior, sampler) pair; print a table per posterior as it finishes, and write
-    `posteriordb.csv`, `posteriordb.md` and `posteriordb.json` to `out_dir` when given.
+    `posteriordb.csv`, `posteriordb.md` and `posteriordb.json` to `out_dir` when given, after each posterior.
 
     Parameters
     ----------
@@ -136,6 +136,19 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
         raise ValueError(f"no Pyro port of {unknown}; ported: {', '.join(sorted(PORTS))}")
     posteriors = [load_posterior(db_path, n) for n in names]  # every path and name checked before any run
     rows: List[Dict[str, object]] = []
+
+    def write():
+        """The tables so far, rewritten after each posterior: a long run shows its progress and keeps what it ran."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        df = pd.DataFrame(rows)[list(COLUMNS)]
+        df.to_csv(out / "posteriordb.csv", index=False)
+        (out / "posteriordb.md").write_text(df.to_markdown(index=False, floatfmt=".3g") + "\n")
+        record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "db": str(db_path), "mode": mode, "chains": n_chains, "warmup": warmup, "draws": draws,
+                  "seed": seed, "posteriors": [p.name for p in posteriors], "rows": rows}
+        (out / "posteriordb.json").write_text(json.dumps(record, indent=1))
+
     for posterior in posteriors:
         runs = [(k, "auto") for k in kernels]
         if posterior.name in sequential:
@@ -149,14 +162,6 @@ def run_suite(db_path, names: Optional[Sequence[str]] = None, kernels: Sequence[
                          **_run_pyro_nuts(posterior, n_chains, warmup, draws, seed)})
         print(pd.DataFrame([r for r in rows if r["posterior"] == posterior.name])[list(COLUMNS)].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        df = pd.DataFrame(rows)[list(COLUMNS)]
-        df.to_csv(out / "posteriordb.csv", index=False)
-        (out / "posteriordb.md").write_text(df.to_markdown(index=False, floatfmt=".3g") + "\n")
-        record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "db": str(db_path), "mode": mode, "chains": n_chains, "warmup": warmup, "draws": draws,
-                  "seed": seed, "rows": rows}
-        (out / "posteriordb.json").write_text(json.dumps(record, indent=1))
+        if out_dir is not None:
+            write()
     return rows
