@@ -102,3 +102,26 @@ def test_chain_scaling_counts_the_sampling_gradients_and_their_floor(tmp_path, m
         assert row["ms_per_gradient"] == pytest.approx(1e3 * row["sampling_s"] / 28)
         assert row["ratio_to_floor"] == pytest.approx(row["ms_per_gradient"] / row["floor_ms"])
         assert row["floor_ms"] > 0 and row["peak_rss_mb"] > 50 and "blackjax_wall_s" not in row
+
+
+def test_transition_overhead_takes_the_model_out_of_a_transition(tmp_path, monkeypatch):
+    """The overhead experiment end to end, small, with HEAD as the older revision: every call into the model counts
+    once (HMC's 4 leapfrog steps: 3 gradients and one energy with gradient; a nested call counted again would give
+    more), and the overhead is the transition's time less those calls."""
+    from pathlib import Path
+
+    db = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "posteriordb" / "posterior_database"
+    if not db.is_dir():
+        pytest.skip(f"no posterior database at {db} (shared data not present)")
+    pytest.importorskip("posteriordb")
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--experiment", "transition_overhead", "--out", "ov", "HEAD", "--db", str(db),
+                 "--posteriors", "kidiq-kidscore_momhsiq", "--repeats", "1", "--warmup", "5", "--draws", "10"]) == 0
+    record = json.loads((tmp_path / "ov" / "overhead.json").read_text())
+    for side in ("old", "new"):
+        (run,) = record["runs"]["kidiq-kidscore_momhsiq"][side]
+        assert run["gradients_per_transition"] == 4.0
+        assert run["ms_overhead"] == pytest.approx(run["ms_transition"] - 4 * run["ms_gradient"])
+        assert 0 < run["ms_gradient"] < run["ms_transition"]
+    (table,) = json.loads((tmp_path / "ov" / "result.json").read_text())["tables"]
+    assert [r["code"] for r in table["rows"]][1] == "working tree" and table["rows"][1]["overhead_old_over_new"] > 0
