@@ -43,7 +43,8 @@ def _score(posterior, samples: Dict[str, torch.Tensor], seconds: float, grads: O
     return {"passed": c["passed"], "max_mean_error": c["max_mean_error"], "worst_sd_ratio": c["worst_sd_ratio"],
             "min_ess": c["min_ess_bulk"], "max_rhat": c["max_rhat"], "ess_per_s": c["min_ess_bulk"] / seconds,
             "ess_per_grad": float("nan") if not grads else c["min_ess_bulk"] / grads,
-            "divergences": int(divergences), "seconds": seconds, "failed": " ".join(c["failed"][:6])}
+            "divergences": int(divergences), "seconds": seconds, "failed": " ".join(c["failed"][:6]),
+            "tested_on_quantiles": " ".join(c["heavy_tailed"])}
 
 
 def _cross_chain(kernel: str) -> bool:
