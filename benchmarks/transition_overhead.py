@@ -9,12 +9,11 @@ one revision first on its path, so both sides run the same algorithm with the sa
 transition (L; the count does not depend on the step size), and times every call into the model's target
 (`PyroTarget.energy`, `energy_and_grad`, `grad`) during the run. A transition's figures are those of a
 sampling-phase transition: the difference between a run of D and one of 3D draws (same warmup, same seed) over 2D,
-after a first small run that takes the one-off costs (imports, first traces), so the set-up (tracing the model,
-checking its vectorization) and the warmup drop out and what a draw costs
-afterwards (recording, the end-of-run diagnostics) stays in. Reported: milliseconds per transition, per call into
-the target, and the overhead of one transition outside the target (the leapfrog's arithmetic, the MH step,
-recording, the Python between). One torch thread. Prints min and median of each over the repeats and the ratio
-old/new of the overhead.
+after a first small run that takes the one-off costs (imports, first traces). So the set-up (tracing the model,
+checking its vectorization) and the warmup drop out, and what a draw costs afterwards (recording, the end-of-run
+diagnostics) stays in. Reported: milliseconds per transition, per call into the target, and the overhead of one
+transition outside the target (the leapfrog's arithmetic, the MH step, recording, the Python between). One torch
+thread. Prints min and median of each over the repeats and the ratio old/new of the overhead.
 """
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
                ("benchmarks/chain_scaling.py",), ("chain_scaling.json:rows",), quick=None),
     Experiment("transition_overhead", "per-transition overhead outside the model on small posteriordb models: an "
                "older revision's code against the working tree, whole processes, interleaved (needs REVISION and "
-               "--db PATH)", "5 min (3 posteriors x 3 repeats)", ("benchmarks/transition_overhead.py",),
+               "--db PATH)", "7 min (3 posteriors x 3 repeats, load 2)", ("benchmarks/transition_overhead.py",),
                ("overhead.json:rows",), quick=None, seed=None),
     Experiment("mass_matrix", "mass matrix (diag, dense, auto), HMC's leapfrog steps and the step-size targets of "
                "HMC and ChEES-HMC on German BLR: entropy-mcmc sample processes, min ESS per gradient and per second "
