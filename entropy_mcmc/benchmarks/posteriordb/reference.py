@@ -20,11 +20,12 @@ the Pareto k-hat of the tail of |x - median(x)| in the reference draws (`az.psis
 Vehtari et al. 2024, "Pareto smoothed importance sampling", sec. 3: the r-th moment is finite for k < 1/r)
 decides: the sd is tested only where k-hat < 0.25 and the mean only where k-hat < 0.5; a key with
 k-hat >= 0.25 is tested instead on its 5%, 25%, 50%, 75% and 95% quantiles, each within z combined MCSEs
-(`az.mcse(method="quantile")`), which exist whatever the tail. MCSEs are valid only
-for chains that mixed: stuck chains have a huge MCSE that would pass any mean, so a run passes only if
-also every key's bulk ESS is at least `min_ess` (100) and its rank-normalized R-hat at most `max_rhat`
-(1.05: chains that did not mix are far above it; Stan's 1.01 is for long runs, and correct chains of a short
-run cross it by chance: 1.012 for 4 x 500 draws of an AR(1) process).
+(`az.mcse(method="quantile")`), which exist whatever the tail.
+
+MCSEs are valid only for chains that mixed: stuck chains have a huge MCSE that would pass any mean, so a run
+passes only if also every key's bulk ESS is at least `min_ess` (100) and its rank-normalized R-hat at most
+`max_rhat` (1.05: chains that did not mix are far above it; Stan's 1.01 is for long runs, and correct chains of a
+short run cross it by chance: 1.012 for 4 x 500 draws of an AR(1) process).
 """
 from __future__ import annotations
 
