@@ -235,3 +235,26 @@ def test_a_new_mass_matrix_restarts_the_length_adaptation(adaptation, lo, hi):
         sample(kernel, init, 1, num_warmup=500, progress=False, seed=seed, warn=False)
         assert torch.allclose(kernel.base.inv_mass.sqrt(), sd, rtol=0.3)
         assert lo < kernel.base.trajectory_length / T_OPT < hi, kernel.base.trajectory_length
+
+
+class KeepLengthChEES(ChEESAdaptation):
+    """Deliberately broken: restarts Adam on a new mass matrix but keeps T, tuned in the old units."""
+
+    def _set_length(self, length):
+        if self.base.inv_mass is not self._inv_mass:
+            return
+        super()._set_length(length)
+
+
+@pytest.mark.parametrize("adaptation, lo, hi", [(ChEESAdaptation, 0.4, 1.3), (KeepLengthChEES, 10.0, math.inf)])
+def test_a_new_mass_matrix_restarts_the_length_at_the_whitened_scale(adaptation, lo, hi):
+    """sds 1000: before the first mass matrix T grows towards 2247 (capped at 1000 steps); whitened, the optimum is
+    T_OPT, ~2.2 steps. Kept, T would need ~240 of Adam's steps to come down, each transition running hundreds of
+    leapfrog steps meanwhile; restarted at 1, it is within the warmup's reach."""
+    target = Gaussian(torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64) * 1e6)
+    for seed in (0, 1):
+        kernel = build_kernel("chees-hmc", target, num_warmup=250)
+        kernel.kernel = adaptation(kernel.kernel.kernel)
+        init = target.sample(64, torch.Generator().manual_seed(seed), torch.float64)
+        sample(kernel, init, 1, num_warmup=250, progress=False, seed=seed, warn=False)
+        assert lo < kernel.base.trajectory_length / T_OPT < hi, kernel.base.trajectory_length

@@ -23,7 +23,8 @@ The step size (dual averaging) and the diagonal mass matrix (Stan's windows) are
 `StepSizeAdaptation` around this, as for the other kernels; its dual averaging reads the harmonic mean
 of the chains' acceptance probabilities (as TFP reduces them for ChEES), so the one step size shared by
 the ensemble is small enough for a chain started far in the tails to move. Each new mass matrix
-restarts Adam and the running average from the current T: the criterion's scale changes with it. The registry builds
+restarts Adam and the running average, from T = 1: the criterion's scale and T's units change with it, and in the
+whitened units a Gaussian's optimum is 2.2467. The registry builds
 it as `build_kernel("hmc", target, adapt_path_length="chees")` (`--kernel hmc --adapt-path-length chees`);
 `chees-hmc` is the same with BlackJAX's settings.
 """
@@ -180,7 +181,10 @@ class ChEESAdaptation(KernelWrapper):
     def _update(self, info: StepInfo) -> None:
         if self.base.inv_mass is not self._inv_mass:
             # a new mass matrix changes the criterion's scale and units: Adam's second moment, still scaled to the
-            # old gradients (1e4 times larger on a badly scaled posterior), would stall it for hundreds of steps
+            # old gradients (1e4 times larger on a badly scaled posterior), would stall it for hundreds of steps;
+            # and T, tuned in the old units, is as far off (Adam moves log T ~0.025 a step), so it starts at the
+            # whitened scale, 1 (a Gaussian's optimum is T = 2.2467 there)
+            self._set_length(1.0)
             self._restart()
         g = self.criterion_gradient(info)
         if g is None or not math.isfinite(g):
@@ -195,9 +199,13 @@ class ChEESAdaptation(KernelWrapper):
         self._log_t += max(-self.max_log_update, min(self.max_log_update, step))
         w = t ** -self.decay_rate
         self._log_t_avg = (1 - w) * self._log_t_avg + w * self._log_t
+        self._set_length(math.exp(self._log_t_avg))
+
+    def _set_length(self, length: float) -> None:
+        """T = `length`, clamped to [s, max_num_steps s] (s the mean step size)."""
         base = self.base
         s = float(torch.as_tensor(base.step_size).mean())
-        base.trajectory_length = min(max(math.exp(self._log_t_avg), s), base.max_num_steps * s)
+        base.trajectory_length = min(max(length, s), base.max_num_steps * s)
 
 
 __all__ = ["ChEESHMC", "ChEESAdaptation", "van_der_corput"]
