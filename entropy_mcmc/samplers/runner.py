@@ -18,6 +18,7 @@ import torch
 from ..diagnostics.summary import WORK_BYTES
 from .base import Seed, TransitionKernel, kernel_name, state_tensors
 from .compiled import Compilation
+from .stranded import StrandedCheck
 from .stream import BLOCK_BYTES, STAT_BYTES, FileVariables, NetCDFWriter, default_memory_budget, write_attrs
 
 # Names ArviZ and Pyro users expect in `sample_stats`.
@@ -25,7 +26,8 @@ _STAT_NAMES = {"acceptance_prob": "acceptance_rate", "accepted": "is_accepted"}
 
 
 class ConvergenceWarning(UserWarning):
-    """A run ended with divergences, R-hat above 1.01 or a bulk ESS below 100 per chain."""
+    """A run ended with divergences, R-hat above 1.01 or a bulk ESS below 100 per chain, or warmup moved stranded
+    chains (`stranded`)."""
 
 
 @dataclass
@@ -347,7 +349,7 @@ class _Recorder:
 def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, thin: int = 1,
            progress: bool = True, seed: Seed = None, collect_warmup: bool = False, var_name: str = "x",
            warn: bool = True, max_memory: Optional[float] = None, stream_to: Optional[str] = None,
-           compile: str = "auto") -> SampleResult:
+           compile: str = "auto", restart_stranded: bool = True) -> SampleResult:
     """Run `num_warmup` adaptation steps then `num_draws * thin` steps, recording every `thin`-th state
     (`num_draws=0`: warmup only; the result then holds no draws, and its `final_state` is where warmup ended).
 
@@ -367,6 +369,9 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         stream_to: the NetCDF file (ArviZ InferenceData) a run over `max_memory` streams to (`result.path`).
         compile: "auto", "on" or "off": run the kernel's transitions under `torch.compile` (`samplers.compiled`:
             HMC and MALA; "auto" where it repays its compile time), said in `result.attrs["compile"]`.
+        restart_stranded: partway through warmup, move chains stranded at potential energies far above the
+            others' to other chains' states, with a warning (`stranded`); the moves are in
+            `result.attrs["restarted_chains"]` ("chain->to" pairs).
     """
     for name, v, lo in (("num_draws", num_draws, 0), ("num_warmup", num_warmup, 0), ("thin", thin, 1)):
         if isinstance(v, bool) or int(v) != v or v < lo:
@@ -391,16 +396,20 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
         writer = NetCDFWriter(stream_to, chains)
     try:
         with Compilation(kernel, compile, num_warmup + num_draws * thin, first.device) as compiled:
+            stranded = StrandedCheck(num_warmup, restart_stranded)
             result = _run(kernel, state, first, num_draws, num_warmup, thin, progress, collect_warmup, var_name,
-                          writer, min(BLOCK_BYTES, budget / 4))
+                          writer, min(BLOCK_BYTES, budget / 4), stranded)
     finally:
         if writer is not None:
             writer.close()
     result.max_memory = budget
     result.attrs["compile"] = compiled.decision
+    result.attrs["restarted_chains"] = " ".join(f"{c}->{to}" for c, to in stranded.moved)
     if writer is not None:
         result.path = writer.path
         result.save_attrs()
+    if warn and stranded.moved:
+        warnings.warn(stranded.message(chains), ConvergenceWarning, stacklevel=2)
     if warn and num_draws > 0:
         for message in result.convergence_warnings():
             warnings.warn(message, ConvergenceWarning, stacklevel=2)
@@ -408,7 +417,7 @@ def sample(kernel: TransitionKernel, init, num_draws: int, num_warmup: int = 0, 
 
 
 def _run(kernel, state, first, num_draws, num_warmup, thin, progress, collect_warmup, var_name, writer,
-         block_bytes):
+         block_bytes, stranded):
     """`sample`'s warmup and sampling from `state`, recording into memory or through `writer`."""
     chains = first.shape[0]
     t0 = time.perf_counter()
@@ -423,6 +432,7 @@ def _run(kernel, state, first, num_draws, num_warmup, thin, progress, collect_wa
             warm.step(i, state, info)
         else:
             warm.grads += info.num_grad_evals
+        state = stranded.step(i, state)
         acc_warm.append(info.acceptance_prob.float().mean())
         if bar is not None and i % 20 == 0:
             bar.set_postfix(accept=f"{float(acc_warm[-1]):.2f}", refresh=False)
