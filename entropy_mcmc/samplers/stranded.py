@@ -9,7 +9,7 @@ by more than sqrt(2 d) (two standard deviations of U - min U on a d-dimensional 
 standard deviations of the others' energies (a funnel's chains spread over tens of nats); each is moved to the
 state of one of the others, the lowest-energy first, and the run warns which. A chain whose energy is coming down
 fast enough to reach the others' within another window (its mean over the window's first half minus its second
-half's at least the gap left) is left to arrive.
+half's at least the gap left) is left to arrive. A run split over processes checks each process's chains.
 
 Warmup draws are discarded, so this changes where chains start sampling, not the transition kernel. It assumes
 that a mode so far below the others holds negligible mass. Where separated modes of comparable mass have such an
