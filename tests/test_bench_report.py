@@ -124,4 +124,7 @@ def test_transition_overhead_takes_the_model_out_of_a_transition(tmp_path, monke
         assert run["ms_overhead"] == pytest.approx(run["ms_transition"] - 4 * run["ms_gradient"])
         assert 0 < run["ms_gradient"] < run["ms_transition"]
     (table,) = json.loads((tmp_path / "ov" / "result.json").read_text())["tables"]
-    assert [r["code"] for r in table["rows"]][1] == "working tree" and table["rows"][1]["overhead_old_over_new"] > 0
+    old, new = table["rows"]
+    assert new["code"] == "working tree" and old["overhead_old_over_new"] is None
+    # a ratio of timings, which at 10 draws on a loaded machine can take any sign: checked as arithmetic only
+    assert new["overhead_old_over_new"] == pytest.approx(old["ms_overhead_median"] / new["ms_overhead_median"])
