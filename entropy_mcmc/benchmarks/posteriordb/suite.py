@@ -6,8 +6,8 @@ the same command, its chains one after another in this process. Every run is sco
 posteriordb's reference draws by `reference.compare`: worst mean error in reference sds, worst sd
 ratio, min bulk ESS, max R-hat, and pass/fail (converged, and within Monte Carlo standard-error tolerances of
 the reference); beside them min ESS per second (warmup and sampling counted), min ESS per gradient of the sampling
-phase (`suite.sampling_gradients`: NUTS and ChEES count each chain's leapfrog steps), divergences, and how the
-chains were evaluated.
+phase (`suite.sampling_gradients`: NUTS and ChEES count each chain's leapfrog steps), divergences, the chains warmup
+moved from a stranded mode (`samplers.stranded`, "chain->to"), and how the chains were evaluated.
 `sequential=` names posteriors also run with `chain_method="sequential"`, which measures what the
 vectorized evaluation saves.
 """
@@ -34,7 +34,7 @@ SETTINGS = {"full": (4, 1000, 1000), "quick": (4, 300, 300), "tiny": (2, 30, 30)
 # examples use more); with 4 chains its warmup stalled on an HMM (min ESS 7 of 1200 draws)
 CHEES_CHAINS = 16
 COLUMNS = ("posterior", "sampler", "chains", "chains_eval", "passed", "max_mean_error", "worst_sd_ratio", "min_ess",
-           "max_rhat", "ess_per_s", "ess_per_grad", "divergences", "seconds", "failed")
+           "max_rhat", "ess_per_s", "ess_per_grad", "divergences", "restarted", "seconds", "failed")
 
 
 def _score(posterior, samples: Dict[str, torch.Tensor], seconds: float, grads: Optional[int],
@@ -72,7 +72,7 @@ def _run_ours(posterior, kernel: str, chains: int, warmup: int, draws: int, seed
     r = mcmc.result
     label = kernel if not mass else f"{kernel} ({r.attrs['mass_matrix_choice'].split(' ')[0] or mass} mass)"
     return {"sampler": label if chain_method == "auto" else f"{label} ({chain_method})",
-            "chains_eval": mcmc.target.method,
+            "chains_eval": mcmc.target.method, "restarted": r.attrs.get("restarted_chains", ""),
             **_score(posterior, samples, seconds, sampling_gradients(r), mcmc.num_divergences)}
 
 
@@ -95,7 +95,7 @@ def _run_pyro_nuts(posterior, chains: int, warmup: int, draws: int, seed: int) -
             divergences += sum(len(v) for v in mcmc.diagnostics().get("divergences", {}).values())
     seconds = time.perf_counter() - t0
     samples = {k: torch.stack([s[k] for s in per_chain]) for k in per_chain[0]}
-    return {"sampler": "pyro-nuts", "chains_eval": "one by one",
+    return {"sampler": "pyro-nuts", "chains_eval": "one by one", "restarted": "",
             **_score(posterior, samples, seconds, None, divergences)}
 
 
